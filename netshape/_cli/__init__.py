@@ -1,0 +1,1 @@
+"""Command implementations for :mod:`netshape.cli` (one module per command group)."""

@@ -1,0 +1,22 @@
+"""Lazy re-exports for packages whose members live in private modules."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+
+def lazy_exports(package: str, mapping: dict[str, str]) -> tuple[Callable, Callable, list[str]]:
+    """Return ``(__getattr__, __dir__, __all__)`` re-exporting ``name -> .module``."""
+
+    def __getattr__(name: str) -> Any:
+        if name in mapping:
+            mod = importlib.import_module(f"{package}.{mapping[name]}")
+            return getattr(mod, name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    def __dir__() -> list[str]:
+        return sorted(mapping)
+
+    return __getattr__, __dir__, sorted(mapping)

@@ -1,0 +1,203 @@
+"""The one input normaliser every public function calls.
+
+Orientation: a layer topology is a biadjacency ``A`` of shape ``(n_in, n_out)``
+— rows are the layer's input neurons, columns its outputs (``nn.Linear.weight``
+is ``(out, in)``, so a torch mask is ``A.T``).
+
+Every function that takes a topology accepts a scipy sparse array/matrix, a
+numpy array, a torch tensor (any device) or a CuPy array; **any nonzero entry
+is a link** (``strict=True`` rejects values other than 0/1 instead). Errors
+name the argument, the offending value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from ._backend import array_family, to_numpy
+
+__all__ = [
+    "as_biadjacency",
+    "as_data_matrix",
+    "canonical_csr",
+    "check_choice",
+    "check_density",
+    "check_positive_int",
+    "check_unit_interval",
+    "link_count",
+]
+
+
+def check_positive_int(value: Any, name: str) -> int:
+    """Return ``value`` as int if it is a positive integer, else raise.
+
+    >>> check_positive_int(3, "n_in")
+    3
+    >>> check_positive_int(2.5, "n_in")
+    Traceback (most recent call last):
+    ...
+    TypeError: n_in=2.5 must be a positive integer
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        if isinstance(value, (float, np.floating)) and float(value).is_integer() and value > 0:
+            # 4096.0 is a common slip from arithmetic; accept exact integers only
+            return int(value)
+        raise TypeError(f"{name}={value!r} must be a positive integer")
+    if int(value) <= 0:
+        raise ValueError(f"{name}={value!r} must be a positive integer (>= 1)")
+    return int(value)
+
+
+def _check_real(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}={value!r} must be a real number")
+    v = float(value)
+    if not math.isfinite(v):
+        raise ValueError(f"{name}={value!r} must be finite")
+    return v
+
+
+def check_unit_interval(value: Any, name: str) -> float:
+    """Check ``value`` lies in the closed interval [0, 1] (``r``, ``beta``, ...)."""
+    v = _check_real(value, name)
+    if not 0.0 <= v <= 1.0:
+        raise ValueError(f"{name}={value!r} is outside the allowed range [0, 1]")
+    return v
+
+
+def check_density(value: Any, name: str = "density", *, allow_one: bool = True) -> float:
+    """Check a density lies in (0, 1] (or (0, 1) when ``allow_one=False``)."""
+    v = _check_real(value, name)
+    hi_ok = v <= 1.0 if allow_one else v < 1.0
+    if not (v > 0.0 and hi_ok):
+        rng_txt = "(0, 1]" if allow_one else "(0, 1)"
+        raise ValueError(f"{name}={value!r} is outside the allowed range {rng_txt}")
+    return v
+
+
+def check_choice(value: Any, name: str, choices: Iterable[Any]) -> Any:
+    """Check ``value`` is one of ``choices``."""
+    choices = tuple(choices)
+    if value not in choices:
+        allowed = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{name}={value!r} is not allowed; choose one of {allowed}")
+    return value
+
+
+def link_count(density: float, n_in: int, n_out: int, *, name: str = "density") -> int:
+    """Exact number of links for a density: ``round(density * n_in * n_out)``.
+
+    Rounds half up (not to even) so the count is a plain function of the
+    product. A positive density that rounds to zero links raises rather than
+    silently producing an empty layer.
+
+    >>> link_count(0.05, 100, 100)
+    500
+    """
+    density = check_density(density, name)
+    total = int(n_in) * int(n_out)
+    m = int(math.floor(density * total + 0.5))
+    m = min(m, total)
+    if m == 0:
+        raise ValueError(
+            f"{name}={density!r} gives 0 links on a {n_in}x{n_out} layer; "
+            f"the smallest usable density is {0.5 / total:.3g}"
+        )
+    return m
+
+
+def canonical_csr(A: sp.spmatrix | sp.sparray) -> sp.csr_array:
+    """Boolean ``csr_array``: sorted indices, no duplicates, no explicit zeros."""
+    A = sp.csr_array(A)
+    A.sum_duplicates()
+    A.eliminate_zeros()
+    idx_dtype = np.int32 if max(A.nnz, *A.shape) < 2**31 else np.int64
+    out = sp.csr_array(
+        (np.ones(A.nnz, dtype=bool), A.indices.astype(idx_dtype), A.indptr.astype(idx_dtype)),
+        shape=A.shape,
+    )
+    out.has_sorted_indices = True
+    return out
+
+
+def _check_values(values: np.ndarray, name: str, strict: bool) -> None:
+    if values.dtype == bool:
+        return
+    if not (np.issubdtype(values.dtype, np.number)):
+        raise TypeError(f"{name} must hold numbers or booleans, got dtype {values.dtype}")
+    if np.issubdtype(values.dtype, np.complexfloating):
+        raise TypeError(f"{name} must be real, got dtype {values.dtype}")
+    if np.issubdtype(values.dtype, np.floating) and not np.all(np.isfinite(values)):
+        bad = values[~np.isfinite(values)][0]
+        raise ValueError(f"{name} contains a non-finite value ({bad}); only finite values allowed")
+    if strict and not np.all((values == 0) | (values == 1)):
+        bad = values[(values != 0) & (values != 1)][0]
+        raise ValueError(f"{name} must be binary (0/1); found the value {bad}")
+
+
+def as_biadjacency(A: Any, name: str = "A", *, strict: bool = False) -> sp.csr_array:
+    """Normalise any supported input to a canonical boolean ``csr_array`` on the host.
+
+    Parameters
+    ----------
+    A : scipy sparse array/matrix, numpy array, torch tensor or CuPy array
+        A 2-D biadjacency of shape ``(n_in, n_out)``; any nonzero is a link.
+    name : str
+        Argument name used in error messages.
+    strict : bool
+        If True, values other than 0 and 1 raise instead of counting as links.
+
+    Returns
+    -------
+    scipy.sparse.csr_array of bool
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> as_biadjacency(np.array([[0, 2.5], [1, 0]])).toarray()
+    array([[False,  True],
+           [ True, False]])
+    """
+    fam = array_family(A)
+    if fam == "other":
+        if isinstance(A, (list, tuple)):
+            A = np.asarray(A)
+        else:
+            raise TypeError(
+                f"{name} of type {type(A).__name__} is not a supported topology; pass a scipy "
+                "sparse array/matrix, a numpy array, a torch tensor or a CuPy array"
+            )
+    A = to_numpy(A)
+    if A.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (n_in, n_out); got {A.ndim}-D shape {A.shape}")
+    if A.shape[0] == 0 or A.shape[1] == 0:
+        raise ValueError(f"{name} has an empty dimension, shape {A.shape}; both sides need neurons")
+    if sp.issparse(A):
+        A = sp.csr_array(A)
+        _check_values(A.data, name, strict)
+        return canonical_csr(A)
+    A = np.asarray(A)
+    _check_values(A, name, strict)
+    return canonical_csr(sp.csr_array(A != 0))
+
+
+def as_data_matrix(X: Any, name: str = "X") -> np.ndarray:
+    """Calibration data ``(n_samples, n_features)`` as finite float64; NaN/inf raise."""
+    X = to_numpy(X)
+    if sp.issparse(X):
+        X = X.toarray()
+    X = np.asarray(X)
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (n_samples, n_features); got shape {X.shape}")
+    if not np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.complexfloating):
+        raise TypeError(f"{name} must hold real numbers, got dtype {X.dtype}")
+    X = X.astype(np.float64, copy=False)
+    if not np.all(np.isfinite(X)):
+        raise ValueError(f"{name} contains NaN or infinite values; clean the data first")
+    return X
