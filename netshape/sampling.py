@@ -1,0 +1,296 @@
+r"""Soft removal scores (paper Eq. 2) and link selection for regrowth/removal.
+
+Works on numpy arrays and on torch tensors (any device); torch is imported
+only when a tensor is passed. The samplers draw without replacement with
+*exponential keys* (Efraimidis–Spirakis / Gumbel top-k), so they have no
+limit on the number of categories (``torch.multinomial`` stops at 2**24).
+
+Orientation does not matter here: Eq. 2 is symmetric in rows and columns, and
+the selection functions work on flattened arrays.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import sys
+from typing import Any
+
+import numpy as np
+
+from ._random import (
+    as_rng,
+    uniform_sample_without_replacement,
+    weighted_sample_without_replacement,
+)
+
+__all__ = ["choose_links", "removal_scores", "sample_indices", "torch_generator"]
+
+
+def _is_torch(x: Any) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+def _check_alpha_delta(alpha: float, delta: float) -> tuple[float, float]:
+    for name, v in (("alpha", alpha), ("delta", delta)):
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
+            raise TypeError(f"{name}={v!r} must be a finite real number")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha={alpha!r} is outside the allowed range [0, 1]")
+    if not 0.0 < delta < 1.0:
+        raise ValueError(f"delta={delta!r} is outside the allowed range (0, 1)")
+    return float(alpha), float(delta)
+
+
+def removal_scores(W, *, alpha: float = 1.0, delta: float = 0.5):
+    r"""Importance of each existing link for soft removal (paper Eq. 2).
+
+    .. math::
+
+        S_{ij} = \left(\frac{|W_{ij}|/2}{\alpha + (1-\alpha)\sum_k |W_{ik}|}
+               + \frac{|W_{ij}|/2}{\alpha + (1-\alpha)\sum_k |W_{kj}|}\right)^{\delta/(1-\delta)}
+
+    ``alpha = 1`` gives the weight magnitude :math:`|W|`, ``alpha = 0`` half
+    the relative importance (Eq. 1); ``delta`` sets the softness (0.5:
+    exponent 1, 0.75: exponent 3). Higher scores are more likely kept. A zero
+    weight scores exactly 0 (also when its whole row and column are zero, where
+    Eq. 2 would read 0/0).
+
+    Parameters
+    ----------
+    W : numpy.ndarray or torch.Tensor, 2-D
+        Weights; entries off the mask must already be zero.
+    alpha : float in [0, 1]
+    delta : float in (0, 1)
+
+    Returns
+    -------
+    Same family, device and shape as ``W`` (float64 for numpy, ``W``'s float
+    dtype for torch).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> W = np.array([[1.0, -3.0], [0.0, 2.0]])
+    >>> removal_scores(W, alpha=1.0, delta=0.5)
+    array([[1., 3.],
+           [0., 2.]])
+    >>> removal_scores(W, alpha=0.0, delta=0.5).round(3)
+    array([[0.625, 0.675],
+           [0.   , 0.7  ]])
+    """
+    alpha, delta = _check_alpha_delta(alpha, delta)
+    expo = delta / (1.0 - delta)
+    if _is_torch(W):
+        import torch
+
+        if W.ndim != 2:
+            raise ValueError(f"W must be 2-D, got shape {tuple(W.shape)}")
+        a = W.detach().abs()
+        if not a.is_floating_point():
+            a = a.float()
+        row = alpha + (1.0 - alpha) * a.sum(dim=1, keepdim=True)
+        col = alpha + (1.0 - alpha) * a.sum(dim=0, keepdim=True)
+        # where a == 0 its sums may be 0 too; clamp the denominators, the numerator is 0
+        tiny = torch.finfo(a.dtype).tiny
+        s = 0.5 * a / row.clamp_min(tiny) + 0.5 * a / col.clamp_min(tiny)
+        return s if expo == 1.0 else s.pow(expo)
+    a = np.abs(np.asarray(W, dtype=np.float64))
+    if a.ndim != 2:
+        raise ValueError(f"W must be 2-D, got shape {a.shape}")
+    row = alpha + (1.0 - alpha) * a.sum(axis=1, keepdims=True)
+    col = alpha + (1.0 - alpha) * a.sum(axis=0, keepdims=True)
+    tiny = np.finfo(np.float64).tiny
+    s = 0.5 * a / np.maximum(row, tiny) + 0.5 * a / np.maximum(col, tiny)
+    return s if expo == 1.0 else s**expo
+
+
+def torch_generator(rng, device=None):
+    """A ``torch.Generator`` on ``device`` seeded from the numpy ``rng``.
+
+    A ``torch.Generator`` passed in is returned unchanged. Drawing the seed
+    advances ``rng``, so every randomness stays under the one ``rng=``.
+    """
+    import torch
+
+    if isinstance(rng, torch.Generator):
+        return rng
+    seed = int(as_rng(rng).integers(0, 2**63 - 1))
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    g = torch.Generator(device=dev)
+    g.manual_seed(seed)
+    return g
+
+
+def _check_k(k: Any) -> int:
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or int(k) < 0:
+        raise ValueError(f"k={k!r} must be a non-negative integer")
+    return int(k)
+
+
+def _check_temperature(temperature: Any) -> float:
+    t = temperature
+    if isinstance(t, bool) or not isinstance(t, numbers.Real) or not (math.isfinite(t) and t > 0):
+        raise ValueError(f"temperature={t!r} must be a positive finite number")
+    return float(t)
+
+
+def sample_indices(weights, k: int, *, temperature: float = 1.0, rng=None):
+    r"""Draw ``k`` distinct indices with probability :math:`\propto w^{1/T}`.
+
+    Successive sampling without replacement (the semantics of
+    ``torch.multinomial(..., replacement=False)``), by exponential keys in log
+    space: :math:`\mathrm{key}_i = \log E_i - \log(w_i)/T`, the ``k`` smallest
+    win. No limit on ``len(weights)``; zero weights are never drawn.
+
+    Parameters
+    ----------
+    weights : 1-D numpy array or torch tensor, finite, non-negative
+    k : int, at most the number of positive weights
+    temperature : float > 0
+        ``T = 1`` samples :math:`\propto w`; small ``T`` approaches top-k.
+    rng : numpy-style ``rng`` (see :func:`netshape._random.as_rng`) or a
+        ``torch.Generator`` for tensors.
+
+    Returns
+    -------
+    int64 indices in draw order: numpy array, or a torch tensor on the
+    weights' device.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> sorted(sample_indices(np.array([0.0, 2.0, 0.0, 1.0]), 2, rng=0).tolist())
+    [1, 3]
+    """
+    k = _check_k(k)
+    T = _check_temperature(temperature)
+    if _is_torch(weights):
+        import torch
+
+        w = weights.detach().reshape(-1)
+        if not w.is_floating_point():
+            w = w.double()
+        if w.numel() and (not bool(torch.isfinite(w).all()) or bool((w < 0).any())):
+            raise ValueError("weights must be finite and non-negative")
+        pos = torch.nonzero(w > 0).reshape(-1)
+        if k > pos.numel():
+            raise ValueError(
+                f"k={k} exceeds the number of positive weights ({pos.numel()})"
+            )
+        if k == 0:
+            return torch.empty(0, dtype=torch.long, device=w.device)
+        g = torch_generator(rng, w.device)
+        logw = torch.log(w[pos].double()) / T
+        e = torch.empty(pos.numel(), dtype=torch.float64, device=w.device)
+        e.exponential_(generator=g)
+        keys = torch.log(e) - logw
+        top = torch.topk(keys, k, largest=False, sorted=True).indices
+        return pos[top]
+    w = np.asarray(weights, dtype=np.float64).reshape(-1)
+    if w.size and (not np.all(np.isfinite(w)) or np.any(w < 0)):
+        raise ValueError("weights must be finite and non-negative")
+    if T == 1.0:
+        return weighted_sample_without_replacement(w, k, rng)
+    pos = np.flatnonzero(w > 0)
+    if k > pos.size:
+        raise ValueError(f"k={k} exceeds the number of positive weights ({pos.size})")
+    logw = np.log(w[pos]) / T
+    scaled = np.exp(logw - logw.max()) if pos.size else logw
+    if np.count_nonzero(scaled) >= k:
+        return pos[weighted_sample_without_replacement(scaled, k, rng)]
+    # w^(1/T) underflows for tiny T: same distribution, keys kept in log space
+    keys = np.log(as_rng(rng).standard_exponential(pos.size)) - logw
+    part = np.argpartition(keys, k - 1)[:k] if k < pos.size else np.arange(pos.size)
+    return pos[part[np.argsort(keys[part], kind="stable")]].astype(np.int64)
+
+
+def choose_links(scores, k: int, *, allowed, soft: bool = False, temperature: float = 1.0,
+                 rng=None):
+    """Pick ``k`` distinct positions among ``allowed``, guided by ``scores``.
+
+    The one selection rule of removal ("which links to keep") and regrowth
+    ("which missing links to add"):
+
+    1. candidates are the ``allowed`` positions; those with a positive score
+       are preferred;
+    2. hard mode takes the ``k`` highest positive scores, soft mode samples
+       ``k`` of them :math:`\\propto` score^(1/T) without replacement;
+    3. when fewer than ``k`` candidates score above zero, all of them are
+       taken and the remainder (the *shortfall*) is drawn uniformly among the
+       other allowed positions, so exactly ``k`` positions always come back.
+
+    Parameters
+    ----------
+    scores : numpy array or torch tensor (any shape), finite, >= 0 where allowed
+    k : int, at most ``allowed.sum()``
+    allowed : bool array/tensor of the same shape
+    soft : bool
+    temperature : float > 0 (soft mode only)
+    rng : numpy-style rng, or a ``torch.Generator`` for tensors
+
+    Returns
+    -------
+    (indices, shortfall) : flat int64 indices (numpy or torch on the scores'
+        device) and the number of positions filled uniformly.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> s = np.array([[0.0, 5.0], [1.0, 0.0]])
+    >>> allowed = np.array([[True, True], [True, False]])
+    >>> idx, short = choose_links(s, 3, allowed=allowed, rng=0)
+    >>> sorted(idx.tolist()), short
+    ([0, 1, 2], 1)
+    """
+    k = _check_k(k)
+    _check_temperature(temperature)
+    if _is_torch(scores):
+        import torch
+
+        s = scores.detach().reshape(-1)
+        ok = allowed.reshape(-1).to(device=s.device, dtype=torch.bool)
+        if ok.numel() != s.numel():
+            raise ValueError("allowed must have the same number of entries as scores")
+        s = torch.where(ok, s, torch.zeros((), dtype=s.dtype, device=s.device))
+        if bool(torch.isnan(s).any()) or bool((s < 0).any()):
+            raise ValueError("scores must be non-negative and not NaN on allowed positions")
+        n_allowed = int(ok.sum())
+        if k > n_allowed:
+            raise ValueError(f"k={k} exceeds the number of allowed positions ({n_allowed})")
+        g = torch_generator(rng, s.device)
+        pos = torch.nonzero(s > 0).reshape(-1)
+        if pos.numel() >= k:
+            if soft:
+                return sample_indices(s, k, temperature=temperature, rng=g), 0
+            top = torch.topk(s[pos], k, largest=True, sorted=False).indices
+            return pos[top], 0
+        rest = torch.nonzero(ok & ~(s > 0)).reshape(-1)
+        need = k - pos.numel()
+        keys = torch.rand(rest.numel(), generator=g, device=s.device)
+        fill = rest[torch.topk(keys, need, largest=False, sorted=False).indices]
+        return torch.cat([pos, fill]), need
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    ok = np.asarray(allowed, dtype=bool).reshape(-1)
+    if ok.size != s.size:
+        raise ValueError("allowed must have the same number of entries as scores")
+    s = np.where(ok, s, 0.0)
+    if np.isnan(s).any() or (s < 0).any():
+        raise ValueError("scores must be non-negative and not NaN on allowed positions")
+    n_allowed = int(ok.sum())
+    if k > n_allowed:
+        raise ValueError(f"k={k} exceeds the number of allowed positions ({n_allowed})")
+    gen = as_rng(rng)
+    pos = np.flatnonzero(s > 0)
+    if pos.size >= k:
+        if soft:
+            return sample_indices(s, k, temperature=temperature, rng=gen), 0
+        if k == pos.size:
+            return pos.astype(np.int64), 0
+        part = np.argpartition(-s[pos], k - 1)[:k]
+        return pos[part].astype(np.int64), 0
+    rest = np.flatnonzero(ok & ~(s > 0))
+    need = k - pos.size
+    fill = rest[uniform_sample_without_replacement(rest.size, need, gen)]
+    return np.concatenate([pos, fill]).astype(np.int64), int(need)

@@ -1,0 +1,43 @@
+"""PyTorch adapter: dynamic sparse training (SET, RigL, MEST, GMP, GraNet, CHT, CHTs, CHTss).
+
+>>> from netshape.torch import sparsify, PRESETS
+>>> sorted(PRESETS)
+['cht', 'chts', 'chtss', 'dense', 'gmp', 'granet', 'mest', 'rigl', 'set']
+
+Orientation: a mask is shaped like the weight, ``(out, in)`` for
+``nn.Linear``: the transpose of netshape's ``(n_in, n_out)`` biadjacency.
+"""
+
+from .engine import STAT_KEYS, DynamicSparseTrainer, sparsify
+from .groups import Slot, find_slots, percolation_pairs
+from .masking import (
+    Mask,
+    apply_mask,
+    get_mask,
+    get_original,
+    is_masked,
+    remove_masks,
+    reset_optimizer_state,
+)
+from .methods import COMPONENTS, METHODS, PRESETS, preset_table, resolve_method
+
+__all__ = [
+    "COMPONENTS",
+    "METHODS",
+    "PRESETS",
+    "STAT_KEYS",
+    "DynamicSparseTrainer",
+    "Mask",
+    "Slot",
+    "apply_mask",
+    "find_slots",
+    "get_mask",
+    "get_original",
+    "is_masked",
+    "percolation_pairs",
+    "preset_table",
+    "remove_masks",
+    "reset_optimizer_state",
+    "resolve_method",
+    "sparsify",
+]

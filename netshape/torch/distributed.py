@@ -1,0 +1,67 @@
+"""``torch.distributed`` helpers: every rank ends each topology update with identical masks.
+
+The engine computes new masks on rank 0 only and broadcasts them (the
+rank-0 computation is the single source of truth, so no determinism across
+ranks is assumed). Dense gradients used by gradient-based regrowth/removal
+are averaged over ranks first, so rank 0 sees the global-batch gradient.
+Nothing here does anything when torch.distributed is not initialised or the
+world has one process.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+
+__all__ = ["all_reduce_mean", "broadcast_bool", "broadcast_ints", "is_distributed", "rank"]
+
+
+def is_distributed() -> bool:
+    """True inside an initialised process group with more than one process."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def rank() -> int:
+    """This process's rank (0 outside a process group)."""
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def _comm_device(t: torch.Tensor) -> torch.device:
+    # NCCL only moves CUDA tensors; gloo moves CPU ones
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def broadcast_bool(masks: list[torch.Tensor], src: int = 0) -> None:
+    """Broadcast bool tensors from ``src`` in place (packed as uint8 in one message)."""
+    if not is_distributed() or not masks:
+        return
+    dev = _comm_device(masks[0])
+    flat = torch.cat([m.reshape(-1).to(device=dev, dtype=torch.uint8) for m in masks])
+    dist.broadcast(flat, src=src)
+    off = 0
+    for m in masks:
+        n = m.numel()
+        m.copy_(flat[off:off + n].view(m.shape).to(device=m.device, dtype=torch.bool))
+        off += n
+
+
+def broadcast_ints(values: list[int], src: int = 0) -> list[int]:
+    """Broadcast a list of Python ints from ``src``; every rank returns ``src``'s list."""
+    if not is_distributed() or not values:
+        return list(values)
+    t = torch.tensor(values, dtype=torch.int64)
+    t = t.to(_comm_device(t))
+    dist.broadcast(t, src=src)
+    return [int(v) for v in t.cpu().tolist()]
+
+
+def all_reduce_mean(t: torch.Tensor) -> torch.Tensor:
+    """Average ``t`` over ranks (returns ``t`` itself outside a process group)."""
+    if not is_distributed():
+        return t
+    dev = _comm_device(t)
+    buf = t.to(dev).clone()
+    dist.all_reduce(buf, op=dist.ReduceOp.SUM)
+    return (buf / dist.get_world_size()).to(t.device)

@@ -1,0 +1,492 @@
+"""The dynamic-sparse-training engine: :func:`sparsify` and :class:`DynamicSparseTrainer`.
+
+Each topology update, per sparsified layer (slot): prune to the scheduled
+density (decaying schedules) -> remove a fraction ``zeta`` -> percolation
+over all slots -> regrowth to exactly the scheduled link count -> new
+weights set (zero or historical) -> masks and optimizer state updated.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import schedules
+from .._random import as_rng
+from .._validation import check_density, check_positive_int, link_count
+from ..sampling import choose_links, torch_generator
+from . import distributed as ddp
+from .components import initial_mask, keep_scores, regrowth_scores
+from .groups import Slot, find_slots, percolation_pairs
+from .masking import Mask, apply_mask, get_original, is_masked, reset_optimizer_state
+
+__all__ = ["DynamicSparseTrainer", "STAT_KEYS", "sparsify"]
+
+#: keys of every per-layer dict in :meth:`DynamicSparseTrainer.stats`
+STAT_KEYS = ("density", "links", "target_links", "removed", "regrown", "overlap", "itop", "anp",
+             "shortfall", "seconds", "updates")
+
+
+class _Layer:
+    """Engine state of one slot."""
+
+    def __init__(self, slot: Slot, pm: Mask, param: nn.Parameter) -> None:
+        self.slot, self.pm, self.param = slot, pm, param
+        r = slot.rows
+        self.rows = r if r is not None else slice(None)
+        self.itop = self.mask.clone()
+        self.hist: torch.Tensor | None = None
+        self.stats = {k: 0 for k in STAT_KEYS}
+        self.stats["seconds"] = 0.0
+
+    @property
+    def mask(self) -> torch.Tensor:
+        return self.pm.mask[self.rows]
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.param.data[self.rows]
+
+    def grad(self) -> torch.Tensor | None:
+        g = self.pm.dense_grad
+        if g is None:
+            g = self.param.grad
+        return None if g is None else g[self.rows]
+
+
+class DynamicSparseTrainer:
+    """Runs dynamic sparse training on a model; build it with :func:`sparsify`.
+
+    Attributes
+    ----------
+    config : dict
+        The resolved method components (see :data:`netshape.torch.PRESETS`).
+    step_count, update_count : int
+        ``dst.step()`` calls so far, topology updates so far.
+    """
+
+    def __init__(self, model, optimizer, cfg, *, density, total_steps, update_every, rng,
+                 slots, snapshot_dir=None, snapshot_every=None, pairs=None):
+        self.model, self.optimizer, self.config = model, optimizer, cfg
+        self.density, self.total_steps, self.update_every = density, total_steps, update_every
+        self._rng = as_rng(rng)
+        self.snapshot_dir, self.snapshot_every = snapshot_dir, snapshot_every
+        self.step_count = 0
+        self.update_count = 0
+        self._layers: OrderedDict[str, _Layer] = OrderedDict()
+        self._pairs = pairs
+        self._slots = slots
+
+    # ------------------------------------------------------------------ schedules
+    def density_at(self, step: int) -> float:
+        """Scheduled density at ``step`` (the value the update at ``step`` reaches)."""
+        c, T = self.config, self.total_steps
+        if c["schedule"] == "constant":
+            return self.density
+        kw = dict(start=c["decay_start"] * T, end=c["decay_end"] * T,
+                  s_init=c["initial_density"], s_final=self.density)
+        if c["schedule"] == "sigmoid":
+            return schedules.sigmoid_density(step, k=c["k"], half_length=c["half_length"], **kw)
+        if c["schedule"] == "cubic":
+            return schedules.cubic_density(step, **kw)
+        return schedules.mest_density(step, **kw)
+
+    def zeta_at(self, step: int) -> float:
+        c = self.config
+        if c["zeta_schedule"] == "cosine":
+            return schedules.cosine_zeta(step, start=0, end=c["update_until"] * self.total_steps,
+                                         zeta=c["zeta"])
+        return c["zeta"]
+
+    def delta_at(self, step: int) -> float:
+        d0, d1 = self.config["delta"]
+        return schedules.linear_ramp(step, start=0, end=self.config["delta_end"] * self.total_steps,
+                                     v_init=d0, v_final=d1)
+
+    def _is_update(self, step: int) -> bool:
+        if not self._layers or step <= 0 or step >= self.total_steps:
+            return False
+        if step % self.update_every:
+            return False
+        return step <= self.config["update_until"] * self.total_steps
+
+    def _needs_grad(self) -> bool:
+        c = self.config
+        return (c["regrowth"].startswith("gradient") or "magnitude_gradient" in
+                (c["removal"], c["prune"] if c["schedule"] != "constant" else ""))
+
+    def _arm_capture(self) -> None:
+        on = self._needs_grad() and self._is_update(self.step_count + 1)
+        for lay in self._layers.values():
+            lay.pm.capture = on
+            lay.pm.dense_grad = None
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def masks(self) -> OrderedDict[str, torch.Tensor]:
+        """Layer name -> bool mask shaped like the weight ``(out, in)`` (= ``A.T``)."""
+        return OrderedDict((n, lay.mask) for n, lay in self._layers.items())
+
+    def stats(self) -> dict[str, dict[str, Any]]:
+        """Per layer: density, links, target_links, removed, regrown (last update),
+        overlap (|removed ∩ regrown| / |regrown|), itop (union of masks / size),
+        anp (fraction of the layer's neurons with a link), shortfall (regrown
+        links filled uniformly for lack of positive scores), seconds (total in
+        topology updates), updates."""
+        out = {}
+        for n, lay in self._layers.items():
+            m = lay.mask
+            s = dict(lay.stats)
+            s["links"] = int(m.sum())
+            s["density"] = s["links"] / m.numel()
+            s["itop"] = int(lay.itop.sum()) / m.numel()
+            active = int(m.any(dim=0).sum()) + int(m.any(dim=1).sum())
+            s["anp"] = active / (m.shape[0] + m.shape[1])
+            out[n] = s
+        return out
+
+    @torch.no_grad()
+    def step(self) -> bool:
+        """Call after ``optimizer.step()``; returns True when the topology changed."""
+        self.step_count += 1
+        for lay in self._layers.values():
+            lay.weight.mul_(lay.mask.to(lay.weight.dtype))
+        changed = False
+        if self._is_update(self.step_count):
+            changed = self._update()
+        self._arm_capture()
+        return changed
+
+    # ------------------------------------------------------------------ the update
+    def _update(self) -> bool:
+        t0 = time.perf_counter()
+        c, step = self.config, self.step_count
+        target_density = self.density_at(step)
+        old = {n: lay.mask.clone() for n, lay in self._layers.items()}
+        pruned = {n: m.clone() for n, m in old.items()}
+        new = {n: m.clone() for n, m in old.items()}
+        shortfall = [0] * len(self._layers)
+        timing = [0.0] * len(self._layers)
+        if ddp.is_distributed() and self._needs_grad():
+            for lay in self._layers.values():
+                if lay.pm.dense_grad is not None:
+                    lay.pm.dense_grad = ddp.all_reduce_mean(lay.pm.dense_grad)
+        if ddp.rank() == 0:
+            zeta, delta = self.zeta_at(step), self.delta_at(step)
+            gens = {n: torch_generator(self._rng, lay.mask.device)
+                    for n, lay in self._layers.items()}
+            for i, (n, lay) in enumerate(self._layers.items()):
+                ts = time.perf_counter()
+                pruned[n] = self._remove(lay, old[n], target_density, zeta, delta, gens[n])
+                timing[i] += time.perf_counter() - ts
+            if c["percolation"] and len(self._layers):
+                self._percolate(pruned)
+            for i, (n, lay) in enumerate(self._layers.items()):
+                ts = time.perf_counter()
+                new[n], shortfall[i] = self._regrow(lay, pruned[n], target_density, gens[n])
+                timing[i] += time.perf_counter() - ts
+        masks = [pruned[n] for n in self._layers] + [new[n] for n in self._layers]
+        ddp.broadcast_bool(masks)
+        shortfall = ddp.broadcast_ints(shortfall)
+        changed = False
+        for i, (n, lay) in enumerate(self._layers.items()):
+            changed |= self._apply(lay, old[n], pruned[n], new[n])
+            lay.stats["shortfall"] = shortfall[i]
+            lay.stats["seconds"] += timing[i]
+            lay.stats["updates"] += 1
+        self.update_count += 1
+        if self.snapshot_dir is not None and self.update_count % self.snapshot_every == 0:
+            self.save_snapshot()
+        rest = time.perf_counter() - t0 - sum(timing)
+        for lay in self._layers.values():  # share apply/percolation time evenly
+            lay.stats["seconds"] += rest / len(self._layers)
+        return changed
+
+    def _target(self, lay: _Layer, density: float) -> int:
+        s = lay.slot
+        return link_count(density, s.n_in, s.n_out, name=f"density of {s.name}")
+
+    def _remove(self, lay, old, density, zeta, delta, gen) -> torch.Tensor:
+        c = self.config
+        cur, target = int(old.sum()), self._target(lay, density)
+        mask = old
+        if cur > target:  # gradual schedules: hard prune to the new density first
+            s, _ = keep_scores(c["prune"], lay.weight * mask, lay.grad(), alpha=0.0, delta=0.5)
+            mask = self._keep(mask, s, target, False, gen)
+        base = int(mask.sum())
+        n_remove = int(math.floor(zeta * min(base, target)))
+        if c["removal"] == "none" or n_remove == 0:
+            return mask
+        s, soft = keep_scores(c["removal"], lay.weight * mask, lay.grad(), alpha=c["alpha"],
+                              delta=delta)
+        return self._keep(mask, s, base - n_remove, soft, gen)
+
+    @staticmethod
+    def _keep(mask, scores, k, soft, gen) -> torch.Tensor:
+        idx, _ = choose_links(scores, k, allowed=mask, soft=soft, rng=gen)
+        out = torch.zeros_like(mask)
+        out.view(-1)[idx] = True
+        return out
+
+    def _percolate(self, pruned: dict[str, torch.Tensor]) -> None:
+        from ..percolation import percolate
+
+        pairs = self._pairs if self._pairs is not None else percolation_pairs(self._slots)
+        layers = OrderedDict((n, m.T.cpu().numpy()) for n, m in pruned.items())
+        result, _ = percolate(layers, pairs=pairs)
+        for n, m in pruned.items():
+            keep = torch.from_numpy(np.asarray(result[n].toarray(), dtype=bool).T)
+            m &= keep.to(m.device)
+
+    def _regrow(self, lay, pruned, density, gen) -> tuple[torch.Tensor, int]:
+        c = self.config
+        need = self._target(lay, density) - int(pruned.sum())
+        if need <= 0 or c["regrowth"] == "none":
+            return pruned, 0
+        missing = ~pruned
+        scores = regrowth_scores(c["regrowth"], pruned, lay.grad(), lay.weight.dtype)
+        if scores is None:  # SET: uniform among the missing links
+            scores = torch.zeros(pruned.shape, dtype=torch.float32, device=pruned.device)
+            idx, _ = choose_links(scores, need, allowed=missing, rng=gen)
+            short = 0
+        else:
+            idx, short = choose_links(scores, need, allowed=missing,
+                                      soft=c["regrowth"].endswith("_soft"),
+                                      temperature=c["T"], rng=gen)
+        out = pruned.clone()
+        out.view(-1)[idx] = True
+        return out, int(short)
+
+    def _apply(self, lay: _Layer, old, pruned, new) -> bool:
+        removed, regrown = old & ~pruned, new & ~pruned
+        W = lay.weight
+        if self.config["new_weights"] == "historical":
+            if lay.hist is None:
+                lay.hist = torch.zeros_like(W)
+            lay.hist[removed] = W[removed]
+        lay.mask.copy_(new)
+        W.mul_(new.to(W.dtype))
+        if lay.hist is not None:
+            W[regrown] = lay.hist[regrown]
+        where = torch.zeros_like(lay.pm.mask)
+        where[lay.rows] = removed | regrown
+        reset_optimizer_state(self.optimizer, lay.param, where)
+        lay.itop |= new
+        n_reg = int(regrown.sum())
+        lay.stats["removed"] = int(removed.sum())
+        lay.stats["regrown"] = n_reg
+        lay.stats["overlap"] = int((removed & regrown).sum()) / n_reg if n_reg else 0.0
+        lay.stats["target_links"] = int(new.sum())
+        return bool((old != new).any())
+
+    # ------------------------------------------------------------------ persistence
+    def state_dict(self) -> dict[str, Any]:
+        """Masks, step, update count, RNG state, ITOP union, historical weights, stats."""
+        return {
+            "method": self.config["method"], "density": self.density,
+            "total_steps": self.total_steps, "update_every": self.update_every,
+            "step": self.step_count, "updates": self.update_count,
+            "rng": self._rng.bit_generator.state,
+            "masks": {n: lay.mask.clone() for n, lay in self._layers.items()},
+            "itop": {n: lay.itop.clone() for n, lay in self._layers.items()},
+            "hist": {n: lay.hist.clone() for n, lay in self._layers.items()
+                     if lay.hist is not None},
+            "stats": {n: dict(lay.stats) for n, lay in self._layers.items()},
+        }
+
+    @torch.no_grad()
+    def load_state_dict(self, sd: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` (after ``model.load_state_dict``); checks it matches."""
+        for key in ("method", "total_steps", "update_every"):
+            if sd.get(key) != getattr(self, key, self.config.get(key)):
+                mine = getattr(self, key, self.config.get(key))
+                raise ValueError(f"state_dict {key}={sd.get(key)!r} does not match this "
+                                 f"trainer's {key}={mine!r}")
+        if set(sd["masks"]) != set(self._layers):
+            raise ValueError(f"state_dict layers {sorted(sd['masks'])} do not match "
+                             f"{sorted(self._layers)}")
+        self.step_count, self.update_count = int(sd["step"]), int(sd["updates"])
+        self._rng.bit_generator.state = sd["rng"]
+        for n, lay in self._layers.items():
+            lay.mask.copy_(sd["masks"][n])
+            lay.weight.mul_(lay.mask.to(lay.weight.dtype))
+            lay.itop.copy_(sd["itop"][n])
+            h = sd["hist"].get(n)
+            lay.hist = None if h is None else h.clone().to(lay.weight.device)
+            lay.stats = dict(sd["stats"][n])
+        self._arm_capture()
+
+    def save(self, path) -> None:
+        """Write :meth:`state_dict` to ``path`` atomically (``torch.save``, temp + rename)."""
+        from .._atomic import atomic_path
+
+        with atomic_path(path) as tmp:
+            torch.save(self.state_dict(), tmp)
+
+    def load(self, path) -> None:
+        """Read a file written by :meth:`save` (``weights_only=True``) and restore it."""
+        self.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+
+    def save_snapshot(self) -> str:
+        """Write the current topologies to ``snapshot_dir/update_NNNNNN.npz`` (A = mask.T)."""
+        import os
+
+        import scipy.sparse as sp
+
+        from ..io import save_topology
+
+        os.makedirs(self.snapshot_dir, exist_ok=True)
+        path = os.path.join(self.snapshot_dir, f"update_{self.update_count:06d}.npz")
+        mapping = OrderedDict((n, sp.csr_array(lay.mask.T.cpu().numpy()))
+                              for n, lay in self._layers.items())
+        if ddp.rank() == 0:
+            save_topology(path, mapping)
+        return path
+
+
+def _calibration_inputs(model, slots, calibration) -> dict[str, torch.Tensor]:
+    """Input activations of each slot's module on the calibration batch (for CSTI)."""
+    seen: dict[int, torch.Tensor] = {}
+    hooks = []
+    for key, mod in {id(s.module): s.module for s in slots}.items():
+        def hook(m, args, kwargs, _id=key):
+            x = args[0] if args else next(iter(kwargs.values()))
+            seen.setdefault(_id, x.detach())
+        hooks.append(mod.register_forward_pre_hook(hook, with_kwargs=True))
+    try:
+        with torch.no_grad():
+            if isinstance(calibration, dict):
+                model(**calibration)
+            elif isinstance(calibration, (tuple, list)):
+                model(*calibration)
+            else:
+                model(calibration)
+    finally:
+        for h in hooks:
+            h.remove()
+    return {s.name: seen[id(s.module)] for s in slots if id(s.module) in seen}
+
+
+def sparsify(model: nn.Module, optimizer: torch.optim.Optimizer, method: str = "chts",
+             density: float = 0.01, total_steps: int = 1, update_every: int = 100, rng=None,
+             include=None, exclude=None, calibration=None, snapshot_dir=None,
+             snapshot_every=None, pairs=None, **overrides) -> DynamicSparseTrainer:
+    """Make ``model`` sparse in place and return the engine that evolves its topology.
+
+    Call ``dst.step()`` right after every ``optimizer.step()``. Weights are
+    masked with :mod:`torch.nn.utils.parametrize` (``W = original * mask``;
+    a Linear mask is ``(out, in)`` = ``A.T`` of netshape's ``(n_in, n_out)``
+    biadjacency), so masks travel in ``model.state_dict()``.
+
+    Parameters
+    ----------
+    model : nn.Module
+    optimizer : torch.optim.Optimizer
+        Must already hold the weights of every sparsified layer.
+    method : str
+        A preset of :data:`netshape.torch.PRESETS`: ``set``, ``rigl``, ``mest``,
+        ``gmp``, ``granet``, ``cht``, ``chts``, ``chtss`` or ``dense`` (no-op).
+    density : float in (0, 1)
+        Target (final) fraction of links kept in each sparsified layer.
+    total_steps : int
+        Training steps (``dst.step()`` calls) planned; schedules are fractions of it.
+    update_every : int
+        Topology update every this many steps.
+    rng : seed (see :func:`netshape._random.as_rng`); all randomness comes from it.
+    include, exclude : str or list of str, optional
+        :mod:`fnmatch` patterns on layer names (see :mod:`netshape.torch.groups`).
+    calibration : tensor, tuple or dict, optional
+        A batch passed to ``model`` to collect layer inputs (needed by ``init='csti'``).
+    snapshot_dir, snapshot_every : optional
+        Write ``snapshot_dir/update_NNNNNN.npz`` every ``snapshot_every`` updates.
+    pairs : list, optional
+        Percolation relations for :func:`netshape.percolate`; default from layer names.
+    **overrides
+        Any component option of the preset (``init``, ``r``, ``removal``, ``alpha``,
+        ``delta``, ``zeta``, ``regrowth``, ``T``, ``schedule``, ``initial_density``, ...).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from netshape.torch import sparsify
+    >>> model = torch.nn.Sequential(torch.nn.Linear(20, 30), torch.nn.ReLU(),
+    ...                             torch.nn.Linear(30, 30), torch.nn.ReLU(),
+    ...                             torch.nn.Linear(30, 3))
+    >>> opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    >>> dst = sparsify(model, opt, method="set", density=0.2, total_steps=20,
+    ...                update_every=5, rng=0)
+    >>> list(dst.masks), int(dst.masks["0"].sum())
+    (['0', '2'], 120)
+    >>> for _ in range(20):
+    ...     opt.zero_grad(); model(torch.randn(8, 20)).pow(2).mean().backward(); opt.step()
+    ...     _ = dst.step()
+    >>> dst.stats()["2"]["links"], dst.stats()["2"]["updates"]
+    (180, 3)
+    """
+    from .methods import resolve_method
+
+    cfg = resolve_method(method, overrides)
+    total_steps = check_positive_int(total_steps, "total_steps")
+    update_every = check_positive_int(update_every, "update_every")
+    if snapshot_dir is not None:
+        snapshot_every = check_positive_int(snapshot_every or 1, "snapshot_every")
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError("optimizer must be a torch.optim.Optimizer, got "
+                        f"{type(optimizer).__name__}")
+    if cfg["method"] == "dense":
+        return DynamicSparseTrainer(model, optimizer, cfg, density=1.0, total_steps=total_steps,
+                                    update_every=update_every, rng=rng, slots=[])
+    density = check_density(density, "density", allow_one=False)
+    if cfg["regrowth"] == "none" and (cfg["removal"] != "none" or cfg["percolation"]):
+        raise ValueError("regrowth='none' needs removal='none' and percolation=False, "
+                         "otherwise layers would fall below their scheduled link count")
+    slots = find_slots(model, include, exclude)
+    owned = {id(p) for g in optimizer.param_groups for p in g["params"]}
+    for s in slots:
+        if is_masked(s.module, s.param):
+            raise ValueError(f"layer {s.name!r} is already sparsified")
+        if id(getattr(s.module, s.param)) not in owned:
+            raise ValueError(f"optimizer does not hold the weight of layer {s.name!r} "
+                             f"({s.param}); create the optimizer from model.parameters() "
+                             "before calling sparsify()")
+    if pairs is not None:
+        from ..percolation import percolate  # noqa: F401 - fail early if unavailable
+    dst = DynamicSparseTrainer(model, optimizer, cfg, density=density, total_steps=total_steps,
+                               update_every=update_every, rng=rng, slots=slots,
+                               snapshot_dir=snapshot_dir, snapshot_every=snapshot_every,
+                               pairs=pairs)
+    d0 = dst.density_at(0)
+    for s in slots:  # check every scheduled count before touching the model
+        for d in (d0, density):
+            link_count(d, s.n_in, s.n_out, name=f"density of {s.name}")
+    if cfg["init"] == "csti" and d0 < 1.0:
+        if calibration is None:
+            raise ValueError("init='csti' needs calibration= (a batch of model inputs)")
+        calib = _calibration_inputs(model, slots, calibration)
+    else:
+        calib = {}
+    seeds = dst._rng.integers(0, 2**63 - 1, size=len(slots))
+    by_param: dict[tuple[int, str], list[tuple[Slot, torch.Tensor]]] = {}
+    for s, seed in zip(slots, seeds, strict=True):
+        w = getattr(s.module, s.param)
+        m = initial_mask(cfg, s.n_in, s.n_out, d0, int(seed), calib.get(s.name), w.device)
+        by_param.setdefault((id(s.module), s.param), []).append((s, m))
+    for entries in by_param.values():
+        s0 = entries[0][0]
+        full = torch.zeros_like(getattr(s0.module, s0.param), dtype=torch.bool)
+        for s, m in entries:
+            full[s.rows if s.rows is not None else slice(None)] = m
+        pm = apply_mask(s0.module, full, s0.param)
+        for s, _ in entries:
+            dst._layers[s.name] = _Layer(s, pm, get_original(s.module, s.param))
+    dst._layers = OrderedDict((s.name, dst._layers[s.name]) for s in slots)
+    for lay in dst._layers.values():
+        lay.stats["target_links"] = int(lay.mask.sum())
+    dst._arm_capture()
+    return dst

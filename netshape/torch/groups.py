@@ -1,0 +1,143 @@
+"""Which weights are sparsified, and how their neurons are coupled for percolation.
+
+A *slot* is one sparse topology: an ``nn.Linear`` weight, or one of the
+q/k/v row blocks of ``nn.MultiheadAttention``'s packed ``in_proj_weight``
+(each an ``(E, E)`` block with its own mask rows, density and link
+prediction; named ``<attn>.q``, ``<attn>.k``, ``<attn>.v``).
+
+Default selection: every ``nn.Linear`` and attention projection except the
+last ``nn.Linear`` of the model (the classifier / generator head);
+embeddings are never ``nn.Linear``. ``include`` / ``exclude`` take
+:mod:`fnmatch` patterns (a string or a list) on slot names.
+
+Percolation pairs (for :func:`netshape.percolate`): q/k and gate/up are
+*coupled* (an output channel lives only while both keep it); v -> o,
+up -> down, gate -> down and ``linear1`` -> ``linear2`` are *chains*; other
+consecutive sparsified ``nn.Linear`` siblings whose shapes chain (an MLP)
+are chained automatically. Pass ``pairs=`` to ``sparsify`` to replace this.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from torch import nn
+
+__all__ = ["COUPLE_PATTERNS", "CHAIN_PATTERNS", "Slot", "find_slots", "percolation_pairs"]
+
+#: sibling suffixes whose output channels live and die together
+COUPLE_PATTERNS: list[tuple[str, str]] = [("q", "k"), ("q_proj", "k_proj"),
+                                          ("gate_proj", "up_proj"), ("w1", "w3")]
+#: sibling suffixes where the first's outputs are the second's inputs
+CHAIN_PATTERNS: list[tuple[str, str]] = [
+    ("v", "out_proj"), ("v_proj", "o_proj"), ("up_proj", "down_proj"), ("gate_proj", "down_proj"),
+    ("linear1", "linear2"), ("w1", "w2"), ("w3", "w2"), ("fc1", "fc2"),
+]
+
+
+@dataclass
+class Slot:
+    """One sparsified topology: ``module.<param>[rows]`` of shape ``(n_out, n_in)``."""
+
+    name: str
+    module: nn.Module
+    param: str
+    rows: slice | None
+    n_in: int
+    n_out: int
+
+    @property
+    def parent(self) -> str:
+        return self.name.rsplit(".", 1)[0] if "." in self.name else ""
+
+    @property
+    def leaf(self) -> str:
+        return self.name.rsplit(".", 1)[-1]
+
+
+def _all_slots(model: nn.Module) -> tuple[list[Slot], str | None]:
+    slots: list[Slot] = []
+    last_linear = None
+    for mname, mod in model.named_modules():
+        if isinstance(mod, nn.MultiheadAttention):
+            E = mod.embed_dim
+            if mod._qkv_same_embed_dim:
+                for i, tag in enumerate("qkv"):
+                    slots.append(Slot(f"{mname}.{tag}", mod, "in_proj_weight",
+                                      slice(i * E, (i + 1) * E), E, E))
+            else:
+                for tag in "qkv":
+                    w = getattr(mod, f"{tag}_proj_weight")
+                    slots.append(Slot(f"{mname}.{tag}", mod, f"{tag}_proj_weight", None,
+                                      int(w.shape[1]), int(w.shape[0])))
+        elif isinstance(mod, nn.Linear):
+            slots.append(Slot(mname, mod, "weight", None, mod.in_features, mod.out_features))
+            last_linear = mname
+    return slots, last_linear
+
+
+def _patterns(p, name: str) -> list[str]:
+    if p is None:
+        return []
+    if isinstance(p, str):
+        return [p]
+    if isinstance(p, Sequence) and all(isinstance(x, str) for x in p):
+        return list(p)
+    raise TypeError(f"{name}={p!r} must be None, a pattern string or a list of pattern strings")
+
+
+def find_slots(model: nn.Module, include=None, exclude=None) -> list[Slot]:
+    """Slots to sparsify, in registration order (see the module docstring).
+
+    Raises ValueError when a pattern matches nothing or nothing is left.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    slots, last = _all_slots(model)
+    inc, exc = _patterns(include, "include"), _patterns(exclude, "exclude")
+    names = [s.name for s in slots]
+    for pat, what in [(p, "include") for p in inc] + [(p, "exclude") for p in exc]:
+        if not fnmatch.filter(names, pat):
+            raise ValueError(f"{what} pattern {pat!r} matches no layer; layers: {names}")
+    if inc:
+        chosen = [s for s in slots if any(fnmatch.fnmatchcase(s.name, p) for p in inc)]
+    else:
+        chosen = [s for s in slots if s.name != last]
+    chosen = [s for s in chosen if not any(fnmatch.fnmatchcase(s.name, p) for p in exc)]
+    if not chosen:
+        raise ValueError(
+            f"no layer left to sparsify (layers: {names}; the last Linear {last!r} is the "
+            "head and is excluded unless include= names it)"
+        )
+    return chosen
+
+
+def percolation_pairs(slots: list[Slot]) -> list[tuple]:
+    """Couple / chain relations between slots, for :func:`netshape.percolate`."""
+    by_name = {s.name: s for s in slots}
+    pairs: list[tuple] = []
+    grouped: set[str] = set()
+
+    def sibling(s: Slot, leaf: str) -> Slot | None:
+        return by_name.get(f"{s.parent}.{leaf}" if s.parent else leaf)
+
+    for s in slots:
+        for a, b in COUPLE_PATTERNS:
+            t = sibling(s, b) if s.leaf == a else None
+            if t is not None and t.n_out == s.n_out:
+                pairs.append(("couple", s.name, t.name))
+                grouped.update((s.name, t.name))
+        for a, b in CHAIN_PATTERNS:
+            t = sibling(s, b) if s.leaf == a else None
+            if t is not None and s.n_out == t.n_in:
+                pairs.append(("chain", s.name, t.name))
+                grouped.update((s.name, t.name))
+    # plain MLPs: consecutive Linear siblings whose shapes chain
+    free = [s for s in slots if s.name not in grouped and s.param == "weight"
+            and isinstance(s.module, nn.Linear)]
+    for a, b in zip(free, free[1:], strict=False):
+        if a.parent == b.parent and a.n_out == b.n_in:
+            pairs.append(("chain", a.name, b.name))
+    return pairs

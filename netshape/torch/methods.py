@@ -1,0 +1,194 @@
+"""Dynamic-sparse-training components and the method presets (paper Appendix G).
+
+A *method* is a dict of component choices; :data:`PRESETS` holds the
+documented ones and :func:`resolve_method` merges a user's overrides into a
+preset, validating every key and value (errors come at ``sparsify()`` time,
+before any training step).
+
+Components
+----------
+init
+    Initial topology: ``er``, ``bsw`` (``beta``), ``brf`` (``r``, ``degrees``),
+    ``bsf`` (``gamma``), ``csti`` (needs ``calibration``), ``dense``.
+removal
+    Which existing links go each update: ``magnitude``, ``ri`` (relative
+    importance, Eq. 1), their soft versions ``magnitude_soft`` / ``ri_soft``,
+    ``soft`` (Eq. 2 with the ``alpha`` option), ``magnitude_gradient``
+    (MEST: :math:`|W| + 0.01|\\nabla W|`), or ``none``. Soft removal samples the
+    links to *keep* :math:`\\propto` Eq. 2 scores, without replacement, with
+    ``delta`` rising linearly from ``delta[0]`` to ``delta[1]`` by
+    ``delta_end`` of training.
+zeta, zeta_schedule
+    Fraction of links removed (and regrown) per update; ``constant`` or
+    RigL's ``cosine`` decay to 0 at ``update_until``.
+regrowth
+    ``random`` (SET), ``gradient`` (RigL/GraNet: |dense gradient| of missing
+    links, captured only on update steps), or a link predictor of
+    :func:`netshape.linkpred.predict` (``ch2_l3n``, ``ch3_l3p``, ``ch2_l3p``,
+    ``l3_paths``, ``ra_l3``); add ``_soft`` to sample :math:`\\propto`
+    score^(1/T) instead of taking the top-k; ``none`` for no regrowth.
+schedule
+    Density over training: ``constant``, ``sigmoid`` (CHTss, ``k``,
+    ``half_length``), ``cubic`` (GMP/GraNet), ``mest`` (two-stage); the
+    decaying ones go from ``initial_density`` at ``decay_start`` to
+    ``density`` at ``decay_end`` (fractions of ``total_steps``), pruning with
+    ``prune`` (``magnitude``, ``ri`` or ``magnitude_gradient``) before removal.
+new_weights
+    ``zero`` or ``historical`` (Appendix J: a regrown link restarts at the
+    value it had when it was last removed, 0 if never).
+percolation
+    ``True`` to remove inactive neurons after removal (chains and coupled
+    groups from :mod:`netshape.torch.groups`).
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+from .._validation import check_choice, check_unit_interval
+
+__all__ = ["COMPONENTS", "METHODS", "PRESETS", "preset_table", "resolve_method"]
+
+_LINKPRED = ("ch2_l3n", "ch3_l3p", "ch2_l3p", "l3_paths", "ra_l3")
+_REGROWTH = ("random", "gradient", *_LINKPRED)
+
+#: allowed values of each categorical component
+COMPONENTS: dict[str, tuple] = {
+    "init": ("er", "bsw", "brf", "bsf", "csti", "dense"),
+    "removal": ("magnitude", "ri", "magnitude_soft", "ri_soft", "soft",
+                "magnitude_gradient", "none"),
+    "prune": ("magnitude", "ri", "magnitude_gradient"),
+    "regrowth": (*_REGROWTH, *(f"{r}_soft" for r in _REGROWTH), "none"),
+    "schedule": ("constant", "sigmoid", "cubic", "mest"),
+    "zeta_schedule": ("constant", "cosine"),
+    "new_weights": ("zero", "historical"),
+    "degrees": ("fixed", "uniform"),
+}
+
+_DEFAULTS: dict[str, Any] = {
+    "init": "er", "r": 0.0, "degrees": "fixed", "beta": 0.25, "gamma": 2.76,
+    "removal": "magnitude", "alpha": 1.0, "delta": (0.5, 0.75), "delta_end": 0.75,
+    "zeta": 0.3, "zeta_schedule": "constant",
+    "regrowth": "random", "T": 1.0,
+    "schedule": "constant", "initial_density": 0.5, "decay_start": 0.0, "decay_end": 0.75,
+    "k": 6.0, "half_length": False, "prune": "magnitude",
+    "new_weights": "zero", "percolation": False, "update_until": 1.0,
+}
+
+#: documented presets (Appendix G); every key can be overridden in ``sparsify(**overrides)``
+PRESETS: dict[str, dict[str, Any]] = {
+    "dense": {"description": "no-op: every weight trained, no mask"},
+    "set": {"description": "SET: magnitude removal, random regrowth, constant density",
+            "init": "er", "removal": "magnitude", "regrowth": "random"},
+    "rigl": {"description": "RigL: magnitude removal, gradient regrowth, cosine zeta",
+             "init": "er", "removal": "magnitude", "regrowth": "gradient",
+             "zeta_schedule": "cosine", "update_until": 0.75},
+    "mest": {"description": "MEST EM&S: |W|+0.01|grad| removal, random regrowth, two-stage density",
+             "init": "er", "removal": "magnitude_gradient", "regrowth": "random",
+             "schedule": "mest", "prune": "magnitude_gradient"},
+    "gmp": {"description": "GMP: cubic magnitude pruning, no regrowth, historical weights",
+            "init": "er", "removal": "none", "regrowth": "none", "zeta": 0.0,
+            "schedule": "cubic", "prune": "magnitude", "new_weights": "historical"},
+    "granet": {"description": "GraNet: cubic magnitude pruning, magnitude removal, "
+                              "gradient regrowth",
+               "init": "er", "removal": "magnitude", "regrowth": "gradient",
+               "schedule": "cubic", "prune": "magnitude"},
+    "cht": {"description": "CHT: BSW init, magnitude removal, CH3-L3p top-k regrowth, percolation",
+            "init": "bsw", "removal": "magnitude", "regrowth": "ch3_l3p", "percolation": True},
+    "chts": {"description": "CHTs: BRF init, Eq. 2 soft removal, soft CH2-L3n regrowth, "
+                            "historical weights, percolation",
+             "init": "brf", "removal": "soft", "alpha": 1.0, "regrowth": "ch2_l3n_soft",
+             "new_weights": "historical", "percolation": True},
+    "chtss": {"description": "CHTss: CHTs with sigmoid density decay, pruning by "
+                             "relative importance",
+              "init": "brf", "removal": "soft", "alpha": 1.0, "regrowth": "ch2_l3n_soft",
+              "new_weights": "historical", "percolation": True,
+              "schedule": "sigmoid", "prune": "ri"},
+}
+
+METHODS = tuple(PRESETS)
+
+
+def _real(v: Any, name: str, lo: float, hi: float, *, lo_open=False, hi_open=False) -> float:
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise TypeError(f"{name}={v!r} must be a real number")
+    x = float(v)
+    ok = (x > lo if lo_open else x >= lo) and (x < hi if hi_open else x <= hi)
+    if not ok:
+        lb, rb = "(" if lo_open else "[", ")" if hi_open else "]"
+        raise ValueError(f"{name}={v!r} is outside the allowed range {lb}{lo}, {hi}{rb}")
+    return x
+
+
+def resolve_method(method: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``overrides`` into preset ``method`` and validate every component.
+
+    >>> cfg = resolve_method("chts", {"regrowth": "ch3_l3p", "T": 0.5})
+    >>> cfg["regrowth"], cfg["T"], cfg["removal"]
+    ('ch3_l3p', 0.5, 'soft')
+    >>> resolve_method("chts", {"removel": "ri"})
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown option 'removel' for method 'chts'; allowed: ...
+    """
+    if not isinstance(method, str):
+        raise TypeError(f"method={method!r} must be a string; choose one of {', '.join(METHODS)}")
+    check_choice(method.lower(), "method", METHODS)
+    method = method.lower()
+    cfg = dict(_DEFAULTS)
+    cfg.update({k: v for k, v in PRESETS[method].items() if k != "description"})
+    for key, val in overrides.items():
+        if key not in _DEFAULTS:
+            raise ValueError(
+                f"unknown option {key!r} for method {method!r}; allowed: "
+                + ", ".join(sorted(_DEFAULTS))
+            )
+        cfg[key] = val
+    for key, choices in COMPONENTS.items():
+        check_choice(cfg[key], key, choices)
+    cfg["r"] = check_unit_interval(cfg["r"], "r")
+    cfg["beta"] = check_unit_interval(cfg["beta"], "beta")
+    cfg["alpha"] = check_unit_interval(cfg["alpha"], "alpha")
+    cfg["gamma"] = _real(cfg["gamma"], "gamma", 0.0, float("inf"), lo_open=True, hi_open=True)
+    cfg["zeta"] = _real(cfg["zeta"], "zeta", 0.0, 1.0, hi_open=True)
+    cfg["T"] = _real(cfg["T"], "T", 0.0, float("inf"), lo_open=True, hi_open=True)
+    cfg["k"] = _real(cfg["k"], "k", 0.0, float("inf"), lo_open=True, hi_open=True)
+    cfg["initial_density"] = _real(cfg["initial_density"], "initial_density", 0.0, 1.0,
+                                   lo_open=True)
+    for key in ("decay_start", "decay_end", "delta_end", "update_until"):
+        cfg[key] = _real(cfg[key], key, 0.0, 1.0)
+    if cfg["decay_end"] < cfg["decay_start"]:
+        raise ValueError(
+            f"decay_end={cfg['decay_end']!r} must be >= decay_start={cfg['decay_start']!r}"
+        )
+    d = cfg["delta"]
+    d = (d, d) if isinstance(d, numbers.Real) and not isinstance(d, bool) else tuple(d)
+    if len(d) != 2:
+        raise ValueError(f"delta={cfg['delta']!r} must be a number or a (start, end) pair")
+    cfg["delta"] = tuple(_real(x, "delta", 0.0, 1.0, lo_open=True, hi_open=True) for x in d)
+    cfg["half_length"] = bool(cfg["half_length"])
+    cfg["percolation"] = bool(cfg["percolation"])
+    cfg["method"] = method
+    return cfg
+
+
+def preset_table() -> str:
+    """The presets as a markdown table (used in ``docs/training-loop.md``).
+
+    >>> print(preset_table().splitlines()[0])
+    | method | init | removal | regrowth | schedule | zeta | new weights | percolation |
+    """
+    head = "| method | init | removal | regrowth | schedule | zeta | new weights | percolation |"
+    rows = [head, "|" + "---|" * 8]
+    for name in METHODS:
+        if name == "dense":
+            rows.append("| dense | dense | - | - | - | - | - | - |")
+            continue
+        c = resolve_method(name, {})
+        removal = c["removal"] + (f" (alpha={c['alpha']:g})" if c["removal"] == "soft" else "")
+        sched = c["schedule"] + ("" if c["schedule"] == "constant" else f", prune={c['prune']}")
+        zeta = f"{c['zeta']:g} {c['zeta_schedule']}"
+        rows.append(f"| {name} | {c['init']} | {removal} | {c['regrowth']} | {sched} | {zeta} "
+                    f"| {c['new_weights']} | {'yes' if c['percolation'] else 'no'} |")
+    return "\n".join(rows)
