@@ -6,15 +6,22 @@ columns: outputs; a ``torch.nn.Linear`` mask is ``A.T``).
 
 from ._exploration import ITOPTracker, itop, overlap_rate
 from ._neurons import DegreeStats, NeuronGroup, SideStats, active_neurons, anp, degree_stats
+from ._paths import CAPResult, cap, hub_alignment
+from ._powerlaw import PowerLawFit, fit_power_law
 
 __all__ = [
+    "CAPResult",
     "DegreeStats",
     "ITOPTracker",
     "NeuronGroup",
+    "PowerLawFit",
     "SideStats",
     "active_neurons",
     "anp",
+    "cap",
     "degree_stats",
+    "fit_power_law",
+    "hub_alignment",
     "itop",
     "overlap_rate",
 ]
