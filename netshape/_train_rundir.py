@@ -1,0 +1,138 @@
+"""The run directory that ``netshape train`` writes, and how it is read back.
+
+Layout of ``RUN_DIR`` (every file written atomically: temp file + rename)::
+
+    config.json      the full TrainConfig, enough to rebuild the run
+    metrics.csv      one row per finished epoch (see METRIC_COLUMNS)
+    checkpoint.pt    model / optimizer / DST state after the last finished epoch,
+                     plain tensors and dicts, readable by torch.load(weights_only=True)
+    snapshots/       topology snapshots update_NNNNNN.npz written by the adapter
+    summary.json     final (or latest) figures; "finished": true once training ends
+
+``netshape analyze RUN_DIR`` reads ``checkpoint.pt`` and ``snapshots/``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from ._atomic import atomic_path, atomic_write_text
+
+__all__ = [
+    "CHECKPOINT",
+    "CONFIG",
+    "METRICS",
+    "METRIC_COLUMNS",
+    "SNAPSHOTS",
+    "SUMMARY",
+    "load_checkpoint",
+    "read_json",
+    "read_metrics",
+    "save_checkpoint",
+    "write_json",
+    "write_metrics",
+]
+
+CONFIG = "config.json"
+METRICS = "metrics.csv"
+CHECKPOINT = "checkpoint.pt"
+SNAPSHOTS = "snapshots"
+SUMMARY = "summary.json"
+
+#: columns of metrics.csv, one row per finished epoch
+METRIC_COLUMNS = (
+    "epoch", "step", "lr", "train_loss", "train_acc", "test_loss", "test_acc",
+    "density", "itop", "anp", "topology_updates", "topology_seconds", "epoch_seconds",
+)
+
+
+def _clean(value: Any) -> Any:
+    """JSON has no NaN/inf: write them as null rather than invalid JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def write_json(path: str | os.PathLike, data: dict) -> None:
+    atomic_write_text(path, json.dumps(_clean(data), indent=2, sort_keys=False) + "\n")
+
+
+def read_json(path: str | os.PathLike) -> dict:
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{str(p)!r} not found: is this a netshape run directory?") \
+            from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{str(p)!r} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"{str(p)!r} does not hold a JSON object")
+    return data
+
+
+def write_metrics(path: str | os.PathLike, rows: list[dict]) -> None:
+    """Rewrite the whole CSV (small: one row per epoch) so it is never half written."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _fmt(row.get(k)) for k in METRIC_COLUMNS})
+    atomic_write_text(path, buf.getvalue())
+
+
+def _fmt(v: Any) -> Any:
+    if isinstance(v, float):
+        return "" if not math.isfinite(v) else f"{v:.6g}"
+    return "" if v is None else v
+
+
+def read_metrics(path: str | os.PathLike) -> list[dict]:
+    p = Path(path)
+    if not p.is_file():
+        return []
+    out = []
+    with open(p, newline="") as fh:
+        for row in csv.DictReader(fh):
+            parsed = {}
+            for k in METRIC_COLUMNS:
+                v = row.get(k, "")
+                parsed[k] = (None if v in ("", None)
+                             else int(v) if k in ("epoch", "step", "topology_updates")
+                             else float(v))
+            out.append(parsed)
+    return out
+
+
+def save_checkpoint(path: str | os.PathLike, payload: dict) -> None:
+    """``torch.save`` through a temp file + rename: Ctrl-C never leaves half a checkpoint."""
+    import torch
+
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Read a checkpoint with ``torch.load(weights_only=True)`` (no arbitrary pickles)."""
+    import torch
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{str(p)!r} not found: the run has no finished epoch to resume")
+    try:
+        data = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - corrupt/truncated/unsafe files all end here
+        raise ValueError(f"cannot read checkpoint {str(p)!r}: {exc}") from exc
+    if not isinstance(data, dict) or "model" not in data:
+        raise ValueError(f"{str(p)!r} is not a netshape training checkpoint")
+    return data

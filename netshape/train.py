@@ -1,0 +1,421 @@
+"""The ``netshape train`` runner: an MLP trained dense (``fc``) or with a DST preset.
+
+Defaults follow the paper's Table 4 (3 hidden layers of 1568, batch 32, SGD
+with momentum 0.9 and weight decay 5e-4, learning rate falling linearly from
+0.025 to 2.5e-4, one topology update per epoch, final layer dense). The
+embedded ``digits`` data gets small defaults (:data:`DATASET_DEFAULTS`).
+
+Every sparsified layer is an ``nn.Linear``; its weight is ``(out, in)`` so its
+mask is the transpose of netshape's biadjacency ``A`` of shape ``(n_in, n_out)``.
+
+A run writes a run directory (see :mod:`netshape._train_rundir`): config,
+per-epoch metrics, a checkpoint after every epoch (atomically, so Ctrl-C
+leaves the last complete one) that :func:`resume` continues bit-identically,
+topology snapshots and a summary.
+
+Examples
+--------
+>>> import tempfile
+>>> from netshape.train import TrainConfig, train
+>>> cfg = TrainConfig(dataset="digits", method="fc", epochs=1, hidden=(16,),
+...                   steps_per_epoch=5)
+>>> s = train(cfg, tempfile.mkdtemp(), progress=False)
+>>> s["finished"], s["epochs_done"], 0.0 <= s["test_acc"] <= 1.0
+(True, 1, True)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.nn import functional as F
+
+from . import _train_rundir as rd
+from ._train_model import anp_of_chain, build_mlp, epoch_order, evaluate, linear_lr
+from ._train_table import comparison_rows, format_text, write_comparison
+from ._validation import check_choice, check_density, check_positive_int
+from .datasets import DATASETS
+from .datasets import load as load_dataset
+
+__all__ = ["DATASET_DEFAULTS", "METHODS", "TrainConfig", "compare", "resolve", "resume", "train"]
+
+#: ``fc`` (no sparsification) and the adapter's presets
+METHODS = ("fc", "set", "rigl", "mest", "gmp", "granet", "cht", "chts", "chtss", "dense")
+
+#: per-dataset defaults for the fields left as None in :class:`TrainConfig`
+DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
+    # 64 inputs, 1438 training images: small layers, 90 % sparsity, 40 short epochs
+    "digits": {"hidden": (256, 256, 256), "density": 0.1, "epochs": 40},
+    "fashion-mnist": {"hidden": (1568, 1568, 1568), "density": 0.01, "epochs": 100},
+    "mnist": {"hidden": (1568, 1568, 1568), "density": 0.01, "epochs": 100},
+    "emnist": {"hidden": (1568, 1568, 1568), "density": 0.01, "epochs": 100},
+    "cifar10": {"hidden": (3072, 3072, 3072), "density": 0.01, "epochs": 100},
+}
+
+#: calibration rows handed to the adapter (CSTI initialisation correlates inputs)
+_CALIBRATION_ROWS = 1024
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything that defines a run; ``None`` fields take the dataset's defaults.
+
+    ``density`` is the fraction of links kept in every sparsified layer (all
+    hidden ``nn.Linear`` layers; the classifier stays dense). ``zeta`` and
+    ``overrides`` are passed to :func:`netshape.torch.sparsify` when set;
+    otherwise the preset's own values apply. ``steps_per_epoch`` caps the
+    batches of an epoch (quick tests); ``snapshot_every`` counts topology
+    updates between snapshots (default: about ten per run).
+    """
+
+    dataset: str = "digits"
+    method: str = "chts"
+    density: float | None = None
+    epochs: int | None = None
+    hidden: tuple[int, ...] | None = None
+    batch_size: int = 32
+    lr: float = 0.025
+    lr_end: float = 2.5e-4
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    zeta: float | None = None
+    rng: int = 0
+    data_dir: str | None = None
+    steps_per_epoch: int | None = None
+    snapshot_every: int | None = None
+    overrides: dict = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["hidden"] = list(d["hidden"]) if d["hidden"] is not None else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"config has unknown keys {unknown}; allowed: {sorted(known)}")
+        d = dict(d)
+        if d.get("hidden") is not None:
+            d["hidden"] = tuple(d["hidden"])
+        return cls(**d)
+
+
+def _positive_real(v, name: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+        raise ValueError(f"{name}={v!r} must be a positive finite number")
+    return float(v)
+
+
+def resolve(config: TrainConfig) -> TrainConfig:
+    """Fill dataset defaults and validate every field (before any data is read)."""
+    check_choice(config.dataset, "dataset", DATASETS)
+    check_choice(config.method, "method", METHODS)
+    defaults = DATASET_DEFAULTS[config.dataset]
+    c = dataclasses.replace(config, overrides=dict(config.overrides or {}))
+    for key in ("hidden", "density", "epochs"):
+        if getattr(c, key) is None:
+            setattr(c, key, defaults[key])
+    c.hidden = tuple(check_positive_int(h, "hidden") for h in c.hidden)
+    if not c.hidden:
+        raise ValueError("hidden=() needs at least one hidden layer to sparsify")
+    c.density = check_density(c.density, "density", allow_one=False)
+    c.epochs = check_positive_int(c.epochs, "epochs")
+    c.batch_size = check_positive_int(c.batch_size, "batch_size")
+    c.lr = _positive_real(c.lr, "lr")
+    c.lr_end = _positive_real(c.lr_end, "lr_end")
+    if not 0.0 <= float(c.momentum) < 1.0:
+        raise ValueError(f"momentum={c.momentum!r} is outside the allowed range [0, 1)")
+    if float(c.weight_decay) < 0 or not math.isfinite(float(c.weight_decay)):
+        raise ValueError(f"weight_decay={c.weight_decay!r} must be a finite number >= 0")
+    if c.zeta is not None and not 0.0 < float(c.zeta) < 1.0:
+        raise ValueError(f"zeta={c.zeta!r} is outside the allowed range (0, 1)")
+    if isinstance(c.rng, bool) or not isinstance(c.rng, int) or c.rng < 0:
+        raise ValueError(f"rng={c.rng!r} must be a non-negative integer seed")
+    if c.steps_per_epoch is not None:
+        c.steps_per_epoch = check_positive_int(c.steps_per_epoch, "steps_per_epoch")
+    if c.snapshot_every is not None:
+        c.snapshot_every = check_positive_int(c.snapshot_every, "snapshot_every")
+    if c.method != "fc":
+        _check_preset(c.method)
+    return c
+
+
+def _check_preset(method: str) -> None:
+    try:
+        from .torch import PRESETS
+    except ImportError as exc:
+        raise ImportError(f"method={method!r} needs netshape's torch adapter "
+                          f"(netshape.torch), which failed to import: {exc}") from exc
+    check_choice(method, "method", ["fc", *PRESETS])
+
+
+class _Data:
+    """Tensors of one dataset, standardised with the training set's pixel mean/std."""
+
+    def __init__(self, cfg: TrainConfig):
+        ds = load_dataset(cfg.dataset, data_dir=cfg.data_dir, rng=cfg.rng)
+        mean, std = float(ds.X_train.mean()), float(ds.X_train.std()) or 1.0
+        self.mean, self.std, self.source = mean, std, ds.source
+        self.n_features, self.n_classes = ds.n_features, ds.n_classes
+        self.X = torch.from_numpy((ds.X_train - mean) / std)
+        self.y = torch.from_numpy(ds.y_train)
+        self.X_test = torch.from_numpy((ds.X_test - mean) / std)
+        self.y_test = torch.from_numpy(ds.y_test)
+
+
+def _check_fresh_run_dir(output) -> Path:
+    from ._cli._common import check_writable_dir
+
+    run = check_writable_dir(output, "output")
+    if (run / rd.CONFIG).exists():
+        raise ValueError(f"output={str(output)!r} already holds a run ({rd.CONFIG}); "
+                              "continue it with --resume or choose another --output")
+    return run
+
+
+def train(config: TrainConfig, output: str | os.PathLike, *, progress: bool = True,
+          threads: int | None = None, on_step: Callable[[int], None] | None = None,
+          on_epoch_end: Callable[[dict], None] | None = None) -> dict:
+    """Train one model into the run directory ``output`` and return its summary.
+
+    ``on_step(step)`` / ``on_epoch_end(metrics_row)`` are optional hooks
+    (called after each optimizer step / after each epoch's checkpoint).
+    All validation and data loading happen before the first step.
+    """
+    cfg = resolve(config)
+    if threads is not None:
+        torch.set_num_threads(check_positive_int(threads, "threads"))
+    data = _Data(cfg)  # missing data files fail here, before the run directory exists
+    run = _check_fresh_run_dir(output)
+    rd.write_json(run / rd.CONFIG, cfg.to_dict())
+    return _fit(cfg, run, data, None, progress, on_step, on_epoch_end)
+
+
+def resume(run_dir: str | os.PathLike, *, progress: bool = True, threads: int | None = None,
+           on_step: Callable[[int], None] | None = None,
+           on_epoch_end: Callable[[dict], None] | None = None) -> dict:
+    """Continue the run in ``run_dir`` from its last complete checkpoint.
+
+    Settings come from ``run_dir/config.json``. A run with no checkpoint yet
+    restarts from the beginning; a finished run returns its summary.
+    """
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise NotADirectoryError(f"resume={str(run_dir)!r} is not a directory")
+    cfg = resolve(TrainConfig.from_dict(rd.read_json(run / rd.CONFIG)))
+    if threads is not None:
+        torch.set_num_threads(check_positive_int(threads, "threads"))
+    if (run / rd.SUMMARY).is_file():
+        summary = rd.read_json(run / rd.SUMMARY)
+        if summary.get("finished"):
+            return summary
+    ckpt = rd.load_checkpoint(run / rd.CHECKPOINT) if (run / rd.CHECKPOINT).is_file() else None
+    data = _Data(cfg)
+    return _fit(cfg, run, data, ckpt, progress, on_step, on_epoch_end)
+
+
+def _network_figures(dst) -> dict:
+    """Density, ITOP and ANP over all sparsified layers (1.0 each for a dense model)."""
+    if dst is None:
+        return {"density": 1.0, "itop": 1.0, "anp": 1.0}
+    masks = [m.detach().cpu().numpy().astype(bool) for m in dst.masks.values()]
+    total = sum(m.size for m in masks)
+    stats = dst.stats()
+    itop = None
+    if isinstance(stats, dict) and all(isinstance(stats.get(k), dict) for k in dst.masks):
+        vals = [stats[k].get("itop") for k in dst.masks]
+        if all(v is not None for v in vals):
+            itop = sum(float(v) * m.size for v, m in zip(vals, masks, strict=True)) / total
+    return {"density": sum(int(m.sum()) for m in masks) / total, "itop": itop,
+            "anp": anp_of_chain(masks)}
+
+
+def _fmt_figs(figs: dict) -> dict:
+    return {short: "-" if figs[k] is None else f"{figs[k]:.3f}"
+            for k, short in (("density", "dens"), ("itop", "itop"), ("anp", "anp"))}
+
+
+def _fit(cfg: TrainConfig, run: Path, data: _Data, ckpt: dict | None, progress: bool,
+         on_step, on_epoch_end) -> dict:
+    from tqdm.auto import tqdm
+
+    n = len(data.y)
+    spe = math.ceil(n / cfg.batch_size)
+    if cfg.steps_per_epoch is not None:
+        spe = min(spe, cfg.steps_per_epoch)
+    total = cfg.epochs * spe
+    model = build_mlp(data.n_features, cfg.hidden, data.n_classes, seed=cfg.rng)
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                          weight_decay=cfg.weight_decay)
+    dst = _sparsify(cfg, model, opt, data, run, total, spe)
+    start_epoch, rows = 0, []
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        if dst is not None:
+            dst.load_state_dict(ckpt["dst"])
+        torch.set_rng_state(ckpt["torch_rng"])
+        start_epoch = int(ckpt["epoch"])
+        rows = [r for r in rd.read_metrics(run / rd.METRICS) if r["epoch"] <= start_epoch]
+    rd.write_metrics(run / rd.METRICS, rows)
+    figs = _network_figures(dst)
+    bar = tqdm(total=total, initial=start_epoch * spe, desc=cfg.method, unit="step",
+               disable=not progress, mininterval=0.5, dynamic_ncols=True)
+    postfix = {"loss": "-", "acc": "-", "test": "-", **_fmt_figs(figs)}
+    with bar:
+        for epoch in range(start_epoch + 1, cfg.epochs + 1):
+            bar.set_description(f"{cfg.method} {epoch}/{cfg.epochs}", refresh=False)
+            order = torch.from_numpy(epoch_order(cfg.rng, epoch, n))
+            t0, topo_s, updates = time.perf_counter(), 0.0, 0
+            loss_sum, correct, seen = 0.0, 0, 0
+            model.train()
+            for b in range(spe):
+                step = (epoch - 1) * spe + b
+                idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+                xb, yb = data.X[idx], data.y[idx]
+                lr = linear_lr(step, total, cfg.lr, cfg.lr_end)
+                for g in opt.param_groups:
+                    g["lr"] = lr
+                opt.zero_grad(set_to_none=True)
+                out = model(xb)
+                loss = F.cross_entropy(out, yb)
+                loss.backward()
+                opt.step()
+                if dst is not None:
+                    ts = time.perf_counter()
+                    if dst.step():
+                        updates += 1
+                        figs = _network_figures(dst)
+                        postfix.update(_fmt_figs(figs))
+                    topo_s += time.perf_counter() - ts
+                loss_sum += float(loss.detach()) * len(yb)
+                correct += int((out.detach().argmax(1) == yb).sum())
+                seen += len(yb)
+                if on_step is not None:
+                    on_step(step)
+                bar.update(1)
+                if b % 25 == 0 or b == spe - 1:
+                    postfix.update(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+                    bar.set_postfix(postfix, refresh=False)
+            epoch_s = time.perf_counter() - t0
+            test_loss, test_acc = evaluate(model, data.X_test, data.y_test)
+            row = {"epoch": epoch, "step": epoch * spe, "lr": lr,
+                   "train_loss": loss_sum / seen, "train_acc": correct / seen,
+                   "test_loss": test_loss, "test_acc": test_acc, **figs,
+                   "topology_updates": updates, "topology_seconds": topo_s,
+                   "epoch_seconds": epoch_s}
+            rows.append(row)
+            # checkpoint first: metrics rows beyond it are dropped on resume
+            rd.save_checkpoint(run / rd.CHECKPOINT, _checkpoint(model, opt, dst, epoch, step))
+            rd.write_metrics(run / rd.METRICS, rows)
+            summary = _summary(cfg, data, rows, dst, finished=epoch == cfg.epochs)
+            rd.write_json(run / rd.SUMMARY, summary)
+            postfix["test"] = f"{test_acc:.4f}"
+            bar.set_postfix(postfix)
+            if on_epoch_end is not None:
+                on_epoch_end(row)
+    if start_epoch >= cfg.epochs:  # nothing left to run: summary of what is there
+        summary = _summary(cfg, data, rows, dst, finished=True)
+        rd.write_json(run / rd.SUMMARY, summary)
+    return summary
+
+
+def _sparsify(cfg, model, opt, data, run, total, spe):
+    if cfg.method == "fc":
+        return None
+    from .torch import sparsify
+
+    kwargs = dict(cfg.overrides)
+    if cfg.zeta is not None:
+        kwargs["zeta"] = cfg.zeta
+    every = cfg.snapshot_every or max(1, cfg.epochs // 10)
+    return sparsify(model, opt, method=cfg.method, density=cfg.density, total_steps=total,
+                    update_every=spe, rng=cfg.rng, calibration=data.X[:_CALIBRATION_ROWS],
+                    snapshot_dir=run / rd.SNAPSHOTS, snapshot_every=every, **kwargs)
+
+
+def _checkpoint(model, opt, dst, epoch: int, step: int) -> dict:
+    payload = {"format": "netshape-train-1", "epoch": epoch, "step": step,
+               "model": model.state_dict(), "optimizer": opt.state_dict(),
+               "torch_rng": torch.get_rng_state()}
+    if dst is not None:
+        payload["dst"] = dst.state_dict()
+        # plain (out, in) bool masks by layer name, for readers that skip parametrizations
+        payload["masks"] = {k: m.detach().cpu().clone() for k, m in dst.masks.items()}
+    return payload
+
+
+def _summary(cfg, data, rows, dst, *, finished: bool) -> dict:
+    last = rows[-1] if rows else {}
+    layers = {}
+    if dst is not None:
+        for k, m in dst.masks.items():
+            layers[k] = {"shape_out_in": list(m.shape), "links": int(m.sum()),
+                         "density": float(m.float().mean())}
+    accs = [r["test_acc"] for r in rows]
+    return {
+        "method": cfg.method, "dataset": cfg.dataset, "rng": cfg.rng,
+        "finished": bool(finished), "epochs": cfg.epochs, "epochs_done": len(rows),
+        "test_acc": last.get("test_acc"), "best_test_acc": max(accs) if accs else None,
+        "test_loss": last.get("test_loss"), "train_acc": last.get("train_acc"),
+        "density": last.get("density"), "anp": last.get("anp"), "itop": last.get("itop"),
+        "train_seconds": sum(r["epoch_seconds"] for r in rows),
+        "topology_seconds": sum(r["topology_seconds"] for r in rows),
+        "input_standardisation": {"mean": data.mean, "std": data.std},
+        "data_source": data.source, "layers": layers,
+        "config": cfg.to_dict(),
+    }
+
+
+def compare(methods: Sequence[str], config: TrainConfig, output: str | os.PathLike, *,
+            progress: bool = True, threads: int | None = None,
+            print_fn: Callable[[str], None] | None = print) -> list[dict]:
+    """Train each method into ``output/<method>/`` and write ``comparison.{csv,md}``.
+
+    Incremental: finished runs are reused and interrupted ones resumed, so
+    calling it again on the same ``output`` continues where it stopped.
+    """
+    methods = [check_choice(m, "compare", METHODS) for m in methods]
+    if not methods or len(set(methods)) != len(methods):
+        raise ValueError(f"compare={methods!r} must name distinct methods")
+    cfgs = [resolve(dataclasses.replace(config, method=m)) for m in methods]
+    from ._cli._common import check_writable_dir
+
+    out = check_writable_dir(output, "output")
+    rd.write_json(out / "compare.json", {"methods": methods, "config": config.to_dict()})
+    summaries = []
+    for cfg in cfgs:
+        sub = out / cfg.method
+        if (sub / rd.CONFIG).is_file():
+            summaries.append(resume(sub, progress=progress, threads=threads))
+        else:
+            summaries.append(train(cfg, sub, progress=progress, threads=threads))
+        rows = comparison_rows(summaries)
+        write_comparison(out, rows, header=_table_header(cfgs[0]))
+    if print_fn is not None:
+        print_fn(format_text(comparison_rows(summaries)))
+    return summaries
+
+
+def _table_header(cfg: TrainConfig) -> str:
+    return (f"# netshape train --compare: {cfg.dataset}, hidden {list(cfg.hidden)}, "
+            f"density {cfg.density}, {cfg.epochs} epochs, rng {cfg.rng}")
+
+
+def compare_methods_of(output: str | os.PathLike) -> tuple[list[str], TrainConfig] | None:
+    """The methods and base config of a ``--compare`` directory, or None for a single run."""
+    p = Path(output) / "compare.json"
+    if not p.is_file():
+        return None
+    d = rd.read_json(p)
+    return list(d["methods"]), TrainConfig.from_dict(d["config"])
+
