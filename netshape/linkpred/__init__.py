@@ -1,0 +1,29 @@
+"""Link prediction on the bipartite topology of a layer (Cannistraci-Hebb and baselines).
+
+Every predictor takes a biadjacency ``A`` of shape ``(n_in, n_out)`` — rows are
+the layer's inputs, columns its outputs; a torch ``nn.Linear`` mask is
+``(out, in)``, so pass ``mask.T`` — and returns float32 scores of the same
+shape, exactly 0 on existing links, in ``A``'s family and on its device.
+
+>>> import numpy as np, netshape as ns
+>>> S = ns.linkpred.predict(np.array([[1, 0], [0, 1]]), "ch2_l3n")
+>>> S.dtype, S.shape
+(dtype('float32'), (2, 2))
+"""
+
+from ._registry import available, predict
+from .baselines import l3_paths, ra_l3, random_scores
+from .ch2_l3n import ch2_l3n, ch3_l3n
+from .ch3_l3p import ch2_l3p, ch3_l3p
+
+__all__ = [
+    "available",
+    "ch2_l3n",
+    "ch2_l3p",
+    "ch3_l3n",
+    "ch3_l3p",
+    "l3_paths",
+    "predict",
+    "ra_l3",
+    "random_scores",
+]

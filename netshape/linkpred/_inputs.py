@@ -1,0 +1,153 @@
+"""Input normalisation for the link predictors, without leaving the input's device.
+
+Every predictor accepts a scipy sparse array/matrix, a numpy array, a torch
+tensor (CPU or CUDA, any real or bool dtype) or a CuPy array of shape
+``(n_in, n_out)``; any nonzero entry is a link. Host inputs are checked by
+:func:`netshape._validation.as_biadjacency` rules; device inputs are checked on
+the device so that a CUDA layer is never copied to the host just to be validated.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from .._backend import array_family
+from .._validation import as_biadjacency
+
+
+@dataclass
+class Layer:
+    """A validated topology: ``family`` of the input and the links in a usable form.
+
+    ``dense`` is a boolean dense array of the input's own library (numpy, torch
+    or CuPy) on the input's device, or None when the input was scipy sparse;
+    ``csr`` is a host ``csr_array`` of bool, built on demand.
+    """
+
+    family: str
+    shape: tuple[int, int]
+    dense: Any = None
+    _csr: sp.csr_array | None = None
+
+    @property
+    def csr(self) -> sp.csr_array:
+        if self._csr is None:
+            if self.family == "numpy":
+                self._csr = as_biadjacency(self.dense)
+            else:
+                host = _to_host_bool(self.dense, self.family)
+                self._csr = as_biadjacency(host)
+        return self._csr
+
+    @property
+    def nnz(self) -> int:
+        if self._csr is not None:
+            return int(self._csr.nnz)
+        return int(self.dense.sum())
+
+    def host_dense(self) -> np.ndarray:
+        """Boolean numpy array on the host."""
+        if self.family == "numpy":
+            return self.dense
+        if self.dense is None:
+            return self.csr.toarray()
+        return _to_host_bool(self.dense, self.family)
+
+
+def _to_host_bool(x: Any, family: str) -> np.ndarray:
+    if family == "torch":
+        return x.detach().cpu().numpy()
+    if family == "cupy":
+        return x.get()
+    return np.asarray(x)
+
+
+def _shape_checks(shape: tuple[int, ...], name: str) -> tuple[int, int]:
+    if len(shape) != 2:
+        raise ValueError(
+            f"{name} must be 2-D (n_in, n_out); got {len(shape)}-D shape {tuple(shape)}")
+    if shape[0] == 0 or shape[1] == 0:
+        raise ValueError(
+            f"{name} has an empty dimension, shape {tuple(shape)}; both sides need neurons")
+    return int(shape[0]), int(shape[1])
+
+
+def _torch_layer(A: Any, name: str) -> Layer:
+    torch = sys.modules["torch"]
+    shape = _shape_checks(tuple(A.shape), name)
+    if A.layout != torch.strided:
+        A = A.to_dense()
+    A = A.detach()
+    if A.is_complex():
+        raise TypeError(f"{name} must be real, got dtype {A.dtype}")
+    if A.is_floating_point() and not bool(torch.isfinite(A).all()):
+        raise ValueError(f"{name} contains a non-finite value; only finite values allowed")
+    return Layer("torch", shape, dense=A != 0)
+
+
+def _cupy_layer(A: Any, name: str) -> Layer:
+    cupy = sys.modules["cupy"]
+    shape = _shape_checks(tuple(A.shape), name)
+    if not isinstance(A, cupy.ndarray):  # cupyx sparse
+        A = A.toarray()
+    if cupy.iscomplexobj(A):
+        raise TypeError(f"{name} must be real, got dtype {A.dtype}")
+    if A.dtype.kind == "f" and not bool(cupy.isfinite(A).all()):
+        raise ValueError(f"{name} contains a non-finite value; only finite values allowed")
+    return Layer("cupy", shape, dense=A != 0)
+
+
+def _numpy_layer(A: np.ndarray, name: str) -> Layer:
+    shape = _shape_checks(A.shape, name)
+    if A.dtype != bool:
+        if not np.issubdtype(A.dtype, np.number):
+            raise TypeError(f"{name} must hold numbers or booleans, got dtype {A.dtype}")
+        if np.issubdtype(A.dtype, np.complexfloating):
+            raise TypeError(f"{name} must be real, got dtype {A.dtype}")
+        if np.issubdtype(A.dtype, np.floating) and not np.isfinite(A).all():
+            bad = A[~np.isfinite(A)][0]
+            raise ValueError(
+                f"{name} contains a non-finite value ({bad}); only finite values allowed")
+        A = A != 0
+    return Layer("numpy", shape, dense=np.ascontiguousarray(A))
+
+
+def as_layer(A: Any, name: str = "A") -> Layer:
+    """Validate ``A`` and wrap it; raises TypeError/ValueError naming ``name``."""
+    fam = array_family(A)
+    if fam == "torch":
+        return _torch_layer(A, name)
+    if fam == "cupy":
+        return _cupy_layer(A, name)
+    if fam == "numpy":
+        return _numpy_layer(A, name)
+    if fam == "scipy":
+        csr = as_biadjacency(A, name)
+        return Layer("scipy", csr.shape, _csr=csr)
+    if isinstance(A, (list, tuple)):
+        return _numpy_layer(np.asarray(A), name)
+    raise TypeError(
+        f"{name} of type {type(A).__name__} is not a supported topology; pass a scipy "
+        "sparse array/matrix, a numpy array, a torch tensor or a CuPy array"
+    )
+
+
+def to_family(S: Any, layer: Layer) -> Any:
+    """Move host scores (numpy or scipy sparse, float32) to the input's family and device."""
+    if layer.family == "torch":
+        torch = sys.modules["torch"]
+        if sp.issparse(S):
+            S = S.toarray()
+        return torch.from_numpy(np.ascontiguousarray(S, dtype=np.float32)).to(layer.dense.device)
+    if layer.family == "cupy":
+        cupy = sys.modules["cupy"]
+        if sp.issparse(S):
+            S = S.toarray()
+        with cupy.cuda.Device(layer.dense.device.id):
+            return cupy.asarray(S, dtype=cupy.float32)
+    return S

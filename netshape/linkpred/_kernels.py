@@ -1,0 +1,132 @@
+"""Elementwise kernels shared by the link predictors: numba when present, numpy otherwise.
+
+numba is the optional ``fast`` extra. Every kernel here has a pure array-API
+fallback written with ufuncs and ``out=`` (which numpy and CuPy both accept),
+so the numba kernels are an acceleration, never a requirement. Set the
+environment variable ``NETSHAPE_NO_NUMBA=1`` (or ``_kernels.USE_NUMBA = False``)
+to force the fallback; the test suite runs both.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import numpy as np
+
+#: switched off by NETSHAPE_NO_NUMBA=1 or by tests that exercise the fallback
+USE_NUMBA = os.environ.get("NETSHAPE_NO_NUMBA", "") in ("", "0")
+
+
+@functools.cache
+def _compile():
+    """Compile the numba kernels once per process (cached on disk by numba)."""
+    import numba as nb
+
+    @nb.njit(inline="always")
+    def _f(c, d, ch3):
+        # CH2: (1 + di*) / (1 + de*), di* = c, de* = d - c - 1; clamped: N(v) ⊆ N(u) gives 0
+        if c <= 0.0:
+            return np.float32(0.0)
+        den = d - c
+        if den < 1.0:
+            den = np.float32(1.0)
+        num = np.float32(1.0) if ch3 else c + np.float32(1.0)
+        return num / den
+
+    @nb.njit(parallel=True, cache=True)
+    def sym_fill(X, deg, ch3):
+        # X holds a symmetric count matrix in its lower triangle (diagonal included), as
+        # written by ssyrk. Row i reads only X[i, :i+1] and writes F[i, :i+1] and F[:i, i],
+        # so rows never touch each other's inputs: race-free in place.
+        n = X.shape[0]
+        for i in nb.prange(n):
+            di = deg[i]
+            for j in range(i):
+                c = X[i, j]
+                X[i, j] = _f(c, deg[j], ch3)
+                X[j, i] = _f(c, di, ch3)
+            X[i, i] = _f(X[i, i], di, ch3)
+
+    @nb.njit(parallel=True, cache=True)
+    def full_fill(X, deg, ch3):
+        for i in nb.prange(X.shape[0]):
+            for j in range(X.shape[1]):
+                X[i, j] = _f(X[i, j], deg[j], ch3)
+
+    @nb.njit(parallel=True, cache=True)
+    def l3p_paths(indptr, indices, t_indptr, t_indices, G, H, S):
+        # S[u, j] += G[a, j] * H[u, b] for every path u-a-b-j (u, b inputs; a, j outputs).
+        # One input row per task: rows of S are disjoint, so no atomics are needed.
+        n_in = indptr.size - 1
+        for u in nb.prange(n_in):
+            row = S[u]
+            for p in range(indptr[u], indptr[u + 1]):
+                a = indices[p]
+                Ga = G[a]
+                for q in range(t_indptr[a], t_indptr[a + 1]):
+                    b = t_indices[q]
+                    if b == u:
+                        continue
+                    h = H[u, b]
+                    for r in range(indptr[b], indptr[b + 1]):
+                        j = indices[r]
+                        row[j] += Ga[j] * h
+            for p in range(indptr[u], indptr[u + 1]):
+                row[indices[p]] = 0.0
+
+    return sym_fill, full_fill, l3p_paths
+
+
+def numba_kernels():
+    """``(sym_fill, full_fill, l3p_paths)`` or None when numba is absent or disabled."""
+    if not USE_NUMBA:
+        return None
+    try:
+        return _compile()
+    except ImportError:
+        return None
+
+
+def fill_xp(xp, C, deg, ch3: bool):
+    """In place: ``C[i, j] <- f(C[i, j], deg[j])`` with the CH node weight ``f``.
+
+    ``f(c, d) = (1 + c) / max(1, d - c)`` for ``c > 0`` (``1 / max(1, d - c)``
+    for CH3), and 0 where ``c = 0``. ``C`` holds exact integer counts in float32;
+    ``xp`` is numpy or CuPy. One temporary of the size of ``C``.
+    """
+    T = xp.minimum(C, 1.0)  # [C > 0]: counts are non-negative integers
+    if ch3:
+        xp.subtract(deg[None, :], C, out=C)
+        xp.maximum(C, 1.0, out=C)
+        xp.divide(T, C, out=C)
+        return C
+    xp.add(C, T, out=C)  # numerator N = C + [C > 0]
+    # denominator deg - C = deg + [C > 0] - N, computed without keeping C
+    xp.add(T, deg[None, :], out=T)
+    xp.subtract(T, C, out=T)
+    xp.maximum(T, 1.0, out=T)
+    xp.divide(C, T, out=C)
+    return C
+
+
+def fill(C: np.ndarray, deg: np.ndarray, ch3: bool) -> np.ndarray:
+    """Numpy ``fill_xp`` through the numba kernel when available."""
+    k = numba_kernels()
+    if k is not None and C.flags.c_contiguous:
+        k[1](C, deg, ch3)
+        return C
+    return fill_xp(np, C, deg, ch3)
+
+
+def fill_torch(C, deg, ch3: bool):
+    """Torch twin of :func:`fill_xp` (in place on ``C``, same device)."""
+    mask = C > 0
+    den = deg.unsqueeze(0) - C
+    den.clamp_(min=1.0)
+    if ch3:
+        C.copy_(mask)
+    else:
+        C.add_(1.0).mul_(mask)
+    C.div_(den)
+    return C
