@@ -20,6 +20,7 @@ from torch import nn
 from .. import schedules
 from .._random import as_rng
 from .._validation import check_density, check_positive_int, link_count
+from ..metrics import overlap_rate
 from ..sampling import choose_links, torch_generator
 from . import distributed as ddp
 from .components import initial_mask, keep_scores, regrowth_scores
@@ -40,10 +41,15 @@ class _Layer:
         self.slot, self.pm, self.param = slot, pm, param
         r = slot.rows
         self.rows = r if r is not None else slice(None)
-        self.itop = self.mask.clone()
         self.hist: torch.Tensor | None = None
         self.stats = {k: 0 for k in STAT_KEYS}
         self.stats["seconds"] = 0.0
+        self.stats["anp"] = self._anp()
+
+    def _anp(self) -> float:
+        from ..metrics import anp
+
+        return anp({self.slot.name: self.mask.T})
 
     @property
     def mask(self) -> torch.Tensor:
@@ -82,6 +88,12 @@ class DynamicSparseTrainer:
         self._layers: OrderedDict[str, _Layer] = OrderedDict()
         self._pairs = pairs
         self._slots = slots
+        from ..metrics import ITOPTracker
+
+        self._itop = ITOPTracker()
+
+    def _track_itop(self) -> None:
+        self._itop.update(OrderedDict((n, lay.mask.T) for n, lay in self._layers.items()))
 
     # ------------------------------------------------------------------ schedules
     def density_at(self, step: int) -> float:
@@ -140,14 +152,12 @@ class DynamicSparseTrainer:
         links filled uniformly for lack of positive scores), seconds (total in
         topology updates), updates."""
         out = {}
+        rates = self._itop.rates if self._layers else {}
         for n, lay in self._layers.items():
-            m = lay.mask
             s = dict(lay.stats)
-            s["links"] = int(m.sum())
-            s["density"] = s["links"] / m.numel()
-            s["itop"] = int(lay.itop.sum()) / m.numel()
-            active = int(m.any(dim=0).sum()) + int(m.any(dim=1).sum())
-            s["anp"] = active / (m.shape[0] + m.shape[1])
+            s["links"] = int(lay.mask.sum())
+            s["density"] = s["links"] / lay.mask.numel()
+            s["itop"] = rates[n]
             out[n] = s
         return out
 
@@ -200,6 +210,7 @@ class DynamicSparseTrainer:
             lay.stats["shortfall"] = shortfall[i]
             lay.stats["seconds"] += timing[i]
             lay.stats["updates"] += 1
+        self._track_itop()
         self.update_count += 1
         if self.snapshot_dir is not None and self.update_count % self.snapshot_every == 0:
             self.save_snapshot()
@@ -277,12 +288,11 @@ class DynamicSparseTrainer:
         where = torch.zeros_like(lay.pm.mask)
         where[lay.rows] = removed | regrown
         reset_optimizer_state(self.optimizer, lay.param, where)
-        lay.itop |= new
-        n_reg = int(regrown.sum())
         lay.stats["removed"] = int(removed.sum())
-        lay.stats["regrown"] = n_reg
-        lay.stats["overlap"] = int((removed & regrown).sum()) / n_reg if n_reg else 0.0
+        lay.stats["regrown"] = int(regrown.sum())
+        lay.stats["overlap"] = overlap_rate(removed, regrown)
         lay.stats["target_links"] = int(new.sum())
+        lay.stats["anp"] = lay._anp()
         return bool((old != new).any())
 
     # ------------------------------------------------------------------ persistence
@@ -294,7 +304,7 @@ class DynamicSparseTrainer:
             "step": self.step_count, "updates": self.update_count,
             "rng": self._rng.bit_generator.state,
             "masks": {n: lay.mask.clone() for n, lay in self._layers.items()},
-            "itop": {n: lay.itop.clone() for n, lay in self._layers.items()},
+            "itop": _itop_to_torch(self._itop.state_dict()),
             "hist": {n: lay.hist.clone() for n, lay in self._layers.items()
                      if lay.hist is not None},
             "stats": {n: dict(lay.stats) for n, lay in self._layers.items()},
@@ -312,11 +322,11 @@ class DynamicSparseTrainer:
             raise ValueError(f"state_dict layers {sorted(sd['masks'])} do not match "
                              f"{sorted(self._layers)}")
         self.step_count, self.update_count = int(sd["step"]), int(sd["updates"])
+        self._itop.load_state_dict(sd["itop"])
         self._rng.bit_generator.state = sd["rng"]
         for n, lay in self._layers.items():
             lay.mask.copy_(sd["masks"][n])
             lay.weight.mul_(lay.mask.to(lay.weight.dtype))
-            lay.itop.copy_(sd["itop"][n])
             h = sd["hist"].get(n)
             lay.hist = None if h is None else h.clone().to(lay.weight.device)
             lay.stats = dict(sd["stats"][n])
@@ -348,6 +358,14 @@ class DynamicSparseTrainer:
         if ddp.rank() == 0:
             save_topology(path, mapping)
         return path
+
+
+def _itop_to_torch(sd: dict[str, Any]) -> dict[str, Any]:
+    # numpy arrays do not pass torch.load(weights_only=True); tensors do
+    out = dict(sd)
+    out["shapes"] = torch.from_numpy(np.asarray(sd["shapes"]))
+    out["bits"] = [torch.from_numpy(b) for b in sd["bits"]]
+    return out
 
 
 def _calibration_inputs(model, slots, calibration) -> dict[str, torch.Tensor]:
@@ -488,5 +506,6 @@ def sparsify(model: nn.Module, optimizer: torch.optim.Optimizer, method: str = "
     dst._layers = OrderedDict((s.name, dst._layers[s.name]) for s in slots)
     for lay in dst._layers.values():
         lay.stats["target_links"] = int(lay.mask.sum())
+    dst._track_itop()
     dst._arm_capture()
     return dst
