@@ -90,3 +90,31 @@ def ra_l3(A):
 
 def support(A):
     return path_count(A) > 0
+
+
+# --- the oracles themselves, on hand-computed layers --------------------------------------
+
+TINY = np.array([[1, 1, 0, 0], [1, 0, 1, 0], [0, 1, 1, 1]])
+
+
+def test_oracle_ch2_l3n_hand_computed():
+    # S[0, 2]: via input 1 (1+1)/(2-1) = 2, via input 2 (1+1)/(3-1) = 1,
+    # via output 0 (1+1)/(2-1) = 2, via output 1 (1+1)/(2-1) = 2  -> 7
+    S = ch_node(TINY)
+    assert S[0, 2] == 7.0
+    assert S[2, 0] == 8.0
+    assert S[0, 0] == 0.0  # existing link
+
+
+def test_oracle_paths_hand_computed():
+    # paths from input 0 to output 3: 0-1-2-3 only
+    assert l3_walks(TINY).count((0, 1, 2, 3)) == 1
+    assert path_count(TINY)[0, 3] == 1
+    # de*_a for a=1, j=3: deg 2 - 1 - |{2}| = 0; de*_b for b=2, u=0: deg 3 - 1 - |{1}| = 1
+    assert np.isclose(ch_path(TINY)[0, 3], 1 / np.sqrt(1 * 2))
+    assert np.isclose(ch_path(TINY, ch2=True)[0, 3], np.sqrt(2 * 2) / np.sqrt(1 * 2))
+    assert np.isclose(ra_l3(TINY)[0, 3], 1 / np.sqrt(2 * 3))
+
+
+def test_oracle_no_paths_in_a_matching():
+    assert not support(np.eye(4)).any()

@@ -1,0 +1,81 @@
+"""Baselines and the registry contract the torch adapter relies on."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from test_linkpred_reference import TINY, path_count, ra_l3, support
+
+import netshape.linkpred as lp
+
+torch = pytest.importorskip("torch")
+
+REQUIRED = ("ch2_l3n", "ch3_l3p", "ch2_l3p", "l3_paths", "ra_l3", "random")
+
+
+def _np(S):
+    return S.numpy() if isinstance(S, torch.Tensor) else np.asarray(S)
+
+
+@pytest.mark.parametrize("family", ["numpy", "scipy", "torch"])
+def test_l3_paths_and_ra_match_loops(small_layers, family):
+    conv = {"numpy": lambda A: A, "scipy": sp.csr_array, "torch": torch.from_numpy}[family]
+    for A in small_layers:
+        np.testing.assert_allclose(_np(lp.l3_paths(conv(A))), path_count(A), rtol=1e-6)
+        np.testing.assert_allclose(_np(lp.ra_l3(conv(A))), ra_l3(A), rtol=1e-5, atol=1e-7)
+
+
+def test_random_scores():
+    A = np.random.default_rng(0).random((20, 30)) < 0.2
+    S1, S2 = lp.random_scores(A, rng=5), lp.random_scores(A, rng=5)
+    np.testing.assert_array_equal(S1, S2)
+    assert not np.array_equal(S1, lp.random_scores(A, rng=6))
+    assert (S1[A] == 0).all() and (S1[~A] > 0).all() and (S1 <= 1).all()
+    St = lp.random_scores(torch.from_numpy(A), rng=5)
+    assert isinstance(St, torch.Tensor)
+    np.testing.assert_array_equal(St.numpy(), S1)
+    with pytest.raises(TypeError, match="rng"):
+        lp.random_scores(A, rng="seed")
+
+
+def test_available_lists_the_contract_names():
+    names = lp.available()
+    assert set(REQUIRED) <= set(names)
+    assert "ch3_l3n" in names
+
+
+@pytest.mark.parametrize("name", REQUIRED + ("ch3_l3n",))
+def test_predict_contract_for_adapter(small_layers, name):
+    for A in small_layers:
+        mask = torch.from_numpy(A.T.copy()).bool()  # nn.Linear orientation
+        S = lp.predict(mask.T, name, **({"rng": 0} if name == "random" else {}))
+        assert isinstance(S, torch.Tensor) and S.dtype == torch.float32
+        assert S.shape == A.shape and S.device == mask.device
+        S = S.numpy()
+        assert np.isfinite(S).all() and (S[A != 0] == 0).all()
+        if name != "random":
+            np.testing.assert_array_equal(S > 0, support(A))
+        else:
+            assert (S[A == 0] > 0).all()
+
+
+def test_predict_dispatch_and_kwargs():
+    np.testing.assert_array_equal(lp.predict(TINY, "ch2_l3n", method="sparse"),
+                                  lp.ch2_l3n(TINY))
+    np.testing.assert_array_equal(lp.predict(TINY, "l3_paths"), path_count(TINY))
+    with pytest.raises(ValueError, match="name='ch9'.*'ch2_l3n'"):
+        lp.predict(TINY, "ch9")
+    with pytest.raises(TypeError):
+        lp.predict(TINY, "l3_paths", method="dense")
+
+
+def test_graph_core_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np, netshape.linkpred as lp; lp.predict(np.eye(3), 'ch2_l3n'); "
+            "lp.predict(np.eye(3), 'ch3_l3p'); "
+            "print('torch' in sys.modules, 'cupy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]

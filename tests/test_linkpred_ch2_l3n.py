@@ -1,0 +1,177 @@
+"""CH2-L3n / CH3-L3n: every path and backend against the plain-loop definition."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from test_linkpred_reference import TINY, ch_node, support
+
+from netshape.linkpred import _kernels, ch2_l3n, ch3_l3n
+from netshape.linkpred.ch2_l3n import choose_path
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.fixture(params=[True, False], ids=["numba", "no-numba"])
+def numba_mode(request, monkeypatch):
+    monkeypatch.setattr(_kernels, "USE_NUMBA", request.param)
+    return request.param
+
+
+@pytest.mark.parametrize("method", ["dense", "sparse", "auto"])
+@pytest.mark.parametrize("ch3", [False, True], ids=["ch2", "ch3"])
+def test_matches_loop_definition(small_layers, method, ch3, numba_mode):
+    fn = ch3_l3n if ch3 else ch2_l3n
+    for A in small_layers:
+        S = fn(A, method=method)
+        assert isinstance(S, np.ndarray) and S.dtype == np.float32 and S.shape == A.shape
+        np.testing.assert_allclose(S, ch_node(A, ch3=ch3), rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("budget", [1, 64, 300])
+def test_tiled_dense_matches_untiled(small_layers, budget, numba_mode):
+    for A in small_layers:
+        ref = ch_node(A)
+        np.testing.assert_allclose(ch2_l3n(A, method="dense", memory_budget=budget), ref, rtol=1e-6)
+        St = ch2_l3n(torch.from_numpy(A), method="dense", memory_budget=budget)
+        np.testing.assert_allclose(St.numpy(), ref, rtol=1e-6)
+
+
+def test_zero_on_links_and_support(small_layers):
+    for A in small_layers:
+        for method in ("dense", "sparse"):
+            S = ch2_l3n(A, method=method)
+            assert np.isfinite(S).all()
+            assert (S[A != 0] == 0).all()
+            np.testing.assert_array_equal(S > 0, support(A))
+
+
+def test_hand_computed():
+    S = ch2_l3n(TINY)
+    assert S[0, 2] == 7.0 and S[0, 3] == 3.0 and S[2, 0] == 8.0
+    assert ch3_l3n(TINY)[0, 2] == pytest.approx(1 / 1 + 1 / 2 + 1 / 1 + 1 / 1)
+
+
+def test_denominator_clamp_when_neighbourhood_contained():
+    # input 1's outputs {0} are a subset of input 0's {0, 1}: deg 1 - C 1 = 0 -> clamped to 1
+    A = np.array([[1, 1, 0], [1, 0, 1]])
+    S = ch2_l3n(A, method="dense")
+    assert np.isfinite(S).all()
+    np.testing.assert_allclose(S, ch_node(A))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_dense_sparse_torch_agree_on_larger_layers(seed):
+    rng = np.random.default_rng(seed)
+    A = rng.random((150, 97)) < 0.04
+    Sd = ch2_l3n(A, method="dense")
+    np.testing.assert_allclose(ch2_l3n(A, method="sparse"), Sd, rtol=1e-5)
+    np.testing.assert_allclose(ch2_l3n(torch.from_numpy(A), method="dense").numpy(), Sd, rtol=1e-5)
+    np.testing.assert_allclose(ch2_l3n(A, method="dense", memory_budget=20_000), Sd, rtol=1e-5)
+
+
+def test_numba_and_fallback_agree_bitwise_on_counts(monkeypatch):
+    A = np.random.default_rng(7).random((120, 80)) < 0.1
+    fast = ch2_l3n(A, method="dense")
+    monkeypatch.setattr(_kernels, "USE_NUMBA", False)
+    np.testing.assert_allclose(ch2_l3n(A, method="dense"), fast, rtol=1e-6)
+
+
+def test_nonbinary_values_are_links():
+    A = TINY * np.array([2.5, -1.0, 7.0, 0.5])
+    np.testing.assert_array_equal(ch2_l3n(A), ch2_l3n(TINY))
+
+
+def test_scipy_families():
+    A = sp.csr_matrix(TINY)
+    S = ch2_l3n(A, method="sparse")
+    assert isinstance(S, sp.csr_array) and S.dtype == np.float32
+    np.testing.assert_array_equal(S.toarray(), ch2_l3n(TINY))
+    assert (S.data > 0).all()  # only positive scores stored
+    for method in ("dense", "auto"):
+        out = ch2_l3n(sp.coo_array(TINY), method=method)
+        assert isinstance(out, np.ndarray)
+        np.testing.assert_array_equal(out, ch2_l3n(TINY))
+
+
+@pytest.mark.parametrize("dtype", [torch.bool, torch.float16, torch.float32, torch.float64,
+                                   torch.int8, torch.int64])
+@pytest.mark.parametrize("method", ["dense", "sparse", "auto"])
+def test_torch_in_torch_out(dtype, method):
+    mask = torch.from_numpy(TINY.T.copy()).to(dtype)  # nn.Linear orientation (out, in)
+    S = ch2_l3n(mask.T, method=method)  # a non-contiguous view
+    assert isinstance(S, torch.Tensor) and S.dtype == torch.float32 and S.device == mask.device
+    np.testing.assert_array_equal(S.numpy(), ch2_l3n(TINY))
+
+
+@pytest.mark.gpu
+def test_torch_cuda_matches_cpu():
+    if not torch.cuda.is_available():
+        pytest.skip("torch has no CUDA device")
+    A = np.random.default_rng(0).random((300, 200)) < 0.05
+    ref = ch2_l3n(A, method="dense")
+    for method in ("dense", "sparse", "auto"):
+        S = ch2_l3n(torch.from_numpy(A).cuda(), method=method)
+        assert S.is_cuda and S.dtype == torch.float32
+        np.testing.assert_allclose(S.cpu().numpy(), ref, rtol=1e-5)
+    St = ch2_l3n(torch.from_numpy(A).cuda(), method="dense", memory_budget=100_000)
+    np.testing.assert_allclose(St.cpu().numpy(), ref, rtol=1e-5)
+
+
+@pytest.mark.gpu
+def test_cupy_matches_cpu():
+    from netshape._backend import has_cupy
+
+    if not has_cupy():
+        pytest.skip("CuPy has no device")
+    import cupy
+
+    A = np.random.default_rng(0).random((300, 200)) < 0.05
+    ref = ch2_l3n(A, method="dense")
+    for method in ("dense", "sparse", "auto"):
+        S = ch2_l3n(cupy.asarray(A), method=method)
+        assert isinstance(S, cupy.ndarray) and S.dtype == cupy.float32
+        np.testing.assert_allclose(S.get(), ref, rtol=1e-5)
+
+
+def test_choose_path_rule():
+    # ultra-sparse large layers go sparse, moderately dense ones go dense
+    assert choose_path(4096, 4096, int(0.001 * 4096**2)) == "sparse"
+    assert choose_path(4096, 4096, int(0.003 * 4096**2)) == "sparse"
+    assert choose_path(4096, 4096, int(0.05 * 4096**2)) == "dense"
+    assert choose_path(1024, 1024, int(0.3 * 1024**2)) == "dense"
+    assert choose_path(10, 10, 0) == "sparse"
+    # monotone in density at a fixed size
+    paths = [choose_path(2048, 2048, int(p * 2048**2)) for p in np.geomspace(1e-4, 0.5, 30)]
+    assert paths == sorted(paths, key=lambda x: x != "sparse")
+
+
+@pytest.mark.parametrize("bad, exc, words", [
+    (np.zeros((2, 3, 4)), ValueError, "2-D"),
+    (np.zeros((0, 3)), ValueError, "empty dimension"),
+    (np.array([[1.0, np.nan]]), ValueError, "non-finite"),
+    (np.array([[1.0, np.inf]]), ValueError, "non-finite"),
+    (np.array([[1j, 0]]), TypeError, "real"),
+    (np.array([["a", "b"]]), TypeError, "dtype"),
+    ({"a": 1}, TypeError, "not a supported topology"),
+])
+def test_bad_input(bad, exc, words):
+    with pytest.raises(exc, match=words):
+        ch2_l3n(bad)
+
+
+def test_bad_torch_input():
+    with pytest.raises(ValueError, match="non-finite"):
+        ch2_l3n(torch.tensor([[1.0, float("nan")]]))
+    with pytest.raises(ValueError, match="2-D"):
+        ch2_l3n(torch.ones(3))
+
+
+def test_bad_method_and_budget():
+    with pytest.raises(ValueError, match="method='fast'.*'auto', 'dense', 'sparse'"):
+        ch2_l3n(TINY, method="fast")
+    with pytest.raises(ValueError, match="memory_budget"):
+        ch2_l3n(TINY, memory_budget=0)
+    with pytest.raises(TypeError, match="memory_budget"):
+        ch2_l3n(TINY, memory_budget="1GB")
