@@ -1,0 +1,267 @@
+"""Read layer topologies out of checkpoints, with safe loaders only.
+
+Formats: PyTorch (``torch.load(weights_only=True)``: ``.pt``, ``.pth``,
+``.bin``, ``.ckpt`` and anything else), safetensors (``.safetensors``) and
+numpy (``.npz``, ``allow_pickle=False``). No loader here can run code from the
+file: a checkpoint that needs unpickling of arbitrary objects is refused.
+
+Mask conventions recognised, in this order (``X`` is the layer's name):
+
+1. ``X.parametrizations.weight.<i>.mask`` — netshape's own masks and
+   ``torch.ao.pruning`` (both are ``torch.nn.utils.parametrize``
+   parametrizations with a ``mask`` buffer); several are combined with AND.
+2. ``X.weight_mask`` — ``torch.nn.utils.prune``.
+3. A ``torch.ao.pruning`` sparsifier state dict saved beside the model
+   (``{"state": {"X.weight": {"mask": ...}}, "groups": [...]}`` anywhere in
+   the file): its ``FakeSparsity`` parametrizations do not put masks in the
+   model's state dict. Its ``state`` is a ``defaultdict``, which the safe
+   loader refuses: save ``dict(sd["state"])``.
+4. Otherwise ``X.weight != 0`` for every 2-D ``weight``, with a warning: DST
+   methods grow new links at weight 0, so a freshly grown link is missed.
+
+Masks are shaped like ``nn.Linear.weight``, ``(out, in)``; the returned
+biadjacencies are their transposes, ``(n_in, n_out)``.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import warnings
+import zipfile
+from collections import OrderedDict
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from .._backend import array_family, require, to_numpy
+from .._validation import canonical_csr
+
+__all__ = ["CheckpointError", "read_checkpoint"]
+
+#: keys under which training scripts nest the model's state dict
+_NESTED = ("state_dict", "model_state_dict", "model", "module", "net", "network", "weights")
+_PARAM_MASK = re.compile(r"^(?P<layer>.+)\.parametrizations\.weight\.(?P<i>\d+)\.mask$")
+_PRUNE_MASK = re.compile(r"^(?P<layer>.+)\.weight_mask$")
+_WEIGHT = re.compile(r"^(?P<layer>.+)\.(weight|weight_orig|parametrizations\.weight\.original)$")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing a layer, truncated, corrupt or unsafe to load."""
+
+
+def _is_tensor(x: Any) -> bool:
+    return array_family(x) in ("numpy", "torch", "cupy")
+
+
+def _reason(exc: Exception) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    pick = [ln for ln in lines if "Unpickler error" in ln]
+    return (pick or lines or [type(exc).__name__])[0]
+
+
+def _load_torch(path: Path) -> Any:
+    torch = require("torch")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"{str(path)!r} contains a pickled Python object that the safe loader "
+            f"(torch.load(weights_only=True)) refuses; netshape never unpickles arbitrary "
+            f"objects. Save a plain state_dict instead (a torch.ao.pruning sparsifier state: "
+            f"convert its 'state' defaultdict with dict()). Loader said: {_reason(exc)}"
+        ) from exc
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise CheckpointError(
+            f"{str(path)!r} is not a readable PyTorch checkpoint (truncated or corrupt?): {exc}"
+        ) from exc
+
+
+def _load_safetensors(path: Path) -> dict[str, Any]:
+    st = require("safetensors")
+    try:
+        from safetensors.numpy import load_file
+
+        return load_file(str(path))
+    except TypeError:
+        # dtypes numpy lacks (bfloat16): go through torch, then to float32
+        torch = require("torch")
+        from safetensors.torch import load_file as load_pt
+
+        return {k: (v.float() if v.dtype == torch.bfloat16 else v)
+                for k, v in load_pt(str(path)).items()}
+    except (st.SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(
+            f"{str(path)!r} is not a readable safetensors file (truncated or corrupt?): {exc}"
+        ) from exc
+
+
+def _load_npz(path: Path) -> dict[str, Any]:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise CheckpointError(
+                f"{str(path)!r} holds a pickled object array, which netshape never loads "
+                "(np.load(allow_pickle=False)); save plain numeric arrays"
+            ) from exc
+        raise CheckpointError(f"{str(path)!r} is not a readable .npz file: {exc}") from exc
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise CheckpointError(
+            f"{str(path)!r} is not a readable .npz file (truncated or corrupt?): {exc}"
+        ) from exc
+
+
+def _flatten(obj: Mapping, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in obj.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(_flatten(v, key + "."))
+        elif _is_tensor(v):
+            out[key] = v
+    return out
+
+
+def _state_dict(obj: Any, path: Path) -> dict[str, Any]:
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"{str(path)!r} holds a {type(obj).__name__}, not a state dict")
+    # descend into {"model": state_dict, "optimizer": ...} style wrappers
+    while True:
+        nested = [k for k in _NESTED if isinstance(obj.get(k), Mapping)]
+        if not nested or any(_is_tensor(v) for v in obj.values()):
+            break
+        obj = obj[nested[0]]
+    flat = _flatten(obj)
+    for prefix in ("module.", "_orig_mod."):  # DDP and torch.compile wrappers
+        if flat and all(k.startswith(prefix) for k in flat):
+            flat = {k[len(prefix):]: v for k, v in flat.items()}
+    return flat
+
+
+def _as_topology(mask: Any) -> sp.csr_array:
+    m = np.asarray(to_numpy(mask))
+    return canonical_csr(sp.csr_array(m.T != 0))
+
+
+def _masks(flat: dict[str, Any], path: Path) -> OrderedDict[str, sp.csr_array]:
+    found: OrderedDict[str, list] = OrderedDict()
+    for key, value in flat.items():
+        m = _PARAM_MASK.match(key) or _PRUNE_MASK.match(key)
+        if m and np.ndim(value) == 2:
+            found.setdefault(m.group("layer"), []).append(value)
+    out: OrderedDict[str, sp.csr_array] = OrderedDict()
+    for layer, masks in found.items():
+        A = _as_topology(masks[0])
+        for extra in masks[1:]:
+            B = _as_topology(extra)
+            if B.shape != A.shape:
+                raise CheckpointError(f"{str(path)!r}: masks of layer {layer!r} disagree in shape "
+                                      f"({A.shape} vs {B.shape})")
+            A = canonical_csr(A.multiply(B))
+        out[layer] = A
+    return out
+
+
+def _sparsifier_masks(obj: Any, depth: int = 0) -> OrderedDict[str, sp.csr_array]:
+    out: OrderedDict[str, sp.csr_array] = OrderedDict()
+    if not isinstance(obj, Mapping) or depth > 3:
+        return out
+    state = obj.get("state")
+    if isinstance(state, Mapping) and isinstance(obj.get("groups"), (list, tuple)):
+        for fqn, entry in state.items():
+            if isinstance(fqn, str) and fqn.endswith(".weight") and isinstance(entry, Mapping) \
+                    and _is_tensor(entry.get("mask")) and np.ndim(entry["mask"]) == 2:
+                out[fqn[: -len(".weight")]] = _as_topology(entry["mask"])
+        return out
+    for v in obj.values():
+        for k, A in _sparsifier_masks(v, depth + 1).items():
+            out.setdefault(k, A)
+    return out
+
+
+def read_checkpoint(path: str | os.PathLike) -> OrderedDict[str, sp.csr_array]:
+    """Layer topologies of a checkpoint: ordered mapping name -> biadjacency ``(n_in, n_out)``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        ``.safetensors``, ``.npz`` or a PyTorch file (any other suffix). A
+        training checkpoint that nests the model (``{"model": ...}``,
+        ``{"state_dict": ...}``, ``{"model_state_dict": ...}``) is unwrapped;
+        ``module.`` (DDP) and ``_orig_mod.`` (torch.compile) prefixes are
+        dropped.
+
+    Returns
+    -------
+    OrderedDict[str, scipy.sparse.csr_array]
+        In state-dict order. Each value is the layer's mask transposed
+        (``nn.Linear.weight`` is ``(out, in)``), as a canonical bool csr.
+
+    Raises
+    ------
+    FileNotFoundError
+        The file does not exist.
+    CheckpointError (a ValueError)
+        Truncated, corrupt, pickled objects, or no 2-D layer at all; the message
+        names the file.
+
+    Warns
+    -----
+    UserWarning
+        When no mask is stored and the topology is read as ``weight != 0``:
+        links grown at weight 0 since the last optimiser step are missed.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> np.savez(d / "ck.npz", **{"fc.weight_mask": np.array([[1, 0, 1], [0, 0, 1]]),
+    ...                           "fc.weight_orig": np.ones((2, 3))})
+    >>> layers = read_checkpoint(d / "ck.npz")
+    >>> list(layers), layers["fc"].shape, layers["fc"].nnz
+    (['fc'], (3, 2), 3)
+    """
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"checkpoint {str(p)!r} does not exist")
+    if p.is_dir():
+        raise IsADirectoryError(f"checkpoint {str(p)!r} is a directory; pass a file")
+    if p.stat().st_size == 0:
+        raise CheckpointError(f"{str(p)!r} is empty (0 bytes): truncated or not written yet")
+    suffix = p.suffix.lower()
+    if suffix == ".safetensors":
+        obj = _load_safetensors(p)
+    elif suffix == ".npz":
+        obj = _load_npz(p)
+    else:
+        obj = _load_torch(p)
+    flat = _state_dict(obj, p)
+    layers = _masks(flat, p)
+    for k, A in _sparsifier_masks(obj).items():
+        layers.setdefault(k, A)
+    if layers:
+        return layers
+    weights = OrderedDict()
+    for key, value in flat.items():
+        m = _WEIGHT.match(key)
+        if m and np.ndim(value) == 2:
+            weights[m.group("layer")] = _as_topology(value)
+    if not weights:
+        raise CheckpointError(
+            f"{str(p)!r} holds no 2-D layer weight or mask (keys like 'fc.weight', "
+            f"'fc.weight_mask', 'fc.parametrizations.weight.0.mask'); found "
+            f"{sorted(flat)[:8]}{' ...' if len(flat) > 8 else ''}"
+        )
+    warnings.warn(
+        f"{str(p)!r} stores no masks; reading each layer as weight != 0. Links regrown at "
+        "weight 0 (as DST methods do) and not yet updated by the optimiser are missed, so "
+        "the topology can look sparser than it is",
+        UserWarning, stacklevel=2,
+    )
+    return weights
