@@ -225,7 +225,7 @@ def resume(run_dir: str | os.PathLike, *, progress: bool = True, threads: int | 
 
 def _network_figures(dst) -> dict:
     """Density, ITOP and ANP over all sparsified layers (1.0 each for a dense model)."""
-    if dst is None:
+    if dst is None or not dst.masks:  # fc, or the adapter's no-op "dense" preset
         return {"density": 1.0, "itop": 1.0, "anp": 1.0}
     masks = [m.detach().cpu().numpy().astype(bool) for m in dst.masks.values()]
     total = sum(m.size for m in masks)
@@ -315,7 +315,8 @@ def _fit(cfg: TrainConfig, run: Path, data: _Data, ckpt: dict | None, progress: 
                    "epoch_seconds": epoch_s}
             rows.append(row)
             # checkpoint first: metrics rows beyond it are dropped on resume
-            rd.save_checkpoint(run / rd.CHECKPOINT, _checkpoint(model, opt, dst, epoch, step))
+            ckpt_payload = _checkpoint(model, opt, dst, epoch, epoch * spe)
+            rd.save_checkpoint(run / rd.CHECKPOINT, ckpt_payload)
             rd.write_metrics(run / rd.METRICS, rows)
             summary = _summary(cfg, data, rows, dst, finished=epoch == cfg.epochs)
             rd.write_json(run / rd.SUMMARY, summary)
