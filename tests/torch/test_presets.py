@@ -1,0 +1,65 @@
+"""Every preset on a tiny MLP, a tiny nn.TransformerEncoder and a tiny LLaMA-style block."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from netshape._validation import link_count  # noqa: E402
+from netshape.torch import PRESETS, sparsify  # noqa: E402
+
+KINDS = ["mlp", "transformer", "llama"]
+EXPECTED_LAYERS = {
+    "mlp": ["net.0", "net.2", "net.4"],
+    "transformer": [f"enc.layers.{i}.{n}" for i in range(2)
+                    for n in ("self_attn.q", "self_attn.k", "self_attn.v", "self_attn.out_proj",
+                              "linear1", "linear2")],
+    "llama": [f"blocks.{i}.{n}" for i in range(2)
+              for n in ("attn.q_proj", "attn.k_proj", "attn.v_proj", "attn.o_proj",
+                        "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")],
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("method", sorted(PRESETS))
+def test_preset_runs(tiny, kind, method):
+    make_model, make_batch, train = tiny
+    model = make_model(kind)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    total, every, density = 12, 3, 0.3
+    dst = sparsify(model, opt, method=method, density=density, total_steps=total,
+                   update_every=every, rng=0, initial_density=0.6)
+    losses = train(model, opt, dst, kind, total)
+    assert all(torch.isfinite(torch.tensor(losses)))
+    if method == "dense":
+        assert not dst.masks
+        return
+    assert list(dst.masks) == EXPECTED_LAYERS[kind]
+    until = dst.config["update_until"] * total
+    steps = [s for s in range(every, total, every) if s <= until]
+    assert dst.update_count == len(steps)
+    for name, st in dst.stats().items():
+        lay = dst._layers[name]
+        # each layer sits exactly at the scheduled count of the last update
+        want = link_count(dst.density_at(steps[-1]), lay.slot.n_in, lay.slot.n_out)
+        assert st["links"] == want, (name, st)
+        assert st["updates"] == dst.update_count
+        w = getattr(lay.slot.module, lay.slot.param)[lay.rows]
+        assert torch.all(w[~lay.mask] == 0)
+
+
+def test_packed_in_proj_blocks_are_separate(tiny):
+    make_model, _, train = tiny
+    model = make_model("transformer")
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    dst = sparsify(model, opt, method="chts", density=0.25, total_steps=12, update_every=3, rng=2)
+    train(model, opt, dst, "transformer", 12)
+    attn = model.enc.layers[0].self_attn
+    full = attn.parametrizations.in_proj_weight[0].mask
+    E = attn.embed_dim
+    for i, tag in enumerate("qkv"):
+        block = full[i * E:(i + 1) * E]
+        assert torch.equal(block, dst.masks[f"enc.layers.0.self_attn.{tag}"])
+        assert int(block.sum()) == link_count(0.25, E, E)
+    assert torch.all(attn.in_proj_weight[~full] == 0)
