@@ -1,0 +1,15 @@
+"""Topology generators for sparse layers: ER, BSW, BRF, BSF and CSTI.
+
+Each returns a canonical boolean :class:`scipy.sparse.csr_array` of shape
+``(n_in, n_out)`` (rows inputs, columns outputs; a torch mask is ``A.T``) with
+exactly ``round(density * n_in * n_out)`` links; the same ``rng`` gives the
+same layer.
+"""
+
+from .brf import brf
+from .bsf import bsf
+from .bsw import bsw
+from .csti import csti
+from .er import er
+
+__all__ = ["brf", "bsf", "bsw", "csti", "er"]

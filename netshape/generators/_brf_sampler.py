@@ -1,0 +1,257 @@
+"""Exact distance-weighted sampling for BRF at a cost in proportion to the links.
+
+Output ``j`` needs ``k_j`` distinct inputs drawn by successive sampling
+without replacement with weights ``w_i = (1 + d_ij)^(-alpha)``. Successive
+sampling equals "the ``k_j`` smallest exponential keys ``E_i / w_i``"
+(Efraimidis–Spirakis). Computing a key for every input costs ``n_in * n_out``;
+instead the ring is split around each output's centre:
+
+* **inside** — inputs at integer offset ``|o| <= H`` from the input holding the
+  centre: their keys are drawn explicitly (``log E + alpha log(1 + d)``);
+* **outside** — every other input. A key ``E_i / w_i`` is the first arrival
+  time of a Poisson process of rate ``w_i``, so the outside keys below a
+  horizon ``T`` are the first arrivals of one Poisson process of total rate
+  ``sum w_i`` on ``[0, T]``: draw the arrival count, labels from a shared
+  envelope ``(u + 1/2)^(-alpha) >= w`` over the offset ``u = |o|`` (thinned by
+  ``w / envelope``) and uniform arrival times; keep each input's first arrival.
+
+If the ``k_j``-th smallest known key is below ``T`` every key that can compete
+is known and the draw is exact; otherwise ``T`` is doubled and the process
+extended on ``(T, 2T]`` (independent increments). ``H`` and ``T`` only change
+the cost, never the distribution; they come from the expected number of keys
+below a horizon on the shared profile. Everything is in log space, so steep
+profiles (small ``r``) neither underflow nor overflow.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["sample_receptive_fields"]
+
+_CHUNK_CELLS = 1 << 22  # outputs are processed in chunks of about this many key cells
+
+
+def _offsets(n_in: int) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct ring offsets ``u = 0..n_in//2`` and how many inputs sit at each."""
+    half = n_in // 2
+    u = np.arange(half + 1, dtype=np.float64)
+    mult = np.full(half + 1, 2.0)
+    mult[0] = 1.0
+    if n_in % 2 == 0 and half > 0:
+        mult[half] = 1.0
+    return u, mult
+
+
+def _log_suffix_sum(logv: np.ndarray) -> np.ndarray:
+    """``out[h] = log(sum(exp(logv[h:])))``, with ``out[len] = -inf``."""
+    rev = np.logaddexp.accumulate(logv[::-1])[::-1]
+    return np.concatenate([rev, [-np.inf]])
+
+
+def _horizons(k: np.ndarray, alpha: float, u: np.ndarray, mult: np.ndarray) -> np.ndarray:
+    """Log horizon per output: where the expected count of keys below it is ``k + 3 sqrt(k) + 2``.
+
+    Uses the symmetric profile (centre on an input); the extension loop covers
+    the error this makes for off-centre outputs.
+    """
+    # coarse representative offsets keep this O(4096) even for huge layers
+    if u.size > 4096:
+        pick = np.unique(np.round(np.geomspace(1, u.size - 1, 4096)).astype(np.int64))
+        pick = np.concatenate([[0], pick])
+        bounds = np.concatenate([pick, [u.size]])
+        mult = np.add.reduceat(mult, bounds[:-1])
+        u = u[pick]
+    logw = -alpha * np.log1p(u)
+    total = float(mult.sum())
+    lo = -np.log(np.sum(mult * np.exp(logw - logw.max()))) - logw.max() - math.log(4 * total)
+    hi = -logw.min() + math.log(64.0)
+    grid = np.linspace(lo, hi, 256)
+    g = (mult * -np.expm1(-np.exp(grid[:, None] + logw[None, :]))).sum(axis=1)
+    g = np.maximum.accumulate(g)
+    target = k + 3.0 * np.sqrt(k) + 2.0
+    target = np.minimum(target, g[-1])
+    return np.interp(target, g, grid)
+
+
+def _choose_half_width(n_out: int, n_in: int, log_t: np.ndarray, log_env_out: np.ndarray) -> int:
+    """Inside half-width ``H`` minimising explicit keys plus expected outside arrivals."""
+    h_max = (n_in - 1) // 2
+    hs = np.arange(h_max + 1)
+    lse_t = float(np.logaddexp.reduce(log_t))
+    with np.errstate(over="ignore"):
+        cost = n_out * (2.0 * hs + 1) + 1.3 * np.exp(lse_t + log_env_out[hs + 1])
+    best = int(np.argmin(cost))
+    # "everything inside" when that is no dearer: no outside process at all
+    if n_out * n_in <= cost[best]:
+        return -1
+    return best
+
+
+class _Outside:
+    """The shared envelope over signed offsets ``|o| > H`` (one table for every output)."""
+
+    def __init__(self, n_in: int, h: int, alpha: float, log_env_out: np.ndarray):
+        half = n_in // 2
+        pos = np.arange(h + 1, half + 1, dtype=np.int64)
+        neg = -np.arange(h + 1, (n_in - 1) // 2 + 1, dtype=np.int64)
+        self.off = np.concatenate([pos, neg])
+        u = np.abs(self.off).astype(np.float64)
+        self.log_rate = float(log_env_out[h + 1])
+        self.cdf = np.cumsum(np.exp(-alpha * np.log(u + 0.5) - self.log_rate))
+        self.log_env = -alpha * np.log(u + 0.5)
+
+    def arrivals(self, rows, log_t0, log_t1, base, frac_of, alpha, n_in, gen):
+        """Accepted arrivals on ``(T0, T1]``: ``(row, input, log time)``, grouped by row."""
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            ratio = np.exp(log_t0 - log_t1)  # T0 / T1, 0 on the first pass
+            lam = np.exp(log_t1 + np.log1p(-ratio) + self.log_rate)
+        cnt = gen.poisson(lam)
+        r = np.repeat(rows, cnt)
+        n = r.size
+        if n == 0:
+            return r, r.copy(), np.empty(0)
+        pick = np.searchsorted(self.cdf, gen.random(n) * self.cdf[-1], side="right")
+        np.minimum(pick, self.off.size - 1, out=pick)
+        off = self.off[pick]
+        xx = np.abs(off + 0.5 - frac_of[r])
+        dd = np.minimum(xx, n_in - xx)
+        # thinning: keep with probability w / envelope = exp(-alpha log(1+d) - log env)
+        accept = np.log(gen.random(n)) < -alpha * np.log1p(dd) - self.log_env[pick]
+        u = gen.random(n)
+        r, off, u = r[accept], off[accept], u[accept]
+        # given the count, arrival times are uniform on (T0, T1]
+        rep = np.repeat(ratio, cnt)[accept]
+        with np.errstate(divide="ignore"):
+            logt = np.repeat(log_t1, cnt)[accept] + np.log(rep + u * (1.0 - rep))
+        return r, (base[r] + off) % n_in, logt
+
+
+def _grouped_to_padded(rows, vals, n_rows, fill):
+    """Row-grouped flat values to a padded ``(n_rows, width)`` matrix."""
+    counts = np.bincount(rows, minlength=n_rows)
+    mat = np.full((n_rows, int(counts.max(initial=0))), fill, dtype=vals.dtype)
+    if rows.size:
+        start = np.zeros(n_rows, np.int64)
+        np.cumsum(counts[:-1], out=start[1:])
+        mat[rows, np.arange(rows.size) - start[rows]] = vals
+    return mat
+
+
+def _first_arrivals(keys, items):
+    """Per row, keep each input's earliest arrival; later repeats get key ``+inf``."""
+    if keys.shape[1] < 2:
+        return keys, items
+    order = np.argsort(items, axis=1, kind="stable")
+    items = np.take_along_axis(items, order, axis=1)
+    keys = np.take_along_axis(keys, order, axis=1)
+    same = (items[:, 1:] == items[:, :-1]) & (items[:, 1:] >= 0)
+    if same.any():
+        # carry the running minimum to the last copy of each run, then blank the others
+        while True:
+            carried = np.where(same, np.minimum(keys[:, 1:], keys[:, :-1]), keys[:, 1:])
+            if np.array_equal(carried, keys[:, 1:]):
+                break
+            keys[:, 1:] = carried
+        keys[:, :-1][same] = np.inf
+        items[:, :-1][same] = -1
+    return keys, items
+
+
+def _kth(keys, k):
+    srt = np.sort(keys, axis=1)
+    out = np.full(keys.shape[0], -np.inf)
+    pos = k > 0
+    out[pos] = srt[np.flatnonzero(pos), k[pos] - 1]
+    return out
+
+
+def sample_receptive_fields(n_in: int, n_out: int, k: np.ndarray, alpha: float,
+                            gen: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Draw ``k[j]`` distinct inputs for every output ``j``; return ``(counts, inputs)``.
+
+    ``inputs`` lists output 0's inputs, then output 1's, ...; ``counts == k``.
+    Outputs are handled in groups of similar degree (each with its own inside
+    width), so uniform degrees do not pad every row to the largest one.
+    """
+    k = np.asarray(k, dtype=np.int64)
+    u, mult = _offsets(n_in)
+    log_env = np.log(mult) - alpha * np.log(u + 0.5)
+    log_env_out = _log_suffix_sum(log_env)  # [h] = log total envelope rate of offsets u >= h
+    log_t = _horizons(k.astype(np.float64), alpha, u, mult)
+    # centre c_j = (2j+1) n_in / (2 n_out) = base_j + frac_j, base_j an input index
+    j = np.arange(n_out, dtype=np.int64)
+    num = (2 * j + 1) * n_in
+    base = num // (2 * n_out)
+    resid = num % (2 * n_out)
+    res_vals, res_inv = np.unique(resid, return_inverse=True)
+    frac_vals = res_vals / (2.0 * n_out)
+    frac_of = frac_vals[res_inv]
+
+    out = np.empty(int(k.sum()), dtype=np.int64)
+    start = np.zeros(n_out, dtype=np.int64)
+    np.cumsum(k[:-1], out=start[1:])
+    group = np.floor(4.0 * np.log2(k + 1.0)).astype(np.int64)
+    for g in np.unique(group):
+        jg = np.flatnonzero(group == g)
+        h = _choose_half_width(jg.size, n_in, log_t[jg], log_env_out)
+        if h < 0:
+            o = np.arange(-((n_in - 1) // 2), n_in // 2 + 1, dtype=np.int64)
+            outside = None
+        else:
+            o = np.arange(-h, h + 1, dtype=np.int64)
+            outside = _Outside(n_in, h, alpha, log_env_out) if 2 * h + 1 < n_in else None
+        y = np.abs(o[None, :] + 0.5 - frac_vals[:, None])
+        inside_cost = alpha * np.log1p(np.minimum(y, n_in - y))  # (distinct fractions, L)
+        chunk = max(1, _CHUNK_CELLS // max(1, o.size))
+        for c0 in range(0, jg.size, chunk):
+            js = jg[c0:c0 + chunk]
+            got = _chunk(js, k[js], o, base, res_inv, frac_of, inside_cost, log_t[js],
+                         outside, alpha, n_in, gen)
+            firsts = np.repeat(start[js] - np.cumsum(k[js]) + k[js], k[js])
+            out[firsts + np.arange(got.size)] = got
+    return k.copy(), out
+
+
+def _chunk(js, kj, o, base, res_inv, frac_of, inside_cost, hor, outside, alpha, n_in, gen):
+    nj = js.size
+    keys = np.log(gen.standard_exponential((nj, o.size)))
+    keys += inside_cost[res_inv[js]]
+    items = (base[js, None] + o[None, :]) % n_in
+    if outside is None:
+        thr = _kth(keys, kj)
+        return items[keys <= thr[:, None]]
+    r, it, lt = outside.arrivals(np.arange(nj), np.full(nj, -np.inf), hor, base[js],
+                                 frac_of[js], alpha, n_in, gen)
+    ko, io = _first_arrivals(_grouped_to_padded(r, lt, nj, np.inf),
+                             _grouped_to_padded(r, it, nj, -1))
+    keys = np.concatenate([keys, ko], axis=1)
+    items = np.concatenate([items, io], axis=1)
+    thr = _kth(keys, kj)
+    good = thr <= hor
+    out = np.empty(int(kj.sum()), dtype=np.int64)
+    slot_good = np.repeat(good, kj)
+    out[slot_good] = items[good][keys[good] <= thr[good, None]]
+    bad = np.flatnonzero(~good)
+    if bad.size:
+        out[~slot_good] = _extend(kj[bad], keys[bad], items[bad], hor[bad], outside,
+                                  base[js[bad]], frac_of[js[bad]], alpha, n_in, gen)
+    return out
+
+
+def _extend(kj, keys, items, hor, outside, base, frac_of, alpha, n_in, gen):
+    """Rows whose k-th key lies past the horizon: extend the outside process to 2T, repeat."""
+    nj = kj.size
+    while True:
+        new_hor = hor + math.log(2.0)
+        rr, it, lt = outside.arrivals(np.arange(nj), hor, new_hor, base, frac_of, alpha, n_in,
+                                      gen)
+        keys, items = _first_arrivals(
+            np.concatenate([keys, _grouped_to_padded(rr, lt, nj, np.inf)], axis=1),
+            np.concatenate([items, _grouped_to_padded(rr, it, nj, -1)], axis=1))
+        hor = new_hor
+        thr = _kth(keys, kj)
+        if np.all(thr <= hor):
+            return items[keys <= thr[:, None]]
