@@ -1,0 +1,144 @@
+"""``netshape train`` on the command line: every preset, compare, resume, Ctrl-C, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from netshape._cli.train import parse_hidden, parse_overrides  # noqa: E402
+from netshape.cli import main  # noqa: E402
+
+PRESETS = ("set", "rigl", "mest", "gmp", "granet", "cht", "chts", "chtss", "dense")
+QUICK = ["--hidden", "24,16", "--density", "0.3", "--epochs", "2", "--steps-per-epoch", "4",
+         "-q"]
+
+
+@pytest.mark.parametrize("method", ("fc", *PRESETS))
+def test_each_method_trains_a_few_steps(tmp_path, capsys, method):
+    out = tmp_path / method
+    assert main(["train", "--method", method, *QUICK, "-o", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert f"{method} on digits: test accuracy" in said and str(out) in said
+    assert {"config.json", "metrics.csv", "checkpoint.pt", "summary.json"} <= \
+        {p.name for p in out.iterdir()}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["finished"] and summary["epochs_done"] == 2 and summary["method"] == method
+    assert len((out / "metrics.csv").read_text().splitlines()) == 3
+    if method not in ("fc", "dense"):
+        assert any((out / "snapshots").glob("update_*.npz"))
+        assert set(torch.load(out / "checkpoint.pt", weights_only=True)["masks"]) == {"0", "2"}
+
+
+def test_compare_prints_one_table(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    assert main(["train", "--compare", "fc,chts", *QUICK, "-o", str(out)]) == 0
+    said = capsys.readouterr().out.splitlines()
+    assert said[0].split()[:3] == ["method", "epochs", "density"]
+    assert said[2].split()[0] == "fc" and said[3].split()[0] == "chts"
+    assert (out / "comparison.md").is_file() and (out / "chts" / "checkpoint.pt").is_file()
+    # a second call on the same directory is refused; --resume reuses the finished runs
+    assert main(["train", "--compare", "fc,chts", *QUICK, "-o", str(out)]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert main(["train", "--resume", str(out), "-q"]) == 0
+    assert capsys.readouterr().out.splitlines()[2].split()[0] == "fc"
+
+
+def test_resume_continues_a_run(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["train", "--method", "fc", *QUICK, "-o", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["train", "--resume", str(out)]) == 0
+    assert "after 2 epochs" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--dataset", "imagenet"], "dataset='imagenet'"),
+    (["--method", "sgd"], "method='sgd'"),
+    (["--density", "0"], "density=0.0 is outside the allowed range (0, 1)"),
+    (["--density", "1"], "density=1.0 is outside the allowed range (0, 1)"),
+    (["--density", "1.5"], "density=1.5"),
+    (["--hidden", "12,abc"], "--hidden='12,abc'"),
+    (["--epochs", "0"], "epochs=0"),
+    (["--threads", "0"], "--threads=0"),
+    (["--set", "nokey"], "KEY=VALUE"),
+    (["--set", "bogus=1"], "bogus"),
+    (["--method", "fc", "--compare", "fc,set"], "not both"),
+    (["--compare", "fc,zzz"], "zzz"),
+])
+def test_bad_input_exits_2_before_training(tmp_path, capsys, argv, message):
+    out = tmp_path / "r"
+    assert main(["train", *argv, "-q", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("netshape train: error:") and message in err
+    assert not (out / "checkpoint.pt").exists() and not (out / "metrics.csv").exists()
+
+
+def test_missing_data_and_unwritable_output(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("NETSHAPE_DATA", raising=False)
+    assert main(["train", "--dataset", "mnist", "--data-dir", str(tmp_path), "-q",
+                 "-o", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path / "mnist") in err and "train-labels-idx1-ubyte.gz" in err
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["train", "--method", "fc", *QUICK, "-o", str(blocker / "sub")]) == 2
+    assert "not a writable directory" in capsys.readouterr().err
+
+
+def test_resume_refuses_run_flags_and_non_run_dirs(tmp_path, capsys):
+    assert main(["train", "--resume", str(tmp_path), "--epochs", "3"]) == 2
+    assert "drop --epochs" in capsys.readouterr().err
+    assert main(["train", "--resume", str(tmp_path)]) == 2
+    assert "config.json" in capsys.readouterr().err
+    assert main(["train", "--resume", str(tmp_path / "nope")]) == 2
+
+
+def test_parsers():
+    assert parse_hidden("64x2") == (64, 64) and parse_hidden("8, 4") == (8, 4)
+    for bad in ("", "0x3", "-1", "ax2"):
+        with pytest.raises(ValueError, match="--hidden"):
+            parse_hidden(bad)
+    assert parse_overrides(["r=0.25", "init=csti", "delta=[0.5, 0.9]"]) == \
+        {"r": 0.25, "init": "csti", "delta": [0.5, 0.9]}
+
+
+def test_ctrl_c_leaves_a_resumable_checkpoint(tmp_path):
+    """A real SIGINT to the CLI process: exit 130, checkpoint intact, --resume finishes."""
+    out = tmp_path / "run"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    argv = [sys.executable, "-m", "netshape", "train", "--method", "set", "--hidden", "128x3",
+            "--density", "0.3", "--epochs", "60", "-q", "--threads", "1", "-o", str(out)]
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        deadline = time.time() + 60
+        while not (out / "checkpoint.pt").exists() and time.time() < deadline:
+            time.sleep(0.1)
+        assert (out / "checkpoint.pt").exists(), proc.stderr.read() if proc.poll() else ""
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert f"netshape train --resume {out}" in err
+    ck = torch.load(out / "checkpoint.pt", weights_only=True)
+    done = ck["epoch"]
+    assert 1 <= done < 60
+    rows = (out / "metrics.csv").read_text().splitlines()[1:]
+    assert len(rows) == done
+    assert not json.loads((out / "summary.json").read_text())["finished"]
+    assert main(["train", "--resume", str(out), "-q"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["finished"] and summary["epochs_done"] == 60
+    epochs = [int(r.split(",")[0]) for r in (out / "metrics.csv").read_text().splitlines()[1:]]
+    assert epochs == list(range(1, 61))
