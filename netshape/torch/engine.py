@@ -283,8 +283,8 @@ class DynamicSparseTrainer:
             lay.hist[removed] = W[removed]
         lay.mask.copy_(new)
         W.mul_(new.to(W.dtype))
-        if lay.hist is not None:
-            W[regrown] = lay.hist[regrown]
+        # a link removed and regrown in one update restarts too (zero or its last value)
+        W[regrown] = lay.hist[regrown] if lay.hist is not None else 0
         where = torch.zeros_like(lay.pm.mask)
         where[lay.rows] = removed | regrown
         reset_optimizer_state(self.optimizer, lay.param, where)

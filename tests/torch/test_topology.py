@@ -1,0 +1,225 @@
+"""Update mechanics: regrowth never picks existing links, shortfall, historical weights,
+gradient capture, optimizer-state reset, percolation groups, CSTI calibration."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from netshape.sampling import torch_generator  # noqa: E402
+from netshape.torch import percolation_pairs, sparsify  # noqa: E402
+
+
+def _engine(tiny, method="chts", kind="mlp", density=0.3, **kw):
+    make_model, _, _ = tiny
+    model = make_model(kind)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    dst = sparsify(model, opt, method=method, density=density, total_steps=40, update_every=4,
+                   rng=0, **kw)
+    return model, opt, dst
+
+
+@pytest.mark.parametrize("regrowth", ["random", "ch2_l3n", "ch2_l3n_soft", "ch3_l3p",
+                                      "gradient", "gradient_soft", "random_soft"])
+def test_regrowth_adds_only_missing_links_exactly(tiny, regrowth):
+    model, opt, dst = _engine(tiny, regrowth=regrowth)
+    _, make_batch, train = tiny
+    train(model, opt, dst, "mlp", 3)  # next step is an update: gradients are captured
+    x, y = make_batch("mlp", 99)
+    torch.nn.functional.cross_entropy(model(x), y).backward()
+    rng = np.random.default_rng(5)
+    for lay in dst._layers.values():
+        for trial in range(10):
+            pruned = lay.mask.clone()
+            on = torch.nonzero(pruned.view(-1)).view(-1)
+            drop = on[torch.from_numpy(rng.permutation(on.numel())[: 3 + trial])]
+            pruned.view(-1)[drop] = False
+            new, short = dst._regrow(lay, pruned, dst.density, torch_generator(rng))
+            assert torch.all(new[pruned])  # nothing existing is touched
+            added = new & ~pruned
+            assert int(added.sum()) == 3 + trial  # exactly back to the target count
+            assert 0 <= short <= 3 + trial
+
+
+def test_shortfall_filled_uniformly_and_counted(tiny):
+    model, opt, dst = _engine(tiny, regrowth="ch2_l3n")
+    lay = dst._layers["net.2"]
+    pruned = torch.zeros_like(lay.mask)
+    pruned[0, 0] = True  # one link: no length-3 path, every CH score is 0
+    need = int(lay.mask.sum()) - 1
+    new, short = dst._regrow(lay, pruned, dst.density, torch_generator(0))
+    assert short == need and int(new.sum()) == need + 1 and bool(new[0, 0])
+    # a path-rich layer has positive scores for the first candidates: no shortfall
+    pruned = lay.mask.clone()
+    pruned.view(-1)[torch.nonzero(pruned.view(-1)).view(-1)[:2]] = False
+    _, short = dst._regrow(lay, pruned, dst.density, torch_generator(0))
+    assert short == 0
+
+
+def test_shortfall_reported_in_stats(tiny):
+    make_model, _, train = tiny
+    model = make_model("mlp")
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    # one link per column in a 12 -> 16 layer at density 1/12 leaves few 3-paths
+    dst = sparsify(model, opt, method="cht", density=0.07, total_steps=8, update_every=4,
+                   rng=0, regrowth="ch2_l3n", zeta=0.9, percolation=False)
+    train(model, opt, dst, "mlp", 4)
+    st = dst.stats()
+    assert any(s["shortfall"] > 0 for s in st.values())
+    for name, s in st.items():
+        assert s["links"] == s["target_links"] == dst._target(dst._layers[name], 0.07)
+
+
+def test_historical_weights_restore_old_values(tiny):
+    model, opt, dst = _engine(tiny, method="chts")
+    lay = dst._layers["net.0"]
+    W = lay.weight
+    old = lay.mask.clone()
+    on = torch.nonzero(old.view(-1)).view(-1)
+    off = torch.nonzero(~old.view(-1)).view(-1)
+    a, b = int(on[0]), int(on[1])
+    W.view(-1)[a], W.view(-1)[b] = 1.25, -0.5
+    pruned = old.clone()
+    pruned.view(-1)[[a, b]] = False
+    new = pruned.clone()
+    new.view(-1)[int(off[0])] = True
+    new.view(-1)[int(off[1])] = True
+    dst._apply(lay, old, pruned, new)  # a, b removed; two never-seen links start at 0
+    assert W.view(-1)[a] == 0 and W.view(-1)[int(off[0])] == 0
+    old2 = lay.mask.clone()
+    pruned2 = old2.clone()
+    pruned2.view(-1)[int(off[0])] = False
+    new2 = pruned2.clone()
+    new2.view(-1)[a] = True
+    dst._apply(lay, old2, pruned2, new2)  # a comes back with the value it had
+    assert W.view(-1)[a] == 1.25
+    assert lay.stats["removed"] == 1 and lay.stats["regrown"] == 1
+
+
+def test_zero_init_for_set(tiny):
+    model, opt, dst = _engine(tiny, method="set")
+    lay = dst._layers["net.0"]
+    old = lay.mask.clone()
+    a = int(torch.nonzero(old.view(-1))[0])
+    lay.weight.view(-1)[a] = 3.0
+    pruned = old.clone()
+    pruned.view(-1)[a] = False
+    new = old.clone()  # removed and regrown in the same update
+    dst._apply(lay, old, pruned, new)
+    assert lay.weight.view(-1)[a] == 0
+    assert lay.stats["overlap"] == 1.0
+
+
+def test_dense_gradient_captured_only_before_updates(tiny):
+    make_model, make_batch, _ = tiny
+    model = make_model("mlp")
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    dst = sparsify(model, opt, method="rigl", density=0.3, total_steps=40, update_every=4, rng=0)
+    for step in range(1, 9):
+        lay = dst._layers["net.2"]
+        assert lay.pm.capture == (step % 4 == 0)
+        x, y = make_batch("mlp", step)
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        if step % 4 == 0:
+            # reference: the same forward with a plain dense weight equal to the masked one
+            ref = [torch.nn.Parameter(m.weight.detach().clone())
+                   for m in (model.net[0], model.net[2], model.net[4], model.net[6])]
+            h = x
+            for i, (m, w) in enumerate(zip((model.net[0], model.net[2], model.net[4],
+                                             model.net[6]), ref, strict=True)):
+                h = torch.nn.functional.linear(h, w, m.bias)
+                h = torch.relu(h) if i < 3 else h
+            torch.nn.functional.cross_entropy(h, y).backward()
+            assert torch.allclose(lay.pm.dense_grad, ref[1].grad, atol=1e-6)
+            assert bool((lay.pm.dense_grad[~lay.mask] != 0).any())
+            # what the optimizer sees stays masked
+            assert torch.all(lay.param.grad[~lay.mask] == 0)
+        else:
+            assert lay.pm.dense_grad is None
+        opt.step()
+        dst.step()
+
+
+def test_gradient_regrowth_is_topk_of_missing(tiny):
+    model, opt, dst = _engine(tiny, method="rigl")
+    lay = dst._layers["net.2"]
+    g = torch.randn(lay.mask.shape, generator=torch.Generator().manual_seed(0))
+    lay.pm.dense_grad = g
+    pruned = lay.mask.clone()
+    on = torch.nonzero(pruned.view(-1)).view(-1)[:5]
+    pruned.view(-1)[on] = False
+    new, short = dst._regrow(lay, pruned, dst.density, torch_generator(0))
+    added = (new & ~pruned).view(-1)
+    cand = g.abs().masked_fill(pruned, -1).view(-1)
+    want = torch.topk(cand, 5).indices
+    assert short == 0 and set(torch.nonzero(added).view(-1).tolist()) == set(want.tolist())
+
+
+def test_optimizer_state_reset_on_changed_links(tiny):
+    make_model, make_batch, _ = tiny
+    model = make_model("mlp")
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    dst = sparsify(model, opt, method="set", density=0.3, total_steps=40, update_every=4, rng=0)
+    for step in range(1, 5):
+        before = {n: lay.mask.clone() for n, lay in dst._layers.items()}
+        x, y = make_batch("mlp", step)
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+        dst.step()
+    for n, lay in dst._layers.items():
+        changed = before[n] ^ lay.mask
+        st = opt.state[lay.param]
+        assert int(changed.sum()) > 0
+        for key in ("exp_avg", "exp_avg_sq"):
+            assert torch.all(st[key][changed] == 0)
+            assert bool((st[key][lay.mask & before[n]] != 0).any())  # kept links keep state
+
+
+def test_percolation_pairs_by_name(tiny):
+    make_model, _, _ = tiny
+    for kind, want in [
+        ("mlp", {("chain", "net.0", "net.2"), ("chain", "net.2", "net.4")}),
+        ("transformer", {("couple", "enc.layers.0.self_attn.q", "enc.layers.0.self_attn.k"),
+                         ("chain", "enc.layers.0.self_attn.v", "enc.layers.0.self_attn.out_proj"),
+                         ("chain", "enc.layers.0.linear1", "enc.layers.0.linear2")}),
+        ("llama", {("couple", "blocks.0.attn.q_proj", "blocks.0.attn.k_proj"),
+                   ("chain", "blocks.0.attn.v_proj", "blocks.0.attn.o_proj"),
+                   ("couple", "blocks.0.mlp.gate_proj", "blocks.0.mlp.up_proj"),
+                   ("chain", "blocks.0.mlp.up_proj", "blocks.0.mlp.down_proj"),
+                   ("chain", "blocks.0.mlp.gate_proj", "blocks.0.mlp.down_proj")}),
+    ]:
+        model = make_model(kind)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        dst = sparsify(model, opt, method="set", density=0.3, total_steps=4, update_every=2)
+        pairs = set(percolation_pairs(dst._slots))
+        assert want <= pairs
+        if kind != "mlp":  # nothing chains across residual connections
+            assert not any(p[1].split(".")[:3] != p[2].split(".")[:3] for p in pairs)
+            assert len(pairs) == len(want) * 2  # two blocks, same relations each
+
+
+def test_percolation_removes_dead_neurons_then_regrows(tiny):
+    make_model, _, _ = tiny
+    model = make_model("mlp")
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    dst = sparsify(model, opt, method="chts", density=0.3, total_steps=8, update_every=4)
+    pruned = {n: lay.mask.clone() for n, lay in dst._layers.items()}
+    pruned["net.0"][5, :] = False  # hidden neuron 5 has no input: its outputs must go
+    assert bool(pruned["net.2"][:, 5].any())
+    dst._percolate(pruned)
+    assert not bool(pruned["net.2"][:, 5].any())
+
+
+def test_csti_uses_calibration(tiny):
+    make_model, make_batch, train = tiny
+    model = make_model("mlp")
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, _ = make_batch("mlp", 0, n=64)
+    dst = sparsify(model, opt, method="chts", density=0.3, total_steps=8, update_every=4,
+                   init="csti", calibration=x, rng=0)
+    assert int(dst.masks["net.0"].sum()) == round(0.3 * 12 * 16)
+    train(model, opt, dst, "mlp", 8)
