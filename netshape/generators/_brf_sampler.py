@@ -169,10 +169,13 @@ def _kth(keys, k):
 
 
 def sample_receptive_fields(n_in: int, n_out: int, k: np.ndarray, alpha: float,
-                            gen: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+                            gen: np.random.Generator, *, half_width: int | None = None
+                            ) -> tuple[np.ndarray, np.ndarray]:
     """Draw ``k[j]`` distinct inputs for every output ``j``; return ``(counts, inputs)``.
 
     ``inputs`` lists output 0's inputs, then output 1's, ...; ``counts == k``.
+    ``half_width`` forces ``H`` (tests use it to exercise the outside process;
+    ``-1`` means every input inside).
     Outputs are handled in groups of similar degree (each with its own inside
     width), so uniform degrees do not pad every row to the largest one.
     """
@@ -196,7 +199,8 @@ def sample_receptive_fields(n_in: int, n_out: int, k: np.ndarray, alpha: float,
     group = np.floor(4.0 * np.log2(k + 1.0)).astype(np.int64)
     for g in np.unique(group):
         jg = np.flatnonzero(group == g)
-        h = _choose_half_width(jg.size, n_in, log_t[jg], log_env_out)
+        h = (_choose_half_width(jg.size, n_in, log_t[jg], log_env_out)
+             if half_width is None else int(half_width))
         if h < 0:
             o = np.arange(-((n_in - 1) // 2), n_in // 2 + 1, dtype=np.int64)
             outside = None
