@@ -154,7 +154,7 @@ def test_brf_spread_grows_with_r_and_is_local_at_small_r():
     n_in, n_out, d = 400, 400, 0.05
     means = [ring_dist(n_in, n_out, brf(n_in, n_out, d, r=r, rng=0)).mean()
              for r in (0.0, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0)]
-    assert all(a < b for a, b in zip(means, means[1:])), means
+    assert all(a < b for a, b in zip(means, means[1:], strict=False)), means
     # r = 0.05: weights (1+d)^-19, essentially the nearest 20 inputs (mean distance ~5)
     assert means[1] < 8
     # r = 1: uniform over the ring, mean distance n_in / 4
@@ -193,7 +193,7 @@ def test_brf_sampler_matches_successive_sampling(half_width, r):
         cnt, rows = sample_receptive_fields(n_in, n_out, k, alpha, gen, half_width=half_width)
         assert np.array_equal(cnt, k)
         cols = np.repeat(np.arange(n_out), k)
-        assert len(set(zip(rows.tolist(), cols.tolist()))) == rows.size
+        assert len(set(zip(rows.tolist(), cols.tolist(), strict=True))) == rows.size
         np.add.at(counts, (rows, cols), 1)
     for j in range(n_out):
         c = (j + 0.5) * n_in / n_out

@@ -69,7 +69,8 @@ def _horizons(k: np.ndarray, alpha: float, u: np.ndarray, mult: np.ndarray) -> n
     lo = -np.log(np.sum(mult * np.exp(logw - logw.max()))) - logw.max() - math.log(4 * total)
     hi = -logw.min() + math.log(64.0)
     grid = np.linspace(lo, hi, 256)
-    g = (mult * -np.expm1(-np.exp(grid[:, None] + logw[None, :]))).sum(axis=1)
+    with np.errstate(over="ignore"):
+        g = (mult * -np.expm1(-np.exp(grid[:, None] + logw[None, :]))).sum(axis=1)
     g = np.maximum.accumulate(g)
     target = k + 3.0 * np.sqrt(k) + 2.0
     target = np.minimum(target, g[-1])
@@ -160,6 +161,24 @@ def _first_arrivals(keys, items):
     return keys, items
 
 
+def _take_k(keys, items, k, gen):
+    """Items of the ``k[row]`` smallest keys per row, grouped by row.
+
+    Equal keys at the cut (possible only when ``alpha`` is so large that the
+    exponential noise is below float resolution, i.e. the r -> 0 limit) are
+    broken uniformly at random, which is that limit's law.
+    """
+    thr = _kth(keys, k)
+    mask = keys <= thr[:, None]
+    bad = np.flatnonzero(mask.sum(axis=1) != k)
+    if bad.size:
+        order = np.lexsort((gen.random(keys[bad].shape), keys[bad]), axis=-1)
+        fix = np.zeros(order.shape, dtype=bool)
+        np.put_along_axis(fix, order, np.arange(order.shape[1])[None, :] < k[bad, None], axis=1)
+        mask[bad] = fix
+    return items[mask]
+
+
 def _kth(keys, k):
     srt = np.sort(keys, axis=1)
     out = np.full(keys.shape[0], -np.inf)
@@ -193,40 +212,53 @@ def sample_receptive_fields(n_in: int, n_out: int, k: np.ndarray, alpha: float,
     frac_vals = res_vals / (2.0 * n_out)
     frac_of = frac_vals[res_inv]
 
+    # beyond this, (1/2)^alpha * n_in < 1e-300: inputs past twice the degree cannot compete,
+    # and keys are kept as log(1+d) + log(E)/alpha so they stay finite
+    steep = alpha > 1000.0
     out = np.empty(int(k.sum()), dtype=np.int64)
     start = np.zeros(n_out, dtype=np.int64)
     np.cumsum(k[:-1], out=start[1:])
     group = np.floor(4.0 * np.log2(k + 1.0)).astype(np.int64)
     for g in np.unique(group):
         jg = np.flatnonzero(group == g)
-        h = (_choose_half_width(jg.size, n_in, log_t[jg], log_env_out)
-             if half_width is None else int(half_width))
+        if half_width is not None:
+            h = int(half_width)
+        elif steep:
+            h = min((n_in - 1) // 2, 2 * int(k[jg].max()) + 2)
+        else:
+            h = _choose_half_width(jg.size, n_in, log_t[jg], log_env_out)
         if h < 0:
             o = np.arange(-((n_in - 1) // 2), n_in // 2 + 1, dtype=np.int64)
             outside = None
         else:
             o = np.arange(-h, h + 1, dtype=np.int64)
-            outside = _Outside(n_in, h, alpha, log_env_out) if 2 * h + 1 < n_in else None
+            use_out = 2 * h + 1 < n_in and not steep
+            outside = _Outside(n_in, h, alpha, log_env_out) if use_out else None
         y = np.abs(o[None, :] + 0.5 - frac_vals[:, None])
-        inside_cost = alpha * np.log1p(np.minimum(y, n_in - y))  # (distinct fractions, L)
+        inside_cost = np.log1p(np.minimum(y, n_in - y))  # (distinct fractions, L)
+        e_scale = 1.0 / alpha if steep else 1.0
+        if not steep:
+            inside_cost *= alpha
         chunk = max(1, _CHUNK_CELLS // max(1, o.size))
         for c0 in range(0, jg.size, chunk):
             js = jg[c0:c0 + chunk]
             got = _chunk(js, k[js], o, base, res_inv, frac_of, inside_cost, log_t[js],
-                         outside, alpha, n_in, gen)
+                         outside, alpha, n_in, gen, e_scale)
             firsts = np.repeat(start[js] - np.cumsum(k[js]) + k[js], k[js])
             out[firsts + np.arange(got.size)] = got
     return k.copy(), out
 
 
-def _chunk(js, kj, o, base, res_inv, frac_of, inside_cost, hor, outside, alpha, n_in, gen):
+def _chunk(js, kj, o, base, res_inv, frac_of, inside_cost, hor, outside, alpha, n_in, gen,
+           e_scale=1.0):
     nj = js.size
     keys = np.log(gen.standard_exponential((nj, o.size)))
+    if e_scale != 1.0:
+        keys *= e_scale
     keys += inside_cost[res_inv[js]]
     items = (base[js, None] + o[None, :]) % n_in
     if outside is None:
-        thr = _kth(keys, kj)
-        return items[keys <= thr[:, None]]
+        return _take_k(keys, items, kj, gen)
     r, it, lt = outside.arrivals(np.arange(nj), np.full(nj, -np.inf), hor, base[js],
                                  frac_of[js], alpha, n_in, gen)
     ko, io = _first_arrivals(_grouped_to_padded(r, lt, nj, np.inf),
@@ -237,7 +269,7 @@ def _chunk(js, kj, o, base, res_inv, frac_of, inside_cost, hor, outside, alpha, 
     good = thr <= hor
     out = np.empty(int(kj.sum()), dtype=np.int64)
     slot_good = np.repeat(good, kj)
-    out[slot_good] = items[good][keys[good] <= thr[good, None]]
+    out[slot_good] = _take_k(keys[good], items[good], kj[good], gen)
     bad = np.flatnonzero(~good)
     if bad.size:
         out[~slot_good] = _extend(kj[bad], keys[bad], items[bad], hor[bad], outside,
@@ -258,4 +290,4 @@ def _extend(kj, keys, items, hor, outside, base, frac_of, alpha, n_in, gen):
         hor = new_hor
         thr = _kth(keys, kj)
         if np.all(thr <= hor):
-            return items[keys <= thr[:, None]]
+            return _take_k(keys, items, kj, gen)
