@@ -504,6 +504,12 @@ def sparsify(model: nn.Module, optimizer: torch.optim.Optimizer, method: str = "
         for s, _ in entries:
             dst._layers[s.name] = _Layer(s, pm, get_original(s.module, s.param))
     dst._layers = OrderedDict((s.name, dst._layers[s.name]) for s in slots)
+    if ddp.is_distributed():  # rank 0's initial topology is everyone's
+        pms = list({id(lay.pm): lay.pm for lay in dst._layers.values()}.values())
+        ddp.broadcast_bool([pm.mask for pm in pms])
+        with torch.no_grad():
+            for lay in dst._layers.values():
+                lay.weight.mul_(lay.mask.to(lay.weight.dtype))
     for lay in dst._layers.values():
         lay.stats["target_links"] = int(lay.mask.sum())
     dst._track_itop()
