@@ -95,12 +95,16 @@ def _power_law(A: Any, side: str) -> tuple[float | None, float | None]:
     return f.alpha, f.sigma
 
 
-def _layer_rows(layers: OrderedDict, percolated: OrderedDict | None, report: Any,
-                chain: bool) -> list[dict[str, Any]]:
+def _layer_rows(layers: OrderedDict, report: Any, chain: bool,
+                pairs: list[tuple] | None) -> list[dict[str, Any]]:
     from .metrics import degree_stats, hub_alignment
 
-    rows = []
     names = list(layers)
+    if chain:
+        nxt = dict(zip(names, names[1:]))  # noqa: B905 - offset pairs
+    else:
+        nxt = {a: b for kind, a, b, *_ in (pairs or ()) if kind == "chain"}
+    rows = []
     for i, (name, A) in enumerate(layers.items()):
         s = degree_stats(A)
         a_in, s_in = _power_law(A, "in")
@@ -114,11 +118,32 @@ def _layer_rows(layers: OrderedDict, percolated: OrderedDict | None, report: Any
         if report is not None:
             r = report.layers[i if chain else name]
             row["perc_links_removed"] = r.links_removed
-            row["perc_neurons_removed"] = r.outputs_removed if i < len(names) - 1 else 0
-        if chain and i < len(names) - 1:
-            row["hub_alignment_next"] = hub_alignment(A, layers[names[i + 1]])
+            row["perc_neurons_removed"] = r.outputs_removed
+        if name in nxt:
+            row["hub_alignment_next"] = hub_alignment(A, layers[nxt[name]])
         rows.append(row)
     return rows
+
+
+def infer_pairs(layers: OrderedDict) -> list[tuple] | None:
+    """Percolation pairs from layer names, by the rules of ``netshape.torch``; None without torch.
+
+    q/k and gate/up are coupled; v -> out_proj/o_proj, up/gate -> down, fc1 -> fc2,
+    linear1 -> linear2 are chained; other consecutive siblings whose shapes chain
+    (an MLP) are chained.
+    """
+    from ._backend import has_torch
+
+    if not has_torch():
+        return None
+    from torch import nn
+
+    from .torch.groups import Slot, percolation_pairs
+
+    # the meta device allocates nothing: only names and shapes matter here
+    slots = [Slot(name, nn.Linear(A.shape[0], A.shape[1], bias=False, device="meta"), "weight",
+                  None, int(A.shape[0]), int(A.shape[1])) for name, A in layers.items()]
+    return percolation_pairs(slots)
 
 
 def _chains(layers: OrderedDict) -> bool:
@@ -202,25 +227,40 @@ def analyze_source(source: str | Path, *, progress: bool = True) -> Analysis:
         step, layers = snaps[-1]
         what = f"{source} (last snapshot, update {step})"
         notes.append(f"no checkpoint found; the final topology is snapshot update_{step:06d}.npz")
-    chain = _chains(layers)
-    percolated = report = None
+    names = list(layers)
+    pairs = infer_pairs(layers)
+    if pairs is None:
+        chain = _chains(layers)
+        if not chain and len(layers) > 1:
+            notes.append("torch is not installed, so layer relations cannot be inferred from "
+                         "names and the layers' shapes do not chain: percolation, ANP and CAP "
+                         "are not computed")
+    else:
+        consecutive = [("chain", a, b) for a, b in zip(names, names[1:])]  # noqa: B905
+        chain = len(names) > 1 and sorted(pairs) == sorted(consecutive)
+        if not pairs and len(names) > 1:
+            notes.append("no relation between the layers was found from their names and shapes "
+                         "(q/k, gate/up, v->o, fc1->fc2, consecutive chaining shapes), so "
+                         "percolation, ANP and CAP are not computed")
+    report = None
     summary: dict[str, Any] = {"layers": len(layers),
                                "links": sum(A.nnz for A in layers.values()),
-                               "possible": sum(A.shape[0] * A.shape[1] for A in layers.values())}
+                               "possible": sum(A.shape[0] * A.shape[1] for A in layers.values()),
+                               "pairs": None if chain else pairs}
     summary["density"] = summary["links"] / summary["possible"]
     if chain:
-        out, report = percolate(list(layers.values()))
-        percolated = OrderedDict(zip(layers, out, strict=True))
-        c = cap(list(layers.values()))
-        summary.update(cap_paths=c.paths, cap_log10=c.log10,
-                       anp=anp(list(layers.values())),
-                       anp_hidden=anp(list(layers.values()), include="hidden"),
+        seq = list(layers.values())
+        _, report = percolate(seq)
+        c = cap(seq)
+        summary.update(cap_paths=c.paths, cap_log10=c.log10, anp=anp(seq),
+                       anp_hidden=anp(seq, include="hidden"),
                        perc_links_removed=report.links_removed, perc_sweeps=report.iterations)
-    else:
-        notes.append("the layers' shapes do not chain (n_out of one != n_in of the next), so "
-                     "percolation, ANP, CAP and hub alignment are not computed; use "
-                     "netshape.percolate with pairs= for Transformer-style blocks")
-    rows = _layer_rows(layers, percolated, report, chain)
+    elif pairs:
+        _, report = percolate(layers, pairs=pairs)
+        summary.update(anp=anp(layers, pairs=pairs),
+                       anp_hidden=anp(layers, pairs=pairs, include="hidden"),
+                       perc_links_removed=report.links_removed, perc_sweeps=report.iterations)
+    rows = _layer_rows(layers, report, chain, pairs)
     curves = snapshot_curves(snaps) if snaps else {}
     return Analysis(source=what, layers=layers, chain=chain, rows=rows, summary=summary,
                     curves=curves, warnings=notes)
@@ -323,8 +363,14 @@ def write_report(an: Analysis, out: Path, *, plots: bool = True) -> Path:
         lines += ["## Network", "",
                   "- treated as a chain (each layer's outputs feed the next layer)",
                   f"- credit assignment paths (complete input-to-output paths): {cap_txt} "
-                  f"(log10 = {s['cap_log10']:.4g})",
-                  f"- active neurons after percolation (ANP): {s['anp']:.4g} of all neurons, "
+                  f"(log10 = {s['cap_log10']:.4g})"]
+    elif s.get("pairs"):
+        rel = "; ".join(f"{p[0]} {', '.join(map(str, p[1:]))}" for p in s["pairs"])
+        lines += ["## Network", "",
+                  f"- layer relations inferred from names (as netshape.torch does): {rel}",
+                  "- CAP is computed for chains only"]
+    if "anp" in s:
+        lines += [f"- active neurons after percolation (ANP): {s['anp']:.4g} of all neurons, "
                   f"{s['anp_hidden']:.4g} of hidden neurons",
                   f"- percolation would remove {s['perc_links_removed']} link(s) "
                   f"({s['perc_sweeps']} sweep(s) to the fixed point)", ""]

@@ -164,3 +164,15 @@ def test_missing_truncated_corrupt(tmp_path):
         warnings.simplefilter("error")
         with pytest.raises(CheckpointError, match="no 2-D layer"):
             read_checkpoint(tmp_path / "nolayers.pt")
+
+
+def test_multihead_attention_packed_mask_split_into_q_k_v(tmp_path):
+    attn = nn.MultiheadAttention(8, 2)
+    prune.random_unstructured(attn, "in_proj_weight", amount=0.5)
+    prune.random_unstructured(attn.out_proj, "weight", amount=0.5)
+    torch.save(attn.state_dict(), tmp_path / "mha.pt")
+    layers = read_checkpoint(tmp_path / "mha.pt")
+    packed = attn.in_proj_weight_mask.bool().numpy()
+    assert set(layers) == {"q", "k", "v", "out_proj"}
+    for i, tag in enumerate("qkv"):
+        assert np.array_equal(layers[tag].toarray(), packed[8 * i:8 * (i + 1)].T)

@@ -121,14 +121,40 @@ def test_snapshot_curves_by_hand():
     assert c["overlap"] == [0.5] and c["overlap_step"] == [2]
 
 
-def test_analyze_non_chaining_layers_note(tmp_path):
-    sd = {"q.weight_mask": torch.ones(4, 6), "k.weight_mask": torch.eye(4, 6),
-          "o.weight_mask": torch.ones(3, 3)}
+def test_analyze_unrelated_layers_note(tmp_path):
+    sd = {"a.weight_mask": torch.ones(4, 6), "b.weight_mask": torch.eye(4, 6),
+          "c.weight_mask": torch.ones(3, 3)}
     torch.save(sd, tmp_path / "blk.pt")
     assert main(["analyze", str(tmp_path / "blk.pt"), "-o", str(tmp_path / "r"),
                  "--no-plots"]) == 0
     rep = (tmp_path / "r" / "report.md").read_text()
-    assert "do not chain" in rep and "| k | 6 | 4 | 4 |" in rep
+    assert "no relation between the layers" in rep and "| b | 6 | 4 | 4 |" in rep
+
+
+def test_analyze_transformer_checkpoint_uses_inferred_pairs(tmp_path, capsys):
+    sparsify = pytest.importorskip("netshape.torch").sparsify
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.TransformerEncoderLayer(16, 2, 32, batch_first=True),
+                                torch.nn.Linear(16, 4))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sparsify(model, opt, method="set", density=0.2, total_steps=10, update_every=5, rng=0)
+    torch.save({"model": model.state_dict()}, tmp_path / "tel.pt")
+    layers = ns.io.read_checkpoint(tmp_path / "tel.pt")
+    assert set(layers) == {"0.self_attn.q", "0.self_attn.k", "0.self_attn.v",
+                           "0.self_attn.out_proj", "0.linear1", "0.linear2"}
+    assert main(["analyze", str(tmp_path / "tel.pt"), "-o", str(tmp_path / "r"),
+                 "--no-plots"]) == 0
+    rep = (tmp_path / "r" / "report.md").read_text()
+    assert "couple 0.self_attn.q, 0.self_attn.k" in rep
+    assert "chain 0.linear1, 0.linear2" in rep
+    pairs = [("couple", "0.self_attn.q", "0.self_attn.k"),
+             ("chain", "0.self_attn.v", "0.self_attn.out_proj"),
+             ("chain", "0.linear1", "0.linear2")]
+    _, expect = ns.percolate(layers, pairs=pairs)
+    rows = {r["layer"]: r for r in read_csv(tmp_path / "r" / "layers.csv")}
+    assert {k: int(r["perc_links_removed"]) for k, r in rows.items()} == {
+        k: v.links_removed for k, v in expect.layers.items()}
+    assert f"ANP {ns.metrics.anp(layers, pairs=pairs):.4g}" in capsys.readouterr().out
 
 
 def test_analyze_bad_inputs_write_nothing(tmp_path, capsys):

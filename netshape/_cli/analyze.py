@@ -47,8 +47,9 @@ def run(args: argparse.Namespace) -> int:
     s = an.summary
     print(f"analysed {an.source}: {s['layers']} layer(s), {s['links']} links, "
           f"density {s['density']:.4g}")
-    if an.chain:
-        print(f"  ANP {s['anp']:.4g}, CAP log10 {s['cap_log10']:.4g}, percolation would remove "
+    if "anp" in s:
+        cap_txt = f", CAP log10 {s['cap_log10']:.4g}" if an.chain else ""
+        print(f"  ANP {s['anp']:.4g}{cap_txt}, percolation would remove "
               f"{s['perc_links_removed']} link(s)")
     if an.curves:
         print(f"  {len(an.curves['step'])} snapshot(s), final ITOP {an.curves['itop'][-1]:.4g}")

@@ -20,7 +20,10 @@ Mask conventions recognised, in this order (``X`` is the layer's name):
    methods grow new links at weight 0, so a freshly grown link is missed.
 
 Masks are shaped like ``nn.Linear.weight``, ``(out, in)``; the returned
-biadjacencies are their transposes, ``(n_in, n_out)``.
+biadjacencies are their transposes, ``(n_in, n_out)``. Masks of
+``nn.MultiheadAttention``'s ``in_proj_weight`` (or ``q_proj_weight`` ...)
+become three layers ``<attn>.q``, ``<attn>.k``, ``<attn>.v``, the names
+``netshape.torch`` gives them.
 """
 
 from __future__ import annotations
@@ -45,9 +48,11 @@ __all__ = ["CheckpointError", "read_checkpoint"]
 
 #: keys under which training scripts nest the model's state dict
 _NESTED = ("state_dict", "model_state_dict", "model", "module", "net", "network", "weights")
-_PARAM_MASK = re.compile(r"^(?P<layer>.+)\.parametrizations\.weight\.(?P<i>\d+)\.mask$")
-_PRUNE_MASK = re.compile(r"^(?P<layer>.+)\.weight_mask$")
-_WEIGHT = re.compile(r"^(?P<layer>.+)\.(weight|weight_orig|parametrizations\.weight\.original)$")
+_PARAM_MASK = re.compile(
+    r"^(?:(?P<layer>.+)\.)?parametrizations\.(?P<param>(?:in_proj_|[qkv]_proj_)?weight)\.\d+\.mask$")
+_PRUNE_MASK = re.compile(r"^(?:(?P<layer>.+)\.)?(?P<param>(?:in_proj_|[qkv]_proj_)?weight)_mask$")
+_WEIGHT = re.compile(
+    r"^(?:(?P<layer>.+)\.)?(weight|weight_orig|parametrizations\.weight\.original)$")
 
 
 class CheckpointError(ValueError):
@@ -149,12 +154,30 @@ def _as_topology(mask: Any) -> sp.csr_array:
     return canonical_csr(sp.csr_array(m.T != 0))
 
 
+def _join(layer: str, leaf: str) -> str:
+    return f"{layer}.{leaf}" if layer else leaf
+
+
 def _masks(flat: dict[str, Any], path: Path) -> OrderedDict[str, sp.csr_array]:
     found: OrderedDict[str, list] = OrderedDict()
     for key, value in flat.items():
         m = _PARAM_MASK.match(key) or _PRUNE_MASK.match(key)
-        if m and np.ndim(value) == 2:
-            found.setdefault(m.group("layer"), []).append(value)
+        if not (m and np.ndim(value) == 2):
+            continue
+        layer, param = m.group("layer") or "", m.group("param")
+        if param == "in_proj_weight":
+            # nn.MultiheadAttention packs q, k, v as row blocks of one (3E, E) weight
+            v = np.asarray(to_numpy(value))
+            if v.shape[0] % 3:
+                raise CheckpointError(f"{str(path)!r}: {key} has shape {v.shape}; a packed "
+                                      "in_proj_weight needs a multiple of 3 rows")
+            E = v.shape[0] // 3
+            for i, tag in enumerate("qkv"):
+                found.setdefault(_join(layer, tag), []).append(v[i * E:(i + 1) * E])
+        elif param != "weight":
+            found.setdefault(_join(layer, param[0]), []).append(value)
+        else:
+            found.setdefault(layer or "layer", []).append(value)
     out: OrderedDict[str, sp.csr_array] = OrderedDict()
     for layer, masks in found.items():
         A = _as_topology(masks[0])
@@ -251,7 +274,7 @@ def read_checkpoint(path: str | os.PathLike) -> OrderedDict[str, sp.csr_array]:
     for key, value in flat.items():
         m = _WEIGHT.match(key)
         if m and np.ndim(value) == 2:
-            weights[m.group("layer")] = _as_topology(value)
+            weights[m.group("layer") or "layer"] = _as_topology(value)
     if not weights:
         raise CheckpointError(
             f"{str(p)!r} holds no 2-D layer weight or mask (keys like 'fc.weight', "
