@@ -17,24 +17,9 @@ __all__ = ["initial_mask", "keep_scores", "regrowth_scores"]
 
 
 def _generator(name: str):
-    try:
-        import netshape.generators as gen
+    import netshape.generators as gen
 
-        return getattr(gen, name)
-    except (ImportError, AttributeError):
-        if name != "er":
-            raise
-        return _er_fallback  # TODO(integration): remove once netshape.generators.er lands
-
-
-def _er_fallback(n_in: int, n_out: int, density: float, *, rng=None):
-    from .._random import uniform_sample_without_replacement
-
-    m = link_count(density, n_in, n_out)
-    idx = uniform_sample_without_replacement(n_in * n_out, m, rng)
-    A = np.zeros(n_in * n_out, dtype=bool)
-    A[idx] = True
-    return A.reshape(n_in, n_out)
+    return getattr(gen, name)
 
 
 def initial_mask(cfg: dict, n_in: int, n_out: int, density: float, seed: int,
