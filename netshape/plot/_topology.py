@@ -85,9 +85,9 @@ def adjacency(A: Any, ax=None, *, bins: int = 512, cmap: str = "Greys", title: s
         vmax = 1.0
     else:
         grid, br, bc = bucket_counts(A, bins)
-        # cells per bucket differ by at most one row/column: divide by the true block size
-        rsz = np.diff(np.arange(br + 1) * n_in // br)
-        csz = np.diff(np.arange(bc + 1) * n_out // bc)
+        # blocks differ by at most one row/column: divide by each block's true size
+        rsz = np.bincount(np.arange(n_in) * br // n_in, minlength=br)
+        csz = np.bincount(np.arange(n_out) * bc // n_out, minlength=bc)
         img = grid / np.outer(rsz, csz)
         vmax = max(float(img.max()), 1e-12)
     im = ax.imshow(img, cmap=cmap, vmin=0.0, vmax=vmax, aspect="auto", interpolation="nearest",
