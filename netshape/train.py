@@ -72,7 +72,7 @@ class TrainConfig:
     ``overrides`` are passed to :func:`netshape.torch.sparsify` when set;
     otherwise the preset's own values apply. ``steps_per_epoch`` caps the
     batches of an epoch (quick tests); ``snapshot_every`` counts topology
-    updates between snapshots (default: about ten per run).
+    updates between snapshots (default: about ten per run; 0: none).
     """
 
     dataset: str = "digits"
@@ -142,7 +142,7 @@ def resolve(config: TrainConfig) -> TrainConfig:
         raise ValueError(f"rng={c.rng!r} must be a non-negative integer seed")
     if c.steps_per_epoch is not None:
         c.steps_per_epoch = check_positive_int(c.steps_per_epoch, "steps_per_epoch")
-    if c.snapshot_every is not None:
+    if c.snapshot_every is not None and c.snapshot_every != 0:
         c.snapshot_every = check_positive_int(c.snapshot_every, "snapshot_every")
     if c.method != "fc":
         _check_preset(c.method)
@@ -338,10 +338,11 @@ def _sparsify(cfg, model, opt, data, run, total, spe):
     kwargs = dict(cfg.overrides)
     if cfg.zeta is not None:
         kwargs["zeta"] = cfg.zeta
-    every = cfg.snapshot_every or max(1, cfg.epochs // 10)
+    every = max(1, cfg.epochs // 10) if cfg.snapshot_every is None else cfg.snapshot_every
     return sparsify(model, opt, method=cfg.method, density=cfg.density, total_steps=total,
                     update_every=spe, rng=cfg.rng, calibration=data.X[:_CALIBRATION_ROWS],
-                    snapshot_dir=run / rd.SNAPSHOTS, snapshot_every=every, **kwargs)
+                    snapshot_dir=run / rd.SNAPSHOTS if every else None,
+                    snapshot_every=every or None, **kwargs)
 
 
 def _checkpoint(model, opt, dst, epoch: int, step: int) -> dict:

@@ -31,15 +31,21 @@ def _strip(rows):
     return [{k: v for k, v in r.items() if k not in TIMING} for r in rows]
 
 
-def _assert_same_state(a: dict, b: dict):
-    assert a.keys() == b.keys()
-    for k in a:
-        if isinstance(a[k], torch.Tensor):
-            assert torch.equal(a[k], b[k]), k
-        elif isinstance(a[k], dict):
-            _assert_same_state(a[k], b[k])
-        else:
-            assert a[k] == b[k], k
+def _assert_same_state(a, b):
+    """Exact equality of nested dicts / lists of tensors and plain values (timings aside)."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and torch.equal(a, b)
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for k in a:
+            if "seconds" not in str(k):  # wall-clock timings differ between any two runs
+                _assert_same_state(a[k], b[k])
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b, strict=True):
+            _assert_same_state(x, y)
+    else:
+        assert a == b
 
 
 # ---------------------------------------------------------------- run directory

@@ -53,7 +53,7 @@ def register(subparsers) -> None:
     p.add_argument("--steps-per-epoch", type=int, default=None,
                    help="cap the batches per epoch (quick trials)")
     p.add_argument("--snapshot-every", type=int, default=None,
-                   help="topology snapshot every N updates (default: ~10 per run)")
+                   help="topology snapshot every N updates (default: ~10 per run; 0: none)")
     p.add_argument("--data-dir", default=None,
                    help="folder with <dataset>/ subfolders (default $NETSHAPE_DATA)")
     p.add_argument("--download", action="store_true",
