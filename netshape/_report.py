@@ -300,7 +300,7 @@ def _plots(an: Analysis, out: Path) -> list[tuple[str, str]]:
                 an.warnings.append(f"netshape.plot.{fn} is not available; {kind} plots skipped")
                 break
             fig, ax = plt.subplots(figsize=(4.5, 3.5), layout="constrained")
-            func(A, ax=ax)
+            func(A, ax=ax, **({"side": "both"} if kind == "degrees" else {}))
             ax.set_title(f"{name}: {A.shape[0]}x{A.shape[1]}, {A.nnz} links", fontsize="small")
             fname = f"{kind}_{_safe(name)}.png"
             _save(fig, out / fname)

@@ -113,7 +113,7 @@ def overlap_curve(overlaps: Any, *, steps: Any = None, ax: Any = None,
                    label=f"θ = {float(threshold):g}")
         ax.legend(frameon=False, fontsize="small")
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("removed ∩ regrown / regrown (%)")
+    ax.set_ylabel(r"overlap $|\tilde A \cap A^*|\,/\,|A^*|$ (%)")
     ax.set_ylim(-2, 102)
     return ax
 
