@@ -1,0 +1,108 @@
+"""Generation time per topology model, beside ``er`` measured in the same run.
+
+Run from the repository root::
+
+    python benchmarks/generators.py            # 4096 x 16384 at 5% density, 5 rounds
+
+Writes ``benchmarks/results/generators.csv`` and ``generators.md``. Models are
+timed round-robin (each round runs every model once, in a rotating order) so
+that load from other processes hits all of them alike; the ratio column
+divides each model's median by ``er``'s median from the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+import netshape as ns
+from netshape._atomic import atomic_write_text
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def models(n_in: int, n_out: int, density: float):
+    g = ns.generators
+    X = np.random.default_rng(0).normal(size=(256, n_in))
+    return {
+        "er": lambda s: g.er(n_in, n_out, density, rng=s),
+        "brf r=0.25 fixed": lambda s: g.brf(n_in, n_out, density, r=0.25, rng=s),
+        "brf r=0.25 uniform": lambda s: g.brf(n_in, n_out, density, r=0.25, degrees="uniform",
+                                              rng=s),
+        "bsw beta=0.25": lambda s: g.bsw(n_in, n_out, density, beta=0.25, rng=s),
+        "bsw beta=0 (lattice)": lambda s: g.bsw(n_in, n_out, density, rng=s),
+        "brf r=0.5 fixed": lambda s: g.brf(n_in, n_out, density, r=0.5, rng=s),
+        "brf r=1 fixed": lambda s: g.brf(n_in, n_out, density, r=1.0, rng=s),
+        "bsw beta=1": lambda s: g.bsw(n_in, n_out, density, beta=1.0, rng=s),
+        "bsf gamma=2.76": lambda s: g.bsf(n_in, n_out, density, rng=s),
+        "csti (256 samples)": lambda s: g.csti(X, n_out, density, rng=s),
+    }
+
+
+REQUIRED = ("brf r=0.25 fixed", "brf r=0.25 uniform", "bsw beta=0.25")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n-in", type=int, default=4096)
+    ap.add_argument("--n-out", type=int, default=16384)
+    ap.add_argument("--density", type=float, default=0.05)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--out", default=str(RESULTS / "generators"),
+                    help="path stem for the .csv and .md files")
+    args = ap.parse_args(argv)
+    table = models(args.n_in, args.n_out, args.density)
+    names = list(table)
+    for name in names:  # warm-up: imports, first-touch allocations
+        table[name](0)
+    times: dict[str, list[float]] = {n: [] for n in names}
+    links = {}
+    for rnd in range(args.rounds):
+        order = names[rnd % len(names):] + names[:rnd % len(names)]
+        for name in order:
+            t0 = time.perf_counter()
+            A = table[name](rnd + 1)
+            times[name].append(time.perf_counter() - t0)
+            links[name] = A.nnz
+        print(f"round {rnd + 1}/{args.rounds} done", flush=True)
+    er_med = statistics.median(times["er"])
+    rows = []
+    for name in names:
+        med = statistics.median(times[name])
+        rows.append({"model": name, "n_in": args.n_in, "n_out": args.n_out,
+                     "density": args.density, "links": links[name], "rounds": args.rounds,
+                     "median_s": round(med, 4), "min_s": round(min(times[name]), 4),
+                     "ratio_to_er": round(med / er_med, 2)})
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    stem = Path(args.out)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(stem.with_suffix(".csv"), buf.getvalue())
+    ok = all(r["ratio_to_er"] <= 3.0 for r in rows if r["model"] in REQUIRED)
+    md = [f"# Generator timings: {args.n_in} x {args.n_out} at density {args.density}", "",
+          f"Median and best of {args.rounds} round-robin rounds, one process, "
+          f"{platform.processor() or platform.machine()}, Python {platform.python_version()}, "
+          f"numpy {np.__version__}. `ratio` = median / er's median from the same run.", "",
+          "Command: `python benchmarks/generators.py"
+          + ("" if argv is None else " " + " ".join(argv)) + "`", "",
+          "| model | links | median s | best s | ratio to er |", "|---|---:|---:|---:|---:|"]
+    md += [f"| {r['model']} | {r['links']} | {r['median_s']:.3f} | {r['min_s']:.3f} | "
+           f"{r['ratio_to_er']:.2f} |" for r in rows]
+    md += ["", f"Target (brf r=0.25 fixed and uniform, bsw beta=0.25 within 3x of er): "
+               f"{'met' if ok else 'NOT met'}."]
+    atomic_write_text(stem.with_suffix(".md"), "\n".join(md) + "\n")
+    print("\n".join(md))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
