@@ -52,7 +52,7 @@ def require(module: str) -> ModuleType:
         ) from exc
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def has_torch() -> bool:
     """True when torch can be imported (no device check)."""
     try:
@@ -62,7 +62,7 @@ def has_torch() -> bool:
     return True
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def has_cupy() -> bool:
     """True only when CuPy imports *and* a CUDA device answers.
 
