@@ -9,13 +9,14 @@ needs no special care: ``F[u, u]`` only reaches ``S[u, j]`` through
 
 Counts are integers below 2**24, hence exact in float32.
 
-On numpy with numba, ``C`` and ``C'`` come from a symmetric rank-k update
-(BLAS ``ssyrk``, half the work of a general product) and the weights are filled
-in place from the one triangle it writes; ``F A`` goes to the result buffer and
-``A F'ᵀ`` is accumulated into it by ``sgemm`` with ``beta = 1``, so the whole
-computation allocates the result, one square buffer per side, and a float32
-copy of ``A``. Other backends (torch, CuPy, numpy without numba) run the same
-products tile by tile.
+``C`` and ``C'`` are products of a matrix with its own transpose, which numpy
+hands to BLAS as a symmetric rank-k update (``ssyrk``, half the work of a
+general product); the weights are filled in place (numba kernel, or ufuncs with
+``out=``); ``F A`` is written straight into the result and ``A F'ᵀ`` is
+accumulated into it a block of rows at a time. The whole computation holds the
+result, one square buffer at a time and a float32 copy of ``A``. (scipy's own
+``ssyrk`` was slower here: scipy ships a second OpenBLAS whose thread pool
+fights numpy's.) torch and CuPy run the same tiled products on their device.
 """
 
 from __future__ import annotations
@@ -25,10 +26,13 @@ from typing import Any
 
 import numpy as np
 
-from ._kernels import fill, fill_torch, fill_xp, numba_kernels
+from ._kernels import fill, fill_torch, fill_xp
 
 #: default working memory for the square intermediates, in bytes (1 GiB)
 DEFAULT_BUDGET = 1 << 30
+
+#: rows of A per product when accumulating A F'ᵀ into the result
+_ACC_ROWS = 512
 
 #: bytes per entry of a square tile: the float32 counts plus the fill temporaries
 _TILE_BYTES_PER_ENTRY = 12
@@ -55,27 +59,11 @@ def _tiled(A, S, deg_in, deg_out, ch3, budget, matmul, fill_fn):
         c1 = min(n_out, c0 + step)
         CJ = matmul(At[c0:c1], A)
         fill_fn(CJ, deg_out, ch3)
-        S[:, c0:c1] += matmul(A, CJ.T)
-        del CJ
-
-
-def _syrk_numpy(A, S, deg_in, deg_out, ch3, kernels) -> None:
-    from scipy.linalg.blas import sgemm, ssyrk
-
-    sym_fill = kernels[0]
-    # A.T is Fortran-ordered, so BLAS reads A without a copy.
-    # trans=1: C = A Aᵀ; the result is Fortran with its upper triangle set, i.e. its
-    # C-ordered transpose holds the lower triangle, which sym_fill expects.
-    C = ssyrk(1.0, A.T, trans=1).T
-    sym_fill(C, deg_in, ch3)
-    np.matmul(C, A, out=S)
-    del C
-    C2 = ssyrk(1.0, A.T, trans=0).T  # Aᵀ A
-    sym_fill(C2, deg_out, ch3)
-    # Sᵀ <- F' Aᵀ + Sᵀ, in Fortran terms on the transposed views: no temporary
-    out = sgemm(1.0, C2.T, A.T, beta=1.0, c=S.T, trans_a=1, overwrite_c=1)
-    if not np.shares_memory(out, S):  # pragma: no cover - BLAS wrapper copied c
-        S[...] = out.T
+        FT = CJ.T
+        # accumulate A F'ᵀ a block of rows at a time: a small temporary, still in cache
+        for r0 in range(0, n_in, _ACC_ROWS):
+            S[r0:r0 + _ACC_ROWS, c0:c1] += matmul(A[r0:r0 + _ACC_ROWS], FT)
+        del CJ, FT
 
 
 def dense_numpy(Ab: np.ndarray, *, ch3: bool = False, budget: int = DEFAULT_BUDGET) -> np.ndarray:
@@ -85,12 +73,7 @@ def dense_numpy(Ab: np.ndarray, *, ch3: bool = False, budget: int = DEFAULT_BUDG
     deg_in = A.sum(axis=1, dtype=np.float32)
     deg_out = A.sum(axis=0, dtype=np.float32)
     S = np.empty((n_in, n_out), dtype=np.float32)
-    kernels = numba_kernels()
-    fits = tile_rows(n_in, budget) == n_in and tile_rows(n_out, budget) == n_out
-    if kernels is not None and fits and min(n_in, n_out) > 1:
-        _syrk_numpy(A, S, deg_in, deg_out, ch3, kernels)
-    else:
-        _tiled(A, S, deg_in, deg_out, ch3, budget, np.matmul, fill)
+    _tiled(A, S, deg_in, deg_out, ch3, budget, np.matmul, fill)
     np.copyto(S, 0.0, where=Ab)
     return S
 

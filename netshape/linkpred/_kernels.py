@@ -18,68 +18,118 @@ import numpy as np
 USE_NUMBA = os.environ.get("NETSHAPE_NO_NUMBA", "") in ("", "0")
 
 
+#: below this much work (entries or walk steps) a kernel runs on one thread: waking a
+#: thread pool costs more than it saves, and on a busy machine much more
+PARALLEL_MIN_WORK = 1 << 20
+
+
+def _f(c, d, ch3):
+    # CH2: (1 + di*) / (1 + de*), di* = c, de* = d - c - 1; clamped: N(v) ⊆ N(u) gives 0
+    if c <= 0.0:
+        return np.float32(0.0)
+    den = d - c
+    if den < 1.0:
+        den = np.float32(1.0)
+    num = np.float32(1.0) if ch3 else c + np.float32(1.0)
+    return num / den
+
+
+def _full_fill(X, deg, ch3):
+    for i in _prange(X.shape[0]):
+        for j in range(X.shape[1]):
+            X[i, j] = _f(X[i, j], deg[j], ch3)
+
+
+def _l3p_paths(indptr, indices, t_indptr, t_indices, G, H, S):
+    # S[u, j] += G[a, j] * H[u, b] for every path u-a-b-j (u, b inputs; a, j outputs).
+    # One input row per task: rows of S are disjoint, so no atomics are needed.
+    n_in = indptr.size - 1
+    for u in _prange(n_in):
+        row = S[u]
+        for p in range(indptr[u], indptr[u + 1]):
+            a = indices[p]
+            Ga = G[a]
+            for q in range(t_indptr[a], t_indptr[a + 1]):
+                b = t_indices[q]
+                if b == u:
+                    continue
+                h = H[u, b]
+                for r in range(indptr[b], indptr[b + 1]):
+                    j = indices[r]
+                    row[j] += Ga[j] * h
+        for p in range(indptr[u], indptr[u + 1]):
+            row[indices[p]] = 0.0
+
+
+def _l3n_walks(indptr, indices, f_indptr, f_indices, f_data, g_indptr, g_indices, g_data, S):
+    # Sparse CH-L3n into a dense, zeroed S: row u gets Σ_v F[u, v] A[v, :] and
+    # Σ_{k ∈ N(u)} G[k, :] (G[k, j] = F'[j, k]); rows are independent tasks.
+    n_in = indptr.size - 1
+    for u in _prange(n_in):
+        row = S[u]
+        for p in range(f_indptr[u], f_indptr[u + 1]):
+            v = f_indices[p]
+            w = f_data[p]
+            for r in range(indptr[v], indptr[v + 1]):
+                row[indices[r]] += w
+        for p in range(indptr[u], indptr[u + 1]):
+            k = indices[p]
+            for r in range(g_indptr[k], g_indptr[k + 1]):
+                row[g_indices[r]] += g_data[r]
+        for p in range(indptr[u], indptr[u + 1]):
+            row[indices[p]] = 0.0
+
+
+_prange = range  # replaced by numba.prange when the kernels are compiled
+
+
+class _Kernels:
+    """Each kernel compiled twice, thread-parallel and serial; the work size picks one."""
+
+    def __init__(self, nb) -> None:
+        global _prange
+        _prange = nb.prange
+        f = nb.njit(inline="always")(_f)
+        g = dict(globals(), _f=f)
+
+        def clone(fn, suffix):
+            # distinct names keep numba's on-disk cache entries of the two variants apart
+            name = fn.__name__ + suffix
+            code = fn.__code__.replace(co_name=name, co_qualname=name)
+            return type(fn)(code, g, name)
+
+        def both(fn):
+            return (nb.njit(parallel=True, cache=True)(clone(fn, "_parallel")),
+                    nb.njit(cache=True)(clone(fn, "_serial")))
+
+        self._fill = both(_full_fill)
+        self._l3p = both(_l3p_paths)
+        self._l3n = both(_l3n_walks)
+
+    @staticmethod
+    def _pick(pair, work):
+        return pair[0] if work >= PARALLEL_MIN_WORK else pair[1]
+
+    def full_fill(self, X, deg, ch3):
+        self._pick(self._fill, X.size)(X, deg, ch3)
+
+    def l3p_paths(self, work, *args):
+        self._pick(self._l3p, work)(*args)
+
+    def l3n_walks(self, work, *args):
+        self._pick(self._l3n, work)(*args)
+
+
 @functools.cache
-def _compile():
+def _compile() -> _Kernels:
     """Compile the numba kernels once per process (cached on disk by numba)."""
     import numba as nb
 
-    @nb.njit(inline="always")
-    def _f(c, d, ch3):
-        # CH2: (1 + di*) / (1 + de*), di* = c, de* = d - c - 1; clamped: N(v) ⊆ N(u) gives 0
-        if c <= 0.0:
-            return np.float32(0.0)
-        den = d - c
-        if den < 1.0:
-            den = np.float32(1.0)
-        num = np.float32(1.0) if ch3 else c + np.float32(1.0)
-        return num / den
-
-    @nb.njit(parallel=True, cache=True)
-    def sym_fill(X, deg, ch3):
-        # X holds a symmetric count matrix in its lower triangle (diagonal included), as
-        # written by ssyrk. Row i reads only X[i, :i+1] and writes F[i, :i+1] and F[:i, i],
-        # so rows never touch each other's inputs: race-free in place.
-        n = X.shape[0]
-        for i in nb.prange(n):
-            di = deg[i]
-            for j in range(i):
-                c = X[i, j]
-                X[i, j] = _f(c, deg[j], ch3)
-                X[j, i] = _f(c, di, ch3)
-            X[i, i] = _f(X[i, i], di, ch3)
-
-    @nb.njit(parallel=True, cache=True)
-    def full_fill(X, deg, ch3):
-        for i in nb.prange(X.shape[0]):
-            for j in range(X.shape[1]):
-                X[i, j] = _f(X[i, j], deg[j], ch3)
-
-    @nb.njit(parallel=True, cache=True)
-    def l3p_paths(indptr, indices, t_indptr, t_indices, G, H, S):
-        # S[u, j] += G[a, j] * H[u, b] for every path u-a-b-j (u, b inputs; a, j outputs).
-        # One input row per task: rows of S are disjoint, so no atomics are needed.
-        n_in = indptr.size - 1
-        for u in nb.prange(n_in):
-            row = S[u]
-            for p in range(indptr[u], indptr[u + 1]):
-                a = indices[p]
-                Ga = G[a]
-                for q in range(t_indptr[a], t_indptr[a + 1]):
-                    b = t_indices[q]
-                    if b == u:
-                        continue
-                    h = H[u, b]
-                    for r in range(indptr[b], indptr[b + 1]):
-                        j = indices[r]
-                        row[j] += Ga[j] * h
-            for p in range(indptr[u], indptr[u + 1]):
-                row[indices[p]] = 0.0
-
-    return sym_fill, full_fill, l3p_paths
+    return _Kernels(nb)
 
 
-def numba_kernels():
-    """``(sym_fill, full_fill, l3p_paths)`` or None when numba is absent or disabled."""
+def numba_kernels() -> _Kernels | None:
+    """The compiled kernels, or None when numba is absent or disabled."""
     if not USE_NUMBA:
         return None
     try:
@@ -114,7 +164,7 @@ def fill(C: np.ndarray, deg: np.ndarray, ch3: bool) -> np.ndarray:
     """Numpy ``fill_xp`` through the numba kernel when available."""
     k = numba_kernels()
     if k is not None and C.flags.c_contiguous:
-        k[1](C, deg, ch3)
+        k.full_fill(C, deg, ch3)
         return C
     return fill_xp(np, C, deg, ch3)
 

@@ -9,27 +9,30 @@ from typing import Any
 from .._validation import check_choice, check_positive_int
 from ._dense import DEFAULT_BUDGET, dense_numpy, dense_torch, dense_xp
 from ._inputs import Layer, as_layer, to_family
-from ._sparse import sparse_numpy, sparse_scores
+from ._sparse import sparse_numpy, sparse_scores, sparse_to_dense
 
 __all__ = ["ch2_l3n", "ch3_l3n", "choose_path"]
 
 _METHODS = ("auto", "dense", "sparse")
 
-#: measured seconds per multiply-add of the sparse path over the dense path on the
-#: benchmark machine (see benchmarks/results/linkpred_runtime.md); auto uses it
-SPARSE_COST_RATIO = 60.0
+#: cost of one walk step of the sparse path, in dense-path multiply-adds, with numba
+#: (one scattered add into a dense row) and without (scipy builds a sparse result);
+#: measured on the benchmark machine, see benchmarks/results/linkpred_runtime.md
+SPARSE_STEP_COST = {True: 80.0, False: 500.0}
+#: per-entry cost of the dense result the sparse path allocates and fills, same unit
+SPARSE_ENTRY_COST = 50.0
 
 
 def _expected_walk_work(n_in: int, n_out: int, nnz: int) -> float:
-    """Expected multiply-adds of the sparse path for a random layer with ``nnz`` links.
+    """Expected walk steps of the sparse path for a random layer with ``nnz`` links.
 
     ``F A`` costs ``nnz(C) * <deg_in>`` with ``nnz(C) ≈ n_in² (1 - (1 - p²)^n_out)``
     (pairs of inputs with a common output), and symmetrically for ``A F'ᵀ``.
     """
     p = nnz / (n_in * n_out)
-    q = p * p
-    pairs_in = n_in * n_in * -math.expm1(n_out * math.log1p(-min(q, 1 - 1e-12)))
-    pairs_out = n_out * n_out * -math.expm1(n_in * math.log1p(-min(q, 1 - 1e-12)))
+    q = min(p * p, 1 - 1e-12)
+    pairs_in = n_in * n_in * -math.expm1(n_out * math.log1p(-q))
+    pairs_out = n_out * n_out * -math.expm1(n_in * math.log1p(-q))
     return pairs_in * (nnz / n_in) + pairs_out * (nnz / n_out) + nnz
 
 
@@ -37,19 +40,24 @@ def choose_path(n_in: int, n_out: int, nnz: int) -> str:
     """The path ``method="auto"`` takes: ``"sparse"`` or ``"dense"``.
 
     The dense path costs ``n_in n_out (n_in + n_out)`` multiply-adds whatever
-    the density; the sparse path costs about one multiply-add per length-3
-    walk, :func:`_expected_walk_work`, but each is ``SPARSE_COST_RATIO`` times
-    slower. Auto takes the sparse path when
-    ``SPARSE_COST_RATIO * walks < n_in n_out (n_in + n_out)``.
+    the density. The sparse path costs one step per length-3 walk,
+    ``W ≈`` :func:`_expected_walk_work`, plus filling the dense result; a step
+    costs ``SPARSE_STEP_COST`` multiply-adds (80 with numba, 500 with scipy
+    alone) and a result entry ``SPARSE_ENTRY_COST`` (50), constants fitted on
+    the benchmark machine (2 cores, OpenBLAS). Auto takes the sparse path when
+    ``80 W + 50 n_in n_out < n_in n_out (n_in + n_out)``: on square layers below
+    about 2 % density at 1024, 1.5 % at 2048 and 1 % at 4096.
 
     >>> choose_path(4096, 4096, int(0.003 * 4096 * 4096)), choose_path(1024, 1024, 52429)
     ('sparse', 'dense')
     """
     if nnz == 0:
         return "sparse"
-    dense_work = n_in * n_out * (n_in + n_out)
-    return "sparse" if SPARSE_COST_RATIO * _expected_walk_work(n_in, n_out, nnz) < dense_work \
-        else "dense"
+    from ._kernels import numba_kernels
+
+    step = SPARSE_STEP_COST[numba_kernels() is not None]
+    sparse = step * _expected_walk_work(n_in, n_out, nnz) + SPARSE_ENTRY_COST * n_in * n_out
+    return "sparse" if sparse < n_in * n_out * (n_in + n_out) else "dense"
 
 
 def _node_scores(A: Any, method: str, memory_budget: int | None, ch3: bool) -> Any:
@@ -63,7 +71,7 @@ def _node_scores(A: Any, method: str, memory_budget: int | None, ch3: bool) -> A
     if fam == "torch":
         if path == "dense":
             return dense_torch(layer.dense, ch3=ch3, budget=budget)
-        return to_family(sparse_numpy(layer.csr, ch3=ch3).toarray(), layer)
+        return to_family(sparse_to_dense(layer.csr, ch3=ch3), layer)
     if fam == "cupy":
         cupy = sys.modules["cupy"]
         if path == "dense":
@@ -75,10 +83,9 @@ def _node_scores(A: Any, method: str, memory_budget: int | None, ch3: bool) -> A
         return S.toarray()
     if path == "dense":
         return dense_numpy(layer.host_dense(), ch3=ch3, budget=budget)
-    S = sparse_numpy(layer.csr, ch3=ch3)
     if fam == "scipy" and method == "sparse":
-        return S
-    return S.toarray()
+        return sparse_numpy(layer.csr, ch3=ch3)
+    return sparse_to_dense(layer.csr, ch3=ch3)
 
 
 def ch2_l3n(A: Any, *, method: str = "auto", memory_budget: int | None = None) -> Any:
@@ -111,8 +118,9 @@ def ch2_l3n(A: Any, *, method: str = "auto", memory_budget: int | None = None) -
         when the square intermediates exceed ``memory_budget``.
         ``"sparse"``: scipy.sparse (cupyx for CuPy) products whose cost follows
         the number of length-3 walks, far faster on ultra-sparse layers.
-        ``"auto"``: :func:`choose_path` from size and density — sparse below
-        roughly 0.5 % density at 4096 x 4096 and 1 % at 1024 x 1024, dense above.
+        ``"auto"``: :func:`choose_path` from size and density (a cost model
+        fitted on the benchmark) — sparse below about 2 % density at
+        1024 x 1024, 1.5 % at 2048 x 2048 and 1 % at 4096 x 4096, dense above.
     memory_budget : int, optional
         Bytes allowed for the square intermediates of the dense path (default
         1 GiB). The result, a float32 copy of ``A`` and the input come on top:

@@ -1,0 +1,377 @@
+"""Link-prediction runtime sweeps: the engine behind ``netshape bench`` and ``benchmarks/``.
+
+A sweep times every ``method × size × density`` configuration on random (ER)
+square layers, in a worker process that is killed when one call exceeds the
+per-configuration timeout, so that a slow method (CH3-L3p grows as N·d³) costs
+at most ``timeout`` seconds and is recorded as ``"timeout"``, never as a number.
+Each configuration gets warm-up calls, then the median of ``repeats`` timed
+calls; the time of one ``n × n`` float32 matrix product, measured in the same
+run, is the hardware reference (``gemm_seconds``). Peak memory is the peak of
+the allocations :mod:`tracemalloc` sees during one extra call (numpy reports
+its buffers to it; BLAS workspaces and numba's own arrays are not included).
+
+>>> rows = run(sizes=(32,), densities=(0.1,), methods=("ch2_l3n:dense",), repeats=1,
+...            progress=False)
+>>> rows[0]["status"], rows[0]["n_in"], rows[0]["seconds"] > 0
+('ok', 32, True)
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import multiprocessing as mp
+import os
+import platform
+import statistics
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._atomic import atomic_write_text
+from ._validation import check_density, check_positive_int
+
+__all__ = ["COLUMNS", "DEFAULT_DENSITIES", "DEFAULT_METHODS", "DEFAULT_SIZES", "QUICK",
+           "read_csv", "run", "to_csv", "to_markdown", "write_results"]
+
+DEFAULT_SIZES = (256, 512, 1024, 2048, 4096)
+DEFAULT_DENSITIES = (0.001, 0.003, 0.01, 0.03, 0.05, 0.1, 0.3)
+DEFAULT_METHODS = ("ch2_l3n:dense", "ch2_l3n:sparse", "ch2_l3n:auto", "ch3_l3p")
+#: the small grid of ``netshape bench --quick`` (seconds, for tests and smoke runs)
+QUICK = {"sizes": (64, 128), "densities": (0.02, 0.2), "repeats": 1, "timeout": 60.0}
+
+COLUMNS = ("method", "path", "backend", "n_in", "n_out", "density", "nnz", "status",
+           "seconds", "seconds_min", "repeats", "gemm_seconds", "ratio_to_gemm",
+           "peak_mb", "threads", "versions")
+
+_BACKENDS = ("numpy", "scipy", "torch", "torch-cuda", "cupy")
+#: a configuration keeps repeating only while its timed calls fit this many seconds
+_REPEAT_BUDGET_S = 8.0
+
+
+def _split_method(spec: str) -> tuple[str, str]:
+    from .linkpred import available
+
+    name, _, path = spec.partition(":")
+    if name not in available():
+        raise ValueError(f"methods entry {spec!r}: unknown predictor {name!r}; "
+                         f"choose from {', '.join(available())}")
+    return name, path or "auto"
+
+
+def _call_kwargs(name: str, path: str) -> dict:
+    if name in ("ch2_l3n", "ch3_l3n"):
+        return {"method": path}
+    if name in ("ch3_l3p", "ch2_l3p"):
+        return {"engine": path}
+    if name == "random":
+        return {"rng": 0}
+    return {}
+
+
+def _prepare(csr, backend: str):
+    """The layer as the backend's input type, and a function that waits for the device."""
+    if backend == "scipy":
+        return csr, lambda: None
+    dense = csr.toarray()
+    if backend == "numpy":
+        return dense, lambda: None
+    if backend.startswith("torch"):
+        import torch
+
+        if backend == "torch-cuda":
+            return torch.from_numpy(dense).cuda(), torch.cuda.synchronize
+        return torch.from_numpy(dense), lambda: None
+    import cupy
+
+    return cupy.asarray(dense), cupy.cuda.Device().synchronize
+
+
+def _gemm_seconds(n: int, repeats: int) -> float:
+    rng = np.random.default_rng(0)
+    X = rng.random((n, n), dtype=np.float32)
+    Y = rng.random((n, n), dtype=np.float32)
+    out = np.empty((n, n), dtype=np.float32)
+    np.matmul(X, Y, out=out)  # warm-up
+    times = []
+    for _ in range(max(3, repeats)):
+        t0 = time.perf_counter()
+        np.matmul(X, Y, out=out)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _measure(task: dict, send) -> None:
+    """Run one configuration in the worker, reporting each phase through ``send``."""
+    import tracemalloc
+
+    from .generators import er
+    from .linkpred import predict
+
+    name, path = task["name"], task["path"]
+    csr = er(task["n"], task["n"], task["density"], rng=task["seed"])
+    A, sync = _prepare(csr, task["backend"])
+    kw = _call_kwargs(name, path)
+    send(("ready", None))
+    first = 0.0
+    for _ in range(task["warmup"]):
+        t0 = time.perf_counter()
+        predict(A, name, **kw)
+        sync()
+        first = time.perf_counter() - t0
+    send(("warm", first))
+    if first > task["timeout"]:
+        send(("timeout", None))
+        return
+    reps = max(1, min(task["repeats"], int(_REPEAT_BUDGET_S // max(first, 1e-9))))
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        predict(A, name, **kw)
+        sync()
+        times.append(time.perf_counter() - t0)
+    peak = float("nan")
+    if task["backend"] in ("numpy", "scipy", "torch") and first < task["timeout"] / 2:
+        tracemalloc.start()
+        predict(A, name, **kw)
+        peak = tracemalloc.get_traced_memory()[1] / 2**20
+        tracemalloc.stop()
+    send(("ok", {"nnz": int(csr.nnz), "seconds": statistics.median(times),
+                 "seconds_min": min(times), "repeats": reps, "peak_mb": peak}))
+
+
+def _worker(conn) -> None:  # pragma: no cover - runs in the child process
+    while True:
+        task = conn.recv()
+        if task is None:
+            return
+        try:
+            _measure(task, conn.send)
+        except Exception as exc:  # noqa: BLE001 - reported as a row, the sweep goes on
+            conn.send(("error", f"{type(exc).__name__}: {exc}"))
+
+
+class _Worker:
+    """A child process that runs configurations and is killed when a call overruns."""
+
+    def __init__(self) -> None:
+        self.proc = None
+        self.conn = None
+
+    def _recv(self, wait: float) -> tuple[str, Any] | None:
+        return self.conn.recv() if self.conn.poll(wait) else None
+
+    def ask(self, task: dict) -> tuple[str, Any]:
+        if self.proc is None:
+            ctx = mp.get_context("spawn")  # fork after BLAS/numba threads start can deadlock
+            self.conn, child = ctx.Pipe()
+            self.proc = ctx.Process(target=_worker, args=(child,), daemon=True)
+            self.proc.start()
+        self.conn.send(task)
+        T = task["timeout"]
+        msg = self._recv(600.0)  # building the layer is not timed
+        if msg is not None and msg[0] == "ready":
+            # the timed phase: warm-up calls, each allowed the timeout (+ slack)
+            msg = self._recv(T * task["warmup"] + 5.0)
+            if msg is not None and msg[0] == "warm":
+                msg = self._recv(_REPEAT_BUDGET_S + 2 * max(T, msg[1]) + 60.0)
+        if msg is None:
+            self.kill()
+            return "timeout", None
+        return msg
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.join()
+        self.proc = self.conn = None
+
+    def close(self) -> None:
+        if self.proc is not None:
+            self.conn.send(None)
+            self.proc.join(5)
+            self.kill()
+
+
+def _versions() -> str:
+    import scipy
+
+    parts = [f"python={platform.python_version()}", f"numpy={np.__version__}",
+             f"scipy={scipy.__version__}"]
+    for mod in ("numba", "torch"):
+        try:
+            parts.append(f"{mod}={__import__(mod).__version__}")
+        except ImportError:
+            pass
+    return ";".join(parts)
+
+
+def _threads() -> int:
+    try:
+        from threadpoolctl import threadpool_info
+
+        blas = [p["num_threads"] for p in threadpool_info() if p.get("user_api") == "blas"]
+        if blas:
+            return int(max(blas))
+    except ImportError:
+        pass
+    return os.cpu_count() or 1
+
+
+def run(sizes: Iterable[int] = DEFAULT_SIZES, densities: Iterable[float] = DEFAULT_DENSITIES,
+        methods: Iterable[str] = DEFAULT_METHODS, *, backend: str = "numpy",
+        repeats: int = 3, warmup: int = 1, timeout: float = 30.0, rng: int = 0,
+        progress: bool = True) -> list[dict]:
+    """Time every configuration; one row per ``method × size × density``.
+
+    Parameters
+    ----------
+    sizes : iterable of int
+        Square layer sizes ``n`` (layers are ``n × n``, ER with the exact density).
+    densities : iterable of float in (0, 1]
+    methods : iterable of str
+        ``"name"`` or ``"name:path"`` with a name of
+        :func:`netshape.linkpred.available`; the path is ``method=`` for the
+        node-based predictors (``dense``, ``sparse``, ``auto``) and ``engine=``
+        for the path-based ones (``numba``, ``numpy``, ``auto``).
+    backend : {"numpy", "scipy", "torch", "torch-cuda", "cupy"}
+        Input type handed to the predictor (the layer is built before timing).
+    repeats, warmup : int
+        Timed calls (median reported; fewer when one call exceeds 8 s / repeats)
+        and untimed calls before them.
+    timeout : float
+        Seconds one call may take; slower configurations are ``"timeout"`` and
+        larger or denser ones of the same method are ``"skipped"``.
+    rng : int
+        Seed of the random layers (same seed, same layers).
+    progress : bool
+        Show a tqdm bar.
+
+    Returns
+    -------
+    list of dict with the keys :data:`COLUMNS`.
+    """
+    sizes = sorted({check_positive_int(n, "sizes") for n in sizes})
+    densities = sorted({check_density(p, "densities") for p in densities})
+    specs = [_split_method(m) for m in methods]
+    if backend not in _BACKENDS:
+        raise ValueError(f"backend={backend!r} is not allowed; choose one of {_BACKENDS}")
+    if not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
+        raise ValueError(f"timeout={timeout!r} must be a positive number of seconds")
+    repeats = check_positive_int(repeats, "repeats")
+    warmup = check_positive_int(warmup, "warmup")
+    if not specs or not sizes or not densities:
+        raise ValueError("sizes, densities and methods must each have at least one entry")
+    from tqdm.auto import tqdm
+
+    versions, threads = _versions(), _threads()
+    gemm = {}
+    rows: list[dict] = []
+    worker = _Worker()
+    bar = tqdm(total=len(specs) * len(sizes) * len(densities), disable=not progress,
+               desc="bench", unit="cfg")
+    try:
+        for name, path in specs:
+            too_slow: list[tuple[int, float]] = []  # (n, density) that timed out
+            for n in sizes:
+                if n not in gemm:
+                    gemm[n] = _gemm_seconds(n, repeats)
+                for p in densities:
+                    bar.set_postfix_str(f"{name}:{path} n={n} p={p:g}")
+                    row = {"method": name, "path": path, "backend": backend, "n_in": n,
+                           "n_out": n, "density": p, "nnz": round(p * n * n),
+                           "status": "ok", "seconds": float("nan"),
+                           "seconds_min": float("nan"), "repeats": 0,
+                           "gemm_seconds": gemm[n], "ratio_to_gemm": float("nan"),
+                           "peak_mb": float("nan"), "threads": threads, "versions": versions}
+                    if any(n >= n0 and p >= p0 for n0, p0 in too_slow):
+                        row["status"] = "skipped"
+                    else:
+                        task = {"name": name, "path": path, "n": n, "density": p,
+                                "seed": rng, "backend": backend, "repeats": repeats,
+                                "warmup": warmup, "timeout": float(timeout)}
+                        status, result = worker.ask(task)
+                        if status == "ok":
+                            row.update(result)
+                            row["ratio_to_gemm"] = row["seconds"] / gemm[n]
+                        else:
+                            row["status"] = status if status == "timeout" else f"error: {result}"
+                            if status == "timeout":
+                                too_slow.append((n, p))
+                    rows.append(row)
+                    bar.update()
+    finally:
+        bar.close()
+        worker.close()
+    return rows
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return "" if math.isnan(v) else f"{v:.6g}"
+    return str(v)
+
+
+def to_csv(rows: Sequence[dict]) -> str:
+    """Tidy CSV text, one row per configuration, columns :data:`COLUMNS`."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(COLUMNS)
+    for r in rows:
+        w.writerow([_fmt(r.get(c, "")) for c in COLUMNS])
+    return buf.getvalue()
+
+
+def read_csv(path: str | os.PathLike) -> list[dict]:
+    """Rows of a CSV written by :func:`to_csv`, with numbers parsed back."""
+    ints = {"n_in", "n_out", "nnz", "repeats", "threads"}
+    text = {"method", "path", "backend", "status", "versions"}
+    rows = []
+    with open(path, newline="") as fh:
+        for raw in csv.DictReader(fh):
+            row = {}
+            for k, v in raw.items():
+                if k in text:
+                    row[k] = v
+                elif k in ints:
+                    row[k] = int(v) if v else 0
+                else:
+                    row[k] = float(v) if v else float("nan")
+            rows.append(row)
+    return rows
+
+
+def write_results(rows: Sequence[dict], outdir: str | os.PathLike,
+                  stem: str = "linkpred_runtime", plot: bool = True) -> dict[str, Path]:
+    """Write ``stem.csv``, ``stem.md`` and (with matplotlib) ``stem.png``, atomically."""
+    from .linkpred._bench_report import to_markdown as _md
+
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    paths = {"csv": outdir / f"{stem}.csv", "md": outdir / f"{stem}.md"}
+    atomic_write_text(paths["csv"], to_csv(rows))
+    atomic_write_text(paths["md"], _md(rows))
+    if plot:
+        from ._atomic import atomic_path
+        from .plot import runtime
+
+        axes = runtime(rows)
+        fig = np.ravel(axes)[0].figure
+        paths["png"] = outdir / f"{stem}.png"
+        with atomic_path(paths["png"]) as tmp:
+            fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+    return paths
+
+
+def to_markdown(rows: Sequence[dict]) -> str:
+    """Markdown report: the performance targets, then seconds per configuration."""
+    from .linkpred._bench_report import to_markdown as _md
+
+    return _md(rows)
