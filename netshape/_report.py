@@ -85,14 +85,16 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def _power_law(A: Any, side: str) -> tuple[float | None, float | None]:
+def _power_law(A: Any, side: str) -> tuple[float | None, float | None, float | None]:
     from .metrics import fit_power_law
 
     try:
         f = fit_power_law(A, side=side)
     except ValueError:  # too few or constant degrees: no fit, said as n/a
-        return None, None
-    return f.alpha, f.sigma
+        return None, None, None
+    if not f.converged:  # no power law in any tail: an exponent would mislead
+        return None, None, f.ks
+    return f.alpha, f.sigma, f.ks
 
 
 def _layer_rows(layers: OrderedDict, report: Any, chain: bool,
@@ -107,13 +109,14 @@ def _layer_rows(layers: OrderedDict, report: Any, chain: bool,
     rows = []
     for i, (name, A) in enumerate(layers.items()):
         s = degree_stats(A)
-        a_in, s_in = _power_law(A, "in")
-        a_out, s_out = _power_law(A, "out")
+        a_in, s_in, ks_in = _power_law(A, "in")
+        a_out, s_out, ks_out = _power_law(A, "out")
         row = {"layer": name, "n_in": s.shape[0], "n_out": s.shape[1], "links": s.links,
                "density": s.density, "dead_in": s.inputs.dead, "dead_out": s.outputs.dead,
                "deg_in_mean": s.inputs.mean, "deg_in_max": s.inputs.max,
                "deg_out_mean": s.outputs.mean, "deg_out_max": s.outputs.max,
-               "alpha_in": a_in, "sigma_in": s_in, "alpha_out": a_out, "sigma_out": s_out,
+               "alpha_in": a_in, "sigma_in": s_in, "ks_in": ks_in,
+               "alpha_out": a_out, "sigma_out": s_out, "ks_out": ks_out,
                "perc_links_removed": None, "perc_neurons_removed": None, "hub_alignment_next": None}
         if report is not None:
             r = report.layers[i if chain else name]
@@ -344,7 +347,10 @@ def _csv(rows: list[dict[str, Any]], keys: list[str]) -> str:
 def write_report(an: Analysis, out: Path, *, plots: bool = True) -> Path:
     """Write ``report.md``, ``layers.csv``, PNGs and ``curves.csv`` into ``out``."""
     figures = _plots(an, out) if plots else []
-    atomic_write_text(out / "layers.csv", _csv(an.rows, [k for k, _ in _COLS]))
+    keys = [k for k, _ in _COLS]
+    keys[keys.index("sigma_in") + 1:keys.index("sigma_in") + 1] = ["ks_in"]
+    keys[keys.index("sigma_out") + 1:keys.index("sigma_out") + 1] = ["ks_out"]
+    atomic_write_text(out / "layers.csv", _csv(an.rows, keys))
     c = an.curves
     if c:
         ov = dict(zip(c["overlap_step"], c["overlap"], strict=True))
@@ -377,7 +383,8 @@ def write_report(an: Analysis, out: Path, *, plots: bool = True) -> Path:
     lines += ["## Layers", "", _table(an.rows, _COLS), "",
               "α: discrete power-law exponent of the degree distribution of the layer's input "
               "(in) or output (out) neurons, ± its standard error; n/a when too few neurons "
-              "have links. Also in `layers.csv`.", ""]
+              "have links or the fit does not converge (no power law in any tail). KS "
+              "distances of the fits are in `layers.csv`.", ""]
     if c:
         lines += ["## Over training", "",
                   f"{len(c['step'])} snapshot(s), updates {c['step'][0]}–{c['step'][-1]}; "

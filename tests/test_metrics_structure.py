@@ -159,3 +159,14 @@ def test_power_law_without_the_extra(monkeypatch):
     assert fit_power_law(k).method == "mle"
     with pytest.raises(ImportError, match=r"netshape\[powerlaw\]"):
         fit_power_law(k, method="powerlaw")
+
+
+@pytest.mark.parametrize("method", ["mle", "powerlaw"])
+def test_power_law_flags_non_power_law_degrees(method):
+    if method == "powerlaw":
+        pytest.importorskip("powerlaw")
+    k = np.random.default_rng(0).binomial(5000, 0.05, size=2000)  # narrow, no heavy tail
+    fit = fit_power_law(k, method=method)
+    assert not fit.converged and "NOT CONVERGED" in str(fit)
+    assert fit_power_law(discrete_power_law(np.random.default_rng(1), 2.5, 1, 2000),
+                         method=method).converged

@@ -52,11 +52,13 @@ class PowerLawFit:
     method: str
     lognormal: tuple[float, float] | None = None
     exponential: tuple[float, float] | None = None
+    converged: bool = True
 
     def __str__(self) -> str:
+        flag = "" if self.converged else "; NOT CONVERGED: no power law"
         return (f"alpha = {self.alpha:.3f} ± {self.sigma:.3f} (xmin = {self.xmin}, "
                 f"n_tail = {self.n_tail}/{self.n}, KS = {self.ks:.3f}, "
-                f"isolated = {self.n_isolated}, {self.method})")
+                f"isolated = {self.n_isolated}, {self.method}{flag})")
 
 
 def _degrees(A_or_degrees: Any, side: str) -> np.ndarray:
@@ -150,7 +152,8 @@ def _fit_powerlaw(pl: Any, pos: np.ndarray, cand: np.ndarray):
                 comps[alt] = None
         # powerlaw >= 2.0 renamed sigma to standard_err
         sigma = float(getattr(p, "standard_err", None) or p.sigma)
-        return float(p.alpha), int(round(fit.xmin)), sigma, float(p.D), comps
+        ok = not bool(getattr(p, "noise_flag", False))
+        return float(p.alpha), int(round(fit.xmin)), sigma, float(p.D), comps, ok
 
 
 def fit_power_law(A_or_degrees: Any, *, side: str = "in", min_tail: int = 10,
@@ -223,13 +226,16 @@ def fit_power_law(A_or_degrees: Any, *, side: str = "in", min_tail: int = 10,
                 require("powerlaw")
     comps: dict[str, Any] = {"lognormal": None, "exponential": None}
     if pl is not None:
-        alpha, xmin, sigma, ks, comps = _fit_powerlaw(pl, pos, cand)
+        alpha, xmin, sigma, ks, comps, ok = _fit_powerlaw(pl, pos, cand)
         n_tail = int(np.count_nonzero(pos >= xmin))
         used = "powerlaw"
     else:
         alpha, xmin, ks, n_tail = _fit_mle(pos, cand)
         sigma = _sigma(n_tail, xmin, alpha)
+        ok = True
         used = "mle"
+    ok = ok and _ALPHA_BOUNDS[0] + 1e-3 < alpha < _ALPHA_BOUNDS[1] - 1e-3
     return PowerLawFit(alpha=alpha, xmin=xmin, sigma=sigma, ks=ks, n_tail=n_tail,
                        n=int(pos.size), n_isolated=n_isolated, side=side, method=used,
-                       lognormal=comps["lognormal"], exponential=comps["exponential"])
+                       lognormal=comps["lognormal"], exponential=comps["exponential"],
+                       converged=bool(ok))
