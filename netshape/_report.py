@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ._atomic import atomic_path, atomic_write_text
 
 __all__ = ["Analysis", "analyze_source", "find_inputs", "write_report"]
@@ -154,46 +152,6 @@ def _chains(layers: OrderedDict) -> bool:
     return len(shapes) > 1 and all(a[1] == b[0] for a, b in zip(shapes, shapes[1:]))  # noqa: B905
 
 
-def _minus(A: Any, B: Any) -> Any:
-    """Links of ``A`` not in ``B`` (both canonical bool csr of one shape)."""
-    a = A.astype(np.int8)
-    return a - a.multiply(B.astype(np.int8))
-
-
-def snapshot_curves(snaps: list[tuple[int, OrderedDict]]) -> dict[str, Any]:
-    """ITOP, density and re-growth overlap over a sequence of snapshots.
-
-    ITOP after snapshot ``t`` is the union of snapshots ``0..t`` (links that
-    lived only between two snapshots are not seen, so it is a lower bound).
-    A link removed and regrown within one update never shows in snapshots, so
-    the overlap here is the *re-growth* overlap across snapshots:
-    :math:`|(S_{t-1} \\setminus S_t) \\cap (S_{t+1} \\setminus S_t)| /
-    |S_{t+1} \\setminus S_t|` — the share of links grown back at ``t+1`` that
-    had been removed at ``t`` (0.0 when nothing was grown).
-    """
-    from .metrics import ITOPTracker, overlap_rate
-
-    tracker = ITOPTracker()
-    steps, itop, density, overlap, overlap_steps = [], [], [], [], []
-    per_layer: dict[str, list[float]] = {}
-    for k, (step, layers) in enumerate(snaps):
-        tracker.update(layers)
-        steps.append(step)
-        itop.append(tracker.rate)
-        for name, r in tracker.rates.items():
-            per_layer.setdefault(str(name), []).append(r)
-        density.append(sum(A.nnz for A in layers.values())
-                       / sum(A.shape[0] * A.shape[1] for A in layers.values()))
-        if k >= 2:
-            prev, cur = snaps[k - 2][1], snaps[k - 1][1]
-            removed = {n: _minus(prev[n], cur[n]) for n in layers}
-            grown = {n: _minus(layers[n], cur[n]) for n in layers}
-            overlap.append(overlap_rate(removed, grown))
-            overlap_steps.append(step)
-    return {"step": steps, "itop": itop, "density": density, "itop_per_layer": per_layer,
-            "overlap": overlap, "overlap_step": overlap_steps}
-
-
 def analyze_source(source: str | Path, *, progress: bool = True) -> Analysis:
     """Read and measure a checkpoint or run directory; writes nothing."""
     import warnings
@@ -201,7 +159,7 @@ def analyze_source(source: str | Path, *, progress: bool = True) -> Analysis:
     from tqdm.auto import tqdm
 
     from .io import read_checkpoint
-    from .metrics import anp, cap
+    from .metrics import anp, cap, snapshot_curves
     from .percolation import percolate
 
     ckpt, snap_paths = find_inputs(source)

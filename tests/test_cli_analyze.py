@@ -10,8 +10,8 @@ import pytest
 import scipy.sparse as sp
 
 import netshape as ns
-from netshape._report import snapshot_curves
 from netshape.cli import main
+from netshape.metrics import snapshot_curves
 
 torch = pytest.importorskip("torch")
 

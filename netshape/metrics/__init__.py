@@ -4,7 +4,7 @@ A layer is a biadjacency ``A`` of shape ``(n_in, n_out)`` (rows: inputs,
 columns: outputs; a ``torch.nn.Linear`` mask is ``A.T``).
 """
 
-from ._exploration import ITOPTracker, itop, overlap_rate
+from ._exploration import ITOPTracker, itop, overlap_rate, snapshot_curves
 from ._neurons import DegreeStats, NeuronGroup, SideStats, active_neurons, anp, degree_stats
 from ._paths import CAPResult, cap, hub_alignment
 from ._powerlaw import PowerLawFit, fit_power_law
@@ -24,4 +24,5 @@ __all__ = [
     "hub_alignment",
     "itop",
     "overlap_rate",
+    "snapshot_curves",
 ]
