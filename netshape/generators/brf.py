@@ -88,7 +88,8 @@ def brf(n_in: int, n_out: int, density: float, *, r: float = 0.0, degrees: str =
     Returns
     -------
     scipy.sparse.csr_array of bool, shape ``(n_in, n_out)``
-        Rows are inputs, columns outputs (a torch mask is ``A.T``).
+        Rows are inputs, columns outputs (a torch mask is ``A.T``); column
+        ``j`` holds exactly ``k_j`` links.
 
     Examples
     --------

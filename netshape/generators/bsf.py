@@ -112,8 +112,9 @@ def bsf(n_in: int, n_out: int, density: float, *, gamma: float = 2.76,
 
     Returns
     -------
-    scipy.sparse.csr_array of bool, shape ``(n_in, n_out)``
-        Rows are inputs, columns outputs (a torch mask is ``A.T``).
+    A : scipy.sparse.csr_array of bool, shape ``(n_in, n_out)``
+        Inputs along the rows and outputs along the columns (the torch
+        mask is ``A.T``).
 
     Examples
     --------

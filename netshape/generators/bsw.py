@@ -43,8 +43,8 @@ def bsw(n_in: int, n_out: int, density: float, *, beta: float = 0.0, rng=None) -
 
     Returns
     -------
-    scipy.sparse.csr_array of bool, shape ``(n_in, n_out)``
-        Rows are inputs, columns outputs (a torch mask is ``A.T``).
+    scipy.sparse.csr_array of bool
+        The ``(n_in, n_out)`` biadjacency (torch mask ``A.T``).
 
     Examples
     --------

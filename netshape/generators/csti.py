@@ -59,7 +59,7 @@ def csti(X, n_out: int, density: float, *, rng=None) -> sp.csr_array:
     Returns
     -------
     scipy.sparse.csr_array of bool, shape ``(n_in, n_out)``
-        Rows are inputs, columns outputs (a torch mask is ``A.T``).
+        Input features are rows, outputs columns; ``A.T`` is the torch mask.
 
     Examples
     --------

@@ -127,12 +127,13 @@ def degree_distribution(A: Any, ax=None, *, side: str = "out", log: bool = True)
 
     Returns
     -------
-    matplotlib.axes.Axes
+    ax : matplotlib.axes.Axes
+        The axes drawn on, with a legend naming each series.
 
     Examples
     --------
-    >>> import netshape as ns
-    >>> ax = degree_distribution(ns.generators.bsf(500, 500, 0.02, rng=0), side="both")
+    >>> from netshape import generators as gen
+    >>> ax = degree_distribution(gen.bsf(500, 500, 0.02, rng=0), side="both")
     >>> [t.get_text() for t in ax.get_legend().get_texts()]
     ['input neurons', 'output neurons']
     """
