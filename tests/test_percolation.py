@@ -264,3 +264,13 @@ def test_bad_pairs_and_containers():
         ns.percolate(np.ones((2, 2)))
     with pytest.raises(ValueError, match="empty"):
         ns.percolate([])
+
+
+def test_analysis_modules_import_without_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, netshape.percolation, netshape.metrics, netshape.io._checkpoint, "
+            "netshape._report, netshape.plot._training, netshape._cli.analyze; "
+            "assert 'torch' not in sys.modules, 'torch imported at module import time'")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
