@@ -40,44 +40,48 @@ def _full_fill(X, deg, ch3):
             X[i, j] = _f(X[i, j], deg[j], ch3)
 
 
+def _zero_links(row, indptr, indices, u):
+    for p in range(indptr[u], indptr[u + 1]):
+        row[indices[p]] = 0.0
+
+
+def _add_const(row, indptr, indices, v, w):
+    for r in range(indptr[v], indptr[v + 1]):
+        row[indices[r]] += w
+
+
+def _add_data(row, indptr, indices, data, k):
+    for r in range(indptr[k], indptr[k + 1]):
+        row[indices[r]] += data[r]
+
+
 def _l3p_paths(indptr, indices, t_indptr, t_indices, G, H, S):
     # S[u, j] += G[a, j] * H[u, b] for every path u-a-b-j (u, b inputs; a, j outputs).
     # One input row per task: rows of S are disjoint, so no atomics are needed.
-    n_in = indptr.size - 1
-    for u in _prange(n_in):
+    for u in _prange(indptr.size - 1):
         row = S[u]
         for p in range(indptr[u], indptr[u + 1]):
+            Ga = G[indices[p]]
             a = indices[p]
-            Ga = G[a]
             for q in range(t_indptr[a], t_indptr[a + 1]):
                 b = t_indices[q]
-                if b == u:
-                    continue
-                h = H[u, b]
-                for r in range(indptr[b], indptr[b + 1]):
-                    j = indices[r]
-                    row[j] += Ga[j] * h
-        for p in range(indptr[u], indptr[u + 1]):
-            row[indices[p]] = 0.0
+                if b != u:
+                    h = H[u, b]
+                    for r in range(indptr[b], indptr[b + 1]):
+                        row[indices[r]] += Ga[indices[r]] * h
+        _zero_links(row, indptr, indices, u)
 
 
 def _l3n_walks(indptr, indices, f_indptr, f_indices, f_data, g_indptr, g_indices, g_data, S):
     # Sparse CH-L3n into a dense, zeroed S: row u gets Σ_v F[u, v] A[v, :] and
     # Σ_{k ∈ N(u)} G[k, :] (G[k, j] = F'[j, k]); rows are independent tasks.
-    n_in = indptr.size - 1
-    for u in _prange(n_in):
+    for u in _prange(indptr.size - 1):
         row = S[u]
         for p in range(f_indptr[u], f_indptr[u + 1]):
-            v = f_indices[p]
-            w = f_data[p]
-            for r in range(indptr[v], indptr[v + 1]):
-                row[indices[r]] += w
+            _add_const(row, indptr, indices, f_indices[p], f_data[p])
         for p in range(indptr[u], indptr[u + 1]):
-            k = indices[p]
-            for r in range(g_indptr[k], g_indptr[k + 1]):
-                row[g_indices[r]] += g_data[r]
-        for p in range(indptr[u], indptr[u + 1]):
-            row[indices[p]] = 0.0
+            _add_data(row, g_indptr, g_indices, g_data, indices[p])
+        _zero_links(row, indptr, indices, u)
 
 
 _prange = range  # replaced by numba.prange when the kernels are compiled
@@ -89,8 +93,10 @@ class _Kernels:
     def __init__(self, nb) -> None:
         global _prange
         _prange = nb.prange
-        f = nb.njit(inline="always")(_f)
-        g = dict(globals(), _f=f)
+        g = dict(globals(), _f=nb.njit(inline="always")(_f),
+                 _zero_links=nb.njit(inline="always")(_zero_links),
+                 _add_const=nb.njit(inline="always")(_add_const),
+                 _add_data=nb.njit(inline="always")(_add_data))
 
         def clone(fn, suffix):
             # distinct names keep numba's on-disk cache entries of the two variants apart
