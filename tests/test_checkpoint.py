@@ -176,3 +176,17 @@ def test_multihead_attention_packed_mask_split_into_q_k_v(tmp_path):
     assert set(layers) == {"q", "k", "v", "out_proj"}
     for i, tag in enumerate("qkv"):
         assert np.array_equal(layers[tag].toarray(), packed[8 * i:8 * (i + 1)].T)
+
+
+def test_netshape_topology_file_is_read_as_is(tmp_path):
+    import scipy.sparse as sp
+
+    from netshape.io import save_topology
+
+    net = {"a": sp.csr_array(np.eye(3, 4)), "b": sp.csr_array(np.ones((4, 2)))}
+    save_topology(tmp_path / "snap.npz", net)
+    layers = read_checkpoint(tmp_path / "snap.npz")
+    assert list(layers) == ["a", "b"]
+    assert np.array_equal(layers["a"].toarray(), np.eye(3, 4, dtype=bool))
+    save_topology(tmp_path / "one.npz", np.eye(2))
+    assert list(read_checkpoint(tmp_path / "one.npz")) == ["layer"]

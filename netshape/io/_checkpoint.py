@@ -5,7 +5,8 @@ Formats: PyTorch (``torch.load(weights_only=True)``: ``.pt``, ``.pth``,
 numpy (``.npz``, ``allow_pickle=False``). No loader here can run code from the
 file: a checkpoint that needs unpickling of arbitrary objects is refused.
 
-Mask conventions recognised, in this order (``X`` is the layer's name):
+A netshape topology file (``save_topology``, e.g. a training snapshot) is
+read as it is. Mask conventions recognised, in this order (``X`` is the layer's name):
 
 1. ``X.parametrizations.weight.<i>.mask`` — netshape's own masks and
    ``torch.ao.pruning`` (both are ``torch.nn.utils.parametrize``
@@ -262,6 +263,11 @@ def read_checkpoint(path: str | os.PathLike) -> OrderedDict[str, sp.csr_array]:
         obj = _load_safetensors(p)
     elif suffix == ".npz":
         obj = _load_npz(p)
+        if "netshape_format" in obj:  # a topology file from save_topology: already (n_in, n_out)
+            from ._topology import load_topology
+
+            topo = load_topology(p)
+            return OrderedDict(topo) if isinstance(topo, Mapping) else OrderedDict(layer=topo)
     else:
         obj = _load_torch(p)
     flat = _state_dict(obj, p)
