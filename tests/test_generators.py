@@ -181,9 +181,20 @@ def exact_inclusion_k2(w):
     return p + second
 
 
-@pytest.mark.parametrize(("half_width", "r"), [(-1, 0.3), (0, 0.2), (0, 1.0), (2, 0.5), (5, 0.2)])
-def test_brf_sampler_matches_successive_sampling(half_width, r):
-    """Inside keys, the thinned Poisson outside and the horizon extension give the exact law."""
+@pytest.mark.parametrize(("half_width", "r", "short"), [
+    (-1, 0.3, False), (0, 0.2, False), (0, 1.0, False), (2, 0.5, False), (5, 0.2, False),
+    (1, 0.4, True), (0, 1.0, True)])
+def test_brf_sampler_matches_successive_sampling(half_width, r, short, monkeypatch):
+    """Inside keys, the thinned Poisson outside and the horizon extension give the exact law.
+
+    ``short`` starts every output with a horizon far too small, so the
+    extension loop (T -> 2T on the outside process) does the work.
+    """
+    if short:
+        import netshape.generators._brf_sampler as sampler
+
+        real = sampler._horizons
+        monkeypatch.setattr(sampler, "_horizons", lambda *a: real(*a) - 6.0)
     n_in, n_out, reps = 15, 4, 2000
     alpha = (1 - r) / r
     k = np.full(n_out, 2)
@@ -318,3 +329,13 @@ def test_csti_ties_use_rng():
     assert A.nnz == B.nnz == 5
     diffs = sum((csti(X, 9, 0.2, rng=s) != A).nnz > 0 for s in range(10))
     assert diffs > 0
+
+
+def test_brf_tiny_r_and_full_density():
+    # alpha > 1000 scores only a window; it must still cover every input when k = n_in
+    for n_in in (1, 2, 3, 4, 5, 8):
+        for r in (1e-9, 1e-3, 0.5):
+            A = brf(n_in, 3, 1.0, r=r, rng=0)
+            assert A.nnz == 3 * n_in
+    # tiny r is the r = 0 lattice wherever the nearest inputs are unambiguous
+    assert (brf(50, 20, 0.1, r=1e-12, rng=3) != brf(50, 20, 0.1)).nnz == 0

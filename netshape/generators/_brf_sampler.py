@@ -180,6 +180,10 @@ def _take_k(keys, items, k, gen):
 
 
 def _kth(keys, k):
+    """k-th smallest key per row; +inf where a row knows fewer than k keys."""
+    short = int(k.max(initial=0)) - keys.shape[1]
+    if short > 0:
+        keys = np.concatenate([keys, np.full((keys.shape[0], short), np.inf)], axis=1)
     srt = np.sort(keys, axis=1)
     out = np.full(keys.shape[0], -np.inf)
     pos = k > 0
@@ -227,6 +231,8 @@ def sample_receptive_fields(n_in: int, n_out: int, k: np.ndarray, alpha: float,
             h = min((n_in - 1) // 2, 2 * int(k[jg].max()) + 2)
         else:
             h = _choose_half_width(jg.size, n_in, log_t[jg], log_env_out)
+        if h >= 0 and 2 * h + 2 >= n_in:
+            h = -1  # at most one input would stay outside: score them all
         if h < 0:
             o = np.arange(-((n_in - 1) // 2), n_in // 2 + 1, dtype=np.int64)
             outside = None
