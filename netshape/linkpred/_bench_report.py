@@ -65,6 +65,16 @@ def _targets(rows: Sequence[dict]) -> list[str]:
     return out
 
 
+def targets_text(rows: Sequence[dict]) -> list[str]:
+    """The target table as plain lines for a terminal summary."""
+    lines = []
+    for md in _targets(rows)[2:]:
+        target, value, verdict = (c.strip().replace("`", "").replace("*", "")
+                                  for c in md.strip("|").split(" | "))
+        lines.append(f"{target}: {value} [{verdict}]")
+    return lines
+
+
 def _cell(r: dict | None) -> str:
     if r is None:
         return ""

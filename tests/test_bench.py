@@ -1,0 +1,109 @@
+"""The runtime sweep engine: rows, timeouts, CSV/markdown/PNG outputs, the plot."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from netshape import bench
+from netshape.linkpred._bench_report import targets_text
+
+
+@pytest.fixture(scope="module")
+def quick_rows():
+    return bench.run(sizes=(32, 64), densities=(0.05, 0.3),
+                     methods=("ch2_l3n:dense", "ch2_l3n:sparse", "ch2_l3n:auto", "ch3_l3p"),
+                     repeats=2, timeout=60, progress=False)
+
+
+def test_rows_are_tidy_and_complete(quick_rows):
+    assert len(quick_rows) == 4 * 2 * 2
+    for r in quick_rows:
+        assert set(bench.COLUMNS) <= set(r)
+        assert r["status"] == "ok", r
+        assert r["seconds"] > 0 and r["seconds_min"] <= r["seconds"]
+        assert r["gemm_seconds"] > 0
+        assert math.isclose(r["ratio_to_gemm"], r["seconds"] / r["gemm_seconds"])
+        assert r["nnz"] == round(r["density"] * r["n_in"] * r["n_out"])
+        assert r["peak_mb"] > 0 and "numpy=" in r["versions"] and r["threads"] >= 1
+    # the same n shares one GEMM reference
+    g = {(r["n_in"], r["gemm_seconds"]) for r in quick_rows}
+    assert len(g) == 2
+
+
+def test_timeout_is_recorded_not_timed():
+    # a 1 ms budget: the first configuration times out, the larger/denser ones are skipped
+    rows = bench.run(sizes=(400, 500), densities=(0.2, 0.3), methods=("ch3_l3p:numpy",),
+                     repeats=1, timeout=0.001, progress=False)
+    status = [(r["n_in"], r["density"], r["status"]) for r in rows]
+    assert status[0] == (400, 0.2, "timeout")
+    assert all(s == "skipped" for *_, s in status[1:])
+    assert all(math.isnan(r["seconds"]) for r in rows)
+
+
+def test_csv_round_trip_and_outputs(quick_rows, tmp_path):
+    paths = bench.write_results(quick_rows, tmp_path)
+    assert {p.name for p in tmp_path.iterdir()} == {
+        "linkpred_runtime.csv", "linkpred_runtime.md", "linkpred_runtime.png"}
+    back = bench.read_csv(paths["csv"])
+    assert len(back) == len(quick_rows)
+    for a, b in zip(back, quick_rows, strict=True):
+        assert a["method"] == b["method"] and a["n_in"] == b["n_in"]
+        assert math.isclose(a["seconds"], b["seconds"], rel_tol=1e-5)
+    md = paths["md"].read_text()
+    assert "## Targets" in md and "`ch2_l3n` (dense)" in md and "| 64 |" in md
+    assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_markdown_marks_timeouts_and_targets():
+    row = dict(method="ch2_l3n", path="dense", backend="numpy", n_in=2048, n_out=2048,
+               density=0.05, nnz=1, status="ok", seconds=3.0, seconds_min=3.0, repeats=1,
+               gemm_seconds=1.0, ratio_to_gemm=3.0, peak_mb=10.0, threads=2, versions="x")
+    slow = dict(row, method="ch3_l3p", path="auto", n_in=1024, n_out=1024, status="timeout",
+                seconds=float("nan"), ratio_to_gemm=float("nan"))
+    md = bench.to_markdown([row, slow])
+    assert "timeout" in md
+    lines = targets_text([row, slow])
+    assert lines[0].endswith("[met]") and "3.00" in lines[0]
+    assert "n/a" in lines[3]  # the timed-out CH3-L3p gives no number
+    assert "[missed]" in targets_text([dict(row, ratio_to_gemm=4.0)])[0]
+
+
+def test_runtime_plot(quick_rows, tmp_path):
+    import matplotlib.pyplot as plt
+
+    from netshape.plot import runtime
+
+    axes = runtime(quick_rows)
+    assert len(axes) == 2 and axes[0].get_yscale() == "log"
+    labels = [t.get_text() for t in axes[0].get_legend().get_texts()]
+    assert "ch2_l3n (dense)" in labels and "one n×n GEMM" in labels
+    fig, ax = plt.subplots()
+    assert runtime(quick_rows, ax=ax, size=32) is ax
+    with pytest.raises(ValueError, match="not in the results"):
+        runtime(quick_rows, size=1000)
+    plt.close("all")
+
+
+@pytest.mark.parametrize("kw, words", [
+    ({"sizes": (0,)}, "sizes"),
+    ({"densities": (1.5,)}, "densities"),
+    ({"methods": ("ch9",)}, "unknown predictor"),
+    ({"backend": "jax"}, "backend"),
+    ({"timeout": -1}, "timeout"),
+    ({"repeats": 0}, "repeats"),
+])
+def test_bad_arguments(kw, words):
+    with pytest.raises((ValueError, TypeError), match=words):
+        bench.run(**{"sizes": (16,), "densities": (0.1,), "progress": False, **kw})
+
+
+def test_same_seed_same_layers():
+    r1 = bench.run(sizes=(40,), densities=(0.1,), methods=("l3_paths",), repeats=1,
+                   progress=False, rng=3)
+    r2 = bench.run(sizes=(40,), densities=(0.1,), methods=("l3_paths",), repeats=1,
+                   progress=False, rng=3)
+    assert r1[0]["nnz"] == r2[0]["nnz"] == 160
+    assert np.isfinite(r1[0]["seconds"])

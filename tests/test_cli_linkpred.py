@@ -1,0 +1,89 @@
+"""``netshape predict`` and ``netshape bench`` end to end."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+import netshape as ns
+from netshape.cli import main
+
+
+@pytest.fixture
+def topo(tmp_path):
+    A = ns.generators.er(30, 20, 0.1, rng=0)
+    path = tmp_path / "A.npz"
+    ns.io.save_topology(path, A)
+    net = tmp_path / "net.npz"
+    ns.io.save_topology(net, {"fc1": A, "fc2": ns.generators.er(20, 10, 0.2, rng=1)})
+    return A, path, net
+
+
+def test_predict_writes_scores_and_top_csv(topo, tmp_path, capsys):
+    A, path, _ = topo
+    out = tmp_path / "out" / "S.npz"
+    assert main(["predict", str(path), "--method", "ch2_l3n", "-o", str(out), "--top", "5"]) == 0
+    with np.load(out, allow_pickle=False) as d:
+        S = d["scores"]
+        assert str(d["method"]) == "ch2_l3n"
+    np.testing.assert_array_equal(S, ns.linkpred.ch2_l3n(A))
+    rows = list(csv.DictReader(open(tmp_path / "out" / "S_top5.csv")))
+    assert [int(r["rank"]) for r in rows] == [1, 2, 3, 4, 5]
+    scores = [float(r["score"]) for r in rows]
+    assert scores == sorted(scores, reverse=True)
+    assert scores[0] == pytest.approx(S.max())
+    for r in rows:  # each listed candidate is a missing link with that score
+        u, j = int(r["input"]), int(r["output"])
+        assert not A[u, j] and S[u, j] == pytest.approx(float(r["score"]))
+    assert "candidate(s) with a positive score" in capsys.readouterr().out
+
+
+def test_predict_network_file_and_layer(topo, tmp_path):
+    _, _, net = topo
+    out = tmp_path / "T.npz"
+    assert main(["predict", str(net), "--method", "ch3_l3p", "-o", str(out)]) == 0
+    with np.load(out, allow_pickle=False) as d:
+        assert {"scores.fc1", "scores.fc2"} <= set(d.files)
+    assert main(["predict", str(net), "--layer", "fc2", "--method", "random", "--rng", "4",
+                 "-o", str(out)]) == 0
+    with np.load(out, allow_pickle=False) as d:
+        assert "scores.fc1" not in d.files and d["scores.fc2"].shape == (20, 10)
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["predict", "missing.npz", "-o", "x.npz"], "no such topology file"),
+    (["predict", "{A}", "--layer", "fc9", "-o", "x.npz"], "--layer='fc9'"),
+    (["predict", "{A}", "--top", "0", "-o", "x.npz"], "--top=0"),
+])
+def test_predict_errors(topo, tmp_path, capsys, argv, words, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    argv = [a.replace("{A}", str(topo[1])) for a in argv]
+    assert main(argv) == 2
+    assert words in capsys.readouterr().err
+    assert not (tmp_path / "x.npz").exists()
+
+
+def test_predict_unknown_method_is_a_usage_error(topo):
+    with pytest.raises(SystemExit) as exc:
+        main(["predict", str(topo[1]), "--method", "magic", "-o", "x.npz"])
+    assert exc.value.code == 2
+
+
+def test_bench_quick(tmp_path, capsys):
+    out = tmp_path / "bench"
+    assert main(["bench", "--quick", "--sizes", "32", "--methods", "ch2_l3n:dense",
+                 "ch2_l3n:sparse", "-o", str(out), "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "4 configurations" in text and "4 ok" in text
+    rows = ns.bench.read_csv(out / "linkpred_runtime.csv")
+    assert {(r["path"], r["density"]) for r in rows} == {
+        ("dense", 0.02), ("dense", 0.2), ("sparse", 0.02), ("sparse", 0.2)}
+    assert (out / "linkpred_runtime.png").stat().st_size > 1000
+    assert "## Targets" in (out / "linkpred_runtime.md").read_text()
+
+
+def test_bench_bad_method(tmp_path, capsys):
+    assert main(["bench", "--quick", "--methods", "nope", "-o", str(tmp_path)]) == 2
+    assert "unknown predictor" in capsys.readouterr().err
