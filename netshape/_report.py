@@ -72,6 +72,7 @@ class Analysis:
     rows: list[dict[str, Any]]
     summary: dict[str, Any]
     curves: dict[str, Any] = field(default_factory=dict)
+    history: dict[str, list[float]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -152,6 +153,27 @@ def _chains(layers: OrderedDict) -> bool:
     return len(shapes) > 1 and all(a[1] == b[0] for a, b in zip(shapes, shapes[1:]))  # noqa: B905
 
 
+_HISTORY = ("density", "itop", "anp", "test_acc")
+
+
+def read_history(path: Path) -> dict[str, list[float]]:
+    """Per-epoch ``step`` + density/ITOP/ANP/accuracy columns of a run's ``metrics.csv``."""
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ValueError(f"{str(path)!r} is not a readable CSV file: {exc}") from exc
+    out: dict[str, list[float]] = {}
+    for key in ("step", *_HISTORY):
+        try:
+            vals = [float(r[key]) for r in rows]
+        except (KeyError, TypeError, ValueError):
+            continue  # a column that is missing or not numeric is simply not plotted
+        if vals and all(math.isfinite(v) for v in vals):
+            out[key] = vals
+    return out if "step" in out and len(out) > 1 else {}
+
+
 def analyze_source(source: str | Path, *, progress: bool = True) -> Analysis:
     """Read and measure a checkpoint or run directory; writes nothing."""
     import warnings
@@ -223,8 +245,10 @@ def analyze_source(source: str | Path, *, progress: bool = True) -> Analysis:
                        perc_links_removed=report.links_removed, perc_sweeps=report.iterations)
     rows = _layer_rows(layers, report, chain, pairs)
     curves = snapshot_curves(snaps) if snaps else {}
+    src = Path(source)
+    history = read_history(src / "metrics.csv") if (src / "metrics.csv").is_file() else {}
     return Analysis(source=what, layers=layers, chain=chain, rows=rows, summary=summary,
-                    curves=curves, warnings=notes)
+                    curves=curves, history=history, warnings=notes)
 
 
 def _safe(name: str) -> str:
@@ -280,6 +304,12 @@ def _plots(an: Analysis, out: Path) -> list[tuple[str, str]]:
                                label="re-growth overlap")
             _save(fig, out / "overlap.png")
             made.append(("Re-growth overlap between snapshots", "overlap.png"))
+    if an.history:
+        fig, ax = plt.subplots(figsize=(5.5, 3.5), layout="constrained")
+        plot.training_curves(an.history, ax=ax, xlabel="training step")
+        _save(fig, out / "training.png")
+        made.append(("Training run (metrics.csv): density, ITOP, ANP, test accuracy",
+                     "training.png"))
     return made
 
 

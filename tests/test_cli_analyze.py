@@ -99,6 +99,8 @@ def test_analyze_run_dir_with_snapshots(tmp_path, monkeypatch):
                              "2": sp.csr_array(rng.random((30, 30)) < 0.15),
                              "4": sp.csr_array(rng.random((30, 4)) < 0.15)}) for i in range(4)]
     _save_snapshots(run, snaps, monkeypatch)
+    (run / "metrics.csv").write_text("epoch,step,density,itop,anp,test_acc,note\n"
+                                     "1,10,0.5,0.5,1.0,0.6,x\n2,20,0.3,0.6,0.9,0.8,y\n")
     assert main(["analyze", str(run)]) == 0
     out = run / "report"
     curves = read_csv(out / "curves.csv")
@@ -108,7 +110,19 @@ def test_analyze_run_dir_with_snapshots(tmp_path, monkeypatch):
     assert curves[0]["regrowth_overlap"] == "" and curves[2]["regrowth_overlap"] != ""
     assert (out / "itop.png").stat().st_size > 0 and (out / "overlap.png").stat().st_size > 0
     assert "ITOP at the last snapshot" in (out / "report.md").read_text()
+    assert (out / "training.png").stat().st_size > 0  # from metrics.csv
+    assert "training.png" in (out / "report.md").read_text()
     assert [int(r["links"]) for r in read_csv(out / "layers.csv")] == [int(m.sum()) for m in masks]
+
+
+def test_read_history_keeps_numeric_columns(tmp_path):
+    from netshape._report import read_history
+
+    (tmp_path / "m.csv").write_text("step,density,itop,test_acc\n1,0.5,0.5,\n2,0.4,nan,0.9\n")
+    assert read_history(tmp_path / "m.csv") == {"step": [1.0, 2.0], "density": [0.5, 0.4]}
+    (tmp_path / "bad.csv").write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(ValueError, match=r"bad\.csv"):
+        read_history(tmp_path / "bad.csv")
 
 
 def test_snapshot_curves_by_hand():
