@@ -24,7 +24,8 @@ from ._random import (
     weighted_sample_without_replacement,
 )
 
-__all__ = ["choose_links", "removal_scores", "sample_indices", "torch_generator"]
+__all__ = ["choose_links", "removal_scores", "removal_scores_at", "sample_indices",
+           "torch_generator"]
 
 
 def _is_torch(x: Any) -> bool:
@@ -181,13 +182,7 @@ def sample_indices(weights, k: int, *, temperature: float = 1.0, rng=None):
             )
         if k == 0:
             return torch.empty(0, dtype=torch.long, device=w.device)
-        g = torch_generator(rng, w.device)
-        logw = torch.log(w[pos].double()) / T
-        e = torch.empty(pos.numel(), dtype=torch.float64, device=w.device)
-        e.exponential_(generator=g)
-        keys = torch.log(e) - logw
-        top = torch.topk(keys, k, largest=False, sorted=True).indices
-        return pos[top]
+        return pos[_exp_key_topk(w[pos], k, T, torch_generator(rng, w.device))]
     w = np.asarray(weights, dtype=np.float64).reshape(-1)
     if w.size and (not np.all(np.isfinite(w)) or np.any(w < 0)):
         raise ValueError("weights must be finite and non-negative")
@@ -247,30 +242,7 @@ def choose_links(scores, k: int, *, allowed, soft: bool = False, temperature: fl
     k = _check_k(k)
     _check_temperature(temperature)
     if _is_torch(scores):
-        import torch
-
-        s = scores.detach().reshape(-1)
-        ok = allowed.reshape(-1).to(device=s.device, dtype=torch.bool)
-        if ok.numel() != s.numel():
-            raise ValueError("allowed must have the same number of entries as scores")
-        s = torch.where(ok, s, torch.zeros((), dtype=s.dtype, device=s.device))
-        if bool(torch.isnan(s).any()) or bool((s < 0).any()):
-            raise ValueError("scores must be non-negative and not NaN on allowed positions")
-        n_allowed = int(ok.sum())
-        if k > n_allowed:
-            raise ValueError(f"k={k} exceeds the number of allowed positions ({n_allowed})")
-        g = torch_generator(rng, s.device)
-        pos = torch.nonzero(s > 0).reshape(-1)
-        if pos.numel() >= k:
-            if soft:
-                return sample_indices(s, k, temperature=temperature, rng=g), 0
-            top = torch.topk(s[pos], k, largest=True, sorted=False).indices
-            return pos[top], 0
-        rest = torch.nonzero(ok & ~(s > 0)).reshape(-1)
-        need = k - pos.numel()
-        keys = torch.rand(rest.numel(), generator=g, device=s.device)
-        fill = rest[torch.topk(keys, need, largest=False, sorted=False).indices]
-        return torch.cat([pos, fill]), need
+        return _choose_links_torch(scores, k, allowed, soft, temperature, rng)
     s = np.asarray(scores, dtype=np.float64).reshape(-1)
     ok = np.asarray(allowed, dtype=bool).reshape(-1)
     if ok.size != s.size:
@@ -294,3 +266,84 @@ def choose_links(scores, k: int, *, allowed, soft: bool = False, temperature: fl
     need = k - pos.size
     fill = rest[uniform_sample_without_replacement(rest.size, need, gen)]
     return np.concatenate([pos, fill]).astype(np.int64), int(need)
+
+
+def _choose_links_torch(scores, k, allowed, soft, temperature, rng):
+    # few full passes over the layer: this runs on every layer at every update
+    import torch
+
+    s = scores.detach().reshape(-1)
+    ok = allowed.reshape(-1).to(device=s.device, dtype=torch.bool)
+    if ok.numel() != s.numel():
+        raise ValueError("allowed must have the same number of entries as scores")
+    if bool((ok & ~(s >= 0)).any()):  # catches NaN and negatives on allowed positions
+        raise ValueError("scores must be non-negative and not NaN on allowed positions")
+    g = torch_generator(rng, s.device)
+    good = ok & (s > 0)
+    pos = torch.nonzero(good).reshape(-1)
+    if pos.numel() >= k:
+        vals = s[pos]
+        if not bool(torch.isfinite(vals).all()):
+            raise ValueError("scores must be finite on allowed positions")
+        if soft:
+            return pos[_exp_key_topk(vals, k, temperature, g)], 0
+        return pos[torch.topk(vals, k, largest=True, sorted=False).indices], 0
+    rest = torch.nonzero(ok & ~good).reshape(-1)
+    need = k - pos.numel()
+    if need > rest.numel():
+        raise ValueError(f"k={k} exceeds the number of allowed positions "
+                         f"({pos.numel() + rest.numel()})")
+    keys = torch.rand(rest.numel(), generator=g, device=s.device)
+    fill = rest[torch.topk(keys, need, largest=False, sorted=False).indices]
+    return torch.cat([pos, fill]), need
+
+
+def _exp_key_topk(vals, k, temperature, g):
+    """Positions of ``k`` draws without replacement ∝ vals^(1/T) (exponential keys, log space)."""
+    import torch
+
+    logw = torch.log(vals.double()) / temperature
+    e = torch.empty(vals.numel(), dtype=torch.float64, device=vals.device)
+    e.exponential_(generator=g)
+    return torch.topk(torch.log(e) - logw, k, largest=False, sorted=True).indices
+
+
+def removal_scores_at(W, index, *, alpha: float = 1.0, delta: float = 0.5):
+    """Eq. 2 scores of :func:`removal_scores` at the flat positions ``index`` only.
+
+    Row and column sums run over the links in ``index`` (the layer's current
+    links), so ``W`` need not be zero elsewhere; cost O(len(index)) after one
+    gather. Same family as ``W`` (torch: on its device).
+
+    >>> import numpy as np
+    >>> W = np.array([[1.0, -3.0], [0.0, 2.0]])
+    >>> removal_scores_at(W, np.array([0, 1, 3]), alpha=0.0).round(3)
+    array([0.625, 0.675, 0.7  ])
+    """
+    alpha, delta = _check_alpha_delta(alpha, delta)
+    expo = delta / (1.0 - delta)
+    n_rows, n_cols = W.shape
+    if _is_torch(W):
+        import torch
+
+        idx = torch.as_tensor(index, device=W.device).reshape(-1).long()
+        a = W.detach().reshape(-1)[idx].abs()
+        if not a.is_floating_point():
+            a = a.float()
+        r, c = idx // n_cols, idx % n_cols
+        rs = torch.zeros(n_rows, dtype=a.dtype, device=a.device).index_add_(0, r, a)
+        cs = torch.zeros(n_cols, dtype=a.dtype, device=a.device).index_add_(0, c, a)
+        tiny = torch.finfo(a.dtype).tiny
+        den_r = (alpha + (1.0 - alpha) * rs[r]).clamp_min(tiny)
+        den_c = (alpha + (1.0 - alpha) * cs[c]).clamp_min(tiny)
+        out = 0.5 * a / den_r + 0.5 * a / den_c
+        return out if expo == 1.0 else out.pow(expo)
+    idx = np.asarray(index, dtype=np.int64).reshape(-1)
+    a = np.abs(np.asarray(W, dtype=np.float64).reshape(-1)[idx])
+    r, c = idx // n_cols, idx % n_cols
+    rs = np.bincount(r, weights=a, minlength=n_rows)
+    cs = np.bincount(c, weights=a, minlength=n_cols)
+    tiny = np.finfo(np.float64).tiny
+    out = (0.5 * a / np.maximum(alpha + (1.0 - alpha) * rs[r], tiny)
+           + 0.5 * a / np.maximum(alpha + (1.0 - alpha) * cs[c], tiny))
+    return out if expo == 1.0 else out**expo

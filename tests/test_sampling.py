@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from netshape.sampling import choose_links, removal_scores, sample_indices
+from netshape.sampling import choose_links, removal_scores, removal_scores_at, sample_indices
 
 torch = pytest.importorskip("torch")
 
@@ -157,3 +157,20 @@ def test_same_seed_same_result():
     b, _ = choose_links(torch.from_numpy(w), 50, allowed=torch.ones(1000, dtype=torch.bool),
                         soft=True, rng=torch.Generator().manual_seed(3))
     assert torch.equal(a, b)
+
+
+def test_removal_scores_at_matches_dense():
+    rng = np.random.default_rng(3)
+    for _ in range(30):
+        n, m = rng.integers(1, 10, size=2)
+        mask = rng.random((n, m)) < 0.5
+        W = rng.normal(size=(n, m))  # nonzero off the mask too: only idx links count
+        idx = np.flatnonzero(mask)
+        for alpha in (0.0, 0.4, 1.0):
+            for delta in (0.3, 0.5, 0.75):
+                want = removal_scores(W * mask, alpha=alpha, delta=delta).reshape(-1)[idx]
+                np.testing.assert_allclose(removal_scores_at(W, idx, alpha=alpha, delta=delta),
+                                           want, rtol=1e-12)
+                got = removal_scores_at(torch.from_numpy(W), torch.from_numpy(idx),
+                                        alpha=alpha, delta=delta)
+                np.testing.assert_allclose(got.numpy(), want, rtol=1e-12)

@@ -13,7 +13,7 @@ import torch
 from .. import sampling
 from .._validation import link_count
 
-__all__ = ["initial_mask", "keep_scores", "regrowth_scores"]
+__all__ = ["initial_mask", "keep_scores", "regrowth_scores", "uniform_missing"]
 
 
 def _generator(name: str):
@@ -58,31 +58,27 @@ def initial_mask(cfg: dict, n_in: int, n_out: int, density: float, seed: int,
     return torch.from_numpy(np.ascontiguousarray(dense.T)).to(device)
 
 
-def _abs_grad(grad: torch.Tensor | None, W: torch.Tensor) -> torch.Tensor:
-    if grad is None:
-        return torch.zeros_like(W)
-    return grad.detach().abs().to(W.dtype)
+def keep_scores(kind: str, W: torch.Tensor, grad: torch.Tensor | None, index: torch.Tensor, *,
+                alpha: float, delta: float) -> tuple[torch.Tensor, bool]:
+    """Scores of the existing links at flat ``index`` (higher = keep), and whether to sample.
 
-
-def keep_scores(kind: str, W: torch.Tensor, grad: torch.Tensor | None, *, alpha: float,
-                delta: float) -> tuple[torch.Tensor, bool]:
-    """Scores of existing links (higher = keep) and whether to sample (soft) or take top-k.
-
-    ``kind`` is a removal or prune component; ``W`` is zero off the mask.
+    ``kind`` is a removal or prune component. Relative importance and Eq. 2
+    sum over the links in ``index`` only (the layer's current topology).
     """
     W = W.detach()
-    if kind == "magnitude":
-        return W.abs(), False
+    if kind in ("magnitude", "magnitude_gradient"):
+        s = W.reshape(-1)[index].abs()
+        if kind == "magnitude_gradient" and grad is not None:
+            s = s + 0.01 * grad.detach().reshape(-1)[index].abs().to(s.dtype)
+        return s, False
     if kind == "ri":
-        return sampling.removal_scores(W, alpha=0.0, delta=0.5), False
-    if kind == "magnitude_gradient":
-        return W.abs() + 0.01 * _abs_grad(grad, W), False
+        return sampling.removal_scores_at(W, index, alpha=0.0, delta=0.5), False
     if kind == "magnitude_soft":
-        return sampling.removal_scores(W, alpha=1.0, delta=delta), True
+        return sampling.removal_scores_at(W, index, alpha=1.0, delta=delta), True
     if kind == "ri_soft":
-        return sampling.removal_scores(W, alpha=0.0, delta=delta), True
+        return sampling.removal_scores_at(W, index, alpha=0.0, delta=delta), True
     if kind == "soft":
-        return sampling.removal_scores(W, alpha=alpha, delta=delta), True
+        return sampling.removal_scores_at(W, index, alpha=alpha, delta=delta), True
     raise ValueError(f"removal={kind!r} has no scores")
 
 
@@ -97,14 +93,44 @@ def regrowth_scores(kind: str, mask: torch.Tensor, grad: torch.Tensor | None,
     if base == "random":
         return None
     if base == "gradient":
-        g = _abs_grad(grad, mask.to(dtype))
-        return torch.where(mask, torch.zeros((), dtype=g.dtype, device=g.device), g)
+        if grad is None:
+            return torch.zeros(mask.shape, dtype=dtype, device=mask.device)
+        return grad.detach().abs().to(dtype).masked_fill(mask, 0)
     from ..linkpred import predict
 
     S = predict(mask.T, base)
     if not isinstance(S, torch.Tensor):  # a backend that answered in another family
         S = torch.as_tensor(np.asarray(S.toarray() if hasattr(S, "toarray") else S))
-    S = S.to(device=mask.device).T
-    if not bool(torch.isfinite(S).all()):
-        raise RuntimeError(f"link predictor {base!r} returned non-finite scores")
-    return S.clamp_min(0)
+    # (out, in) view; choose_links rejects NaN/negative/inf scores on candidates
+    return S.to(device=mask.device).T
+
+
+def uniform_missing(mask: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
+    """``k`` distinct flat positions drawn uniformly among the False entries of ``mask``.
+
+    Rejection sampling (expected O(k) work) while the mask is sparse; a full
+    random-key pass otherwise.
+    """
+    flat = mask.reshape(-1)
+    n = flat.numel()
+    n_missing = n - int(flat.sum())
+    if k > n_missing:
+        raise ValueError(f"cannot add {k} links: only {n_missing} are missing")
+    if k == 0:
+        return torch.empty(0, dtype=torch.long, device=mask.device)
+    if n_missing < 2 * k or n_missing < n // 2:
+        cand = torch.nonzero(~flat).reshape(-1)
+        keys = torch.rand(cand.numel(), generator=gen, device=mask.device)
+        return cand[torch.topk(keys, k, largest=False, sorted=False).indices]
+    out = torch.empty(0, dtype=torch.long, device=mask.device)
+    while out.numel() < k:
+        draw = torch.randint(0, n, (int((k - out.numel()) * 1.3) + 16,), generator=gen,
+                             device=mask.device)
+        merged = torch.cat([out, draw[~flat[draw]]])
+        # keep first occurrences in draw order (deterministic, no sort bias)
+        uniq, inv = torch.unique(merged, return_inverse=True)
+        first = torch.full((uniq.numel(),), merged.numel(), dtype=torch.long,
+                           device=mask.device).scatter_reduce_(
+            0, inv, torch.arange(merged.numel(), device=mask.device), reduce="amin")
+        out = merged[torch.sort(first).values]
+    return out[:k]

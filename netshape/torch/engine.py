@@ -23,7 +23,7 @@ from .._validation import check_density, check_positive_int, link_count
 from ..metrics import overlap_rate
 from ..sampling import choose_links, torch_generator
 from . import distributed as ddp
-from .components import initial_mask, keep_scores, regrowth_scores
+from .components import initial_mask, keep_scores, regrowth_scores, uniform_missing
 from .groups import Slot, find_slots, percolation_pairs
 from .masking import Mask, apply_mask, get_original, is_masked, reset_optimizer_state
 
@@ -47,9 +47,18 @@ class _Layer:
         self.stats["anp"] = self._anp()
 
     def _anp(self) -> float:
-        from ..metrics import anp
+        # = netshape.metrics.anp({name: mask.T}) for one layer (tested), without a host copy
+        m = self.mask
+        active = int(m.any(dim=0).sum()) + int(m.any(dim=1).sum())
+        return active / (m.shape[0] + m.shape[1])
 
-        return anp({self.slot.name: self.mask.T})
+    def float_mask(self) -> torch.Tensor:
+        return self.pm.float_mask(self.param.dtype)[self.rows]
+
+    @property
+    def offset(self) -> int:
+        """Flat offset of this slot's rows inside the (possibly packed) parameter."""
+        return (self.rows.start or 0) * self.slot.n_in
 
     @property
     def mask(self) -> torch.Tensor:
@@ -93,7 +102,7 @@ class DynamicSparseTrainer:
         self._itop = ITOPTracker()
 
     def _track_itop(self) -> None:
-        self._itop.update(OrderedDict((n, lay.mask.T) for n, lay in self._layers.items()))
+        self._itop.update(OrderedDict((n, _csr_T(lay.mask)) for n, lay in self._layers.items()))
 
     # ------------------------------------------------------------------ schedules
     def density_at(self, step: int) -> float:
@@ -166,7 +175,7 @@ class DynamicSparseTrainer:
         """Call after ``optimizer.step()``; returns True when the topology changed."""
         self.step_count += 1
         for lay in self._layers.values():
-            lay.weight.mul_(lay.mask.to(lay.weight.dtype))
+            lay.weight.mul_(lay.float_mask())
         changed = False
         if self._is_update(self.step_count):
             changed = self._update()
@@ -191,15 +200,18 @@ class DynamicSparseTrainer:
             zeta, delta = self.zeta_at(step), self.delta_at(step)
             gens = {n: torch_generator(self._rng, lay.mask.device)
                     for n, lay in self._layers.items()}
+            counts = {}
             for i, (n, lay) in enumerate(self._layers.items()):
                 ts = time.perf_counter()
-                pruned[n] = self._remove(lay, old[n], target_density, zeta, delta, gens[n])
+                pruned[n], counts[n] = self._remove(lay, old[n], target_density, zeta, delta,
+                                                    gens[n])
                 timing[i] += time.perf_counter() - ts
             if c["percolation"] and len(self._layers):
-                self._percolate(pruned)
+                counts.update(self._percolate(pruned))
             for i, (n, lay) in enumerate(self._layers.items()):
                 ts = time.perf_counter()
-                new[n], shortfall[i] = self._regrow(lay, pruned[n], target_density, gens[n])
+                new[n], shortfall[i] = self._regrow(lay, pruned[n], counts[n], target_density,
+                                                    gens[n])
                 timing[i] += time.perf_counter() - ts
         masks = [pruned[n] for n in self._layers] + [new[n] for n in self._layers]
         ddp.broadcast_bool(masks)
@@ -223,51 +235,60 @@ class DynamicSparseTrainer:
         s = lay.slot
         return link_count(density, s.n_in, s.n_out, name=f"density of {s.name}")
 
-    def _remove(self, lay, old, density, zeta, delta, gen) -> torch.Tensor:
+    def _remove(self, lay, old, density, zeta, delta, gen) -> tuple[torch.Tensor, int]:
+        """Prune to the scheduled count, then remove ``floor(zeta * links)``; (mask, links)."""
         c = self.config
-        cur, target = int(old.sum()), self._target(lay, density)
-        mask = old
-        if cur > target:  # gradual schedules: hard prune to the new density first
-            s, _ = keep_scores(c["prune"], lay.weight * mask, lay.grad(), alpha=0.0, delta=0.5)
-            mask = self._keep(mask, s, target, False, gen)
-        base = int(mask.sum())
-        n_remove = int(math.floor(zeta * min(base, target)))
-        if c["removal"] == "none" or n_remove == 0:
-            return mask
-        s, soft = keep_scores(c["removal"], lay.weight * mask, lay.grad(), alpha=c["alpha"],
-                              delta=delta)
-        return self._keep(mask, s, base - n_remove, soft, gen)
+        idx = torch.nonzero(old.reshape(-1)).reshape(-1)
+        target = self._target(lay, density)
+        W, grad = lay.weight, lay.grad()
+        if idx.numel() > target:  # gradual schedules: hard prune to the new density first
+            s, _ = keep_scores(c["prune"], W, grad, idx, alpha=0.0, delta=0.5)
+            idx = idx[self._pick(s, target, False, gen)]
+        n_remove = int(math.floor(zeta * min(idx.numel(), target)))
+        if c["removal"] != "none" and n_remove > 0:
+            s, soft = keep_scores(c["removal"], W, grad, idx, alpha=c["alpha"], delta=delta)
+            idx = idx[self._pick(s, idx.numel() - n_remove, soft, gen)]
+        if idx.numel() == int(old.sum()):
+            return old.clone(), idx.numel()
+        out = torch.zeros_like(old)
+        out.view(-1)[idx] = True
+        return out, idx.numel()
 
     @staticmethod
-    def _keep(mask, scores, k, soft, gen) -> torch.Tensor:
-        idx, _ = choose_links(scores, k, allowed=mask, soft=soft, rng=gen)
-        out = torch.zeros_like(mask)
-        out.view(-1)[idx] = True
-        return out
+    def _pick(scores, k, soft, gen) -> torch.Tensor:
+        allowed = torch.ones(scores.shape, dtype=torch.bool, device=scores.device)
+        pos, _ = choose_links(scores, k, allowed=allowed, soft=soft, rng=gen)
+        return pos
 
-    def _percolate(self, pruned: dict[str, torch.Tensor]) -> None:
+    def _percolate(self, pruned: dict[str, torch.Tensor]) -> dict[str, int]:
+        """Percolate all slots together (:func:`netshape.percolate`); returns links per slot."""
         from ..percolation import percolate
 
         pairs = self._pairs if self._pairs is not None else percolation_pairs(self._slots)
-        layers = OrderedDict((n, m.T.cpu().numpy()) for n, m in pruned.items())
-        result, _ = percolate(layers, pairs=pairs)
+        layers = OrderedDict((n, _csr_T(m)) for n, m in pruned.items())
+        result, report = percolate(layers, pairs=pairs)
+        counts = {}
         for n, m in pruned.items():
-            keep = torch.from_numpy(np.asarray(result[n].toarray(), dtype=bool).T)
-            m &= keep.to(m.device)
+            A = result[n]
+            counts[n] = int(A.nnz)
+            if report.layers[n].links_removed == 0:
+                continue
+            coo = A.tocoo()
+            flat = torch.from_numpy(coo.col.astype(np.int64) * A.shape[0] + coo.row)
+            m.zero_()
+            m.view(-1)[flat.to(m.device)] = True
+        return counts
 
-    def _regrow(self, lay, pruned, density, gen) -> tuple[torch.Tensor, int]:
+    def _regrow(self, lay, pruned, links, density, gen) -> tuple[torch.Tensor, int]:
         c = self.config
-        need = self._target(lay, density) - int(pruned.sum())
+        need = self._target(lay, density) - links
         if need <= 0 or c["regrowth"] == "none":
             return pruned, 0
-        missing = ~pruned
         scores = regrowth_scores(c["regrowth"], pruned, lay.grad(), lay.weight.dtype)
         if scores is None:  # SET: uniform among the missing links
-            scores = torch.zeros(pruned.shape, dtype=torch.float32, device=pruned.device)
-            idx, _ = choose_links(scores, need, allowed=missing, rng=gen)
-            short = 0
+            idx, short = uniform_missing(pruned, need, gen), 0
         else:
-            idx, short = choose_links(scores, need, allowed=missing,
+            idx, short = choose_links(scores, need, allowed=~pruned,
                                       soft=c["regrowth"].endswith("_soft"),
                                       temperature=c["T"], rng=gen)
         out = pruned.clone()
@@ -275,25 +296,24 @@ class DynamicSparseTrainer:
         return out, int(short)
 
     def _apply(self, lay: _Layer, old, pruned, new) -> bool:
-        removed, regrown = old & ~pruned, new & ~pruned
-        W = lay.weight
+        rem = torch.nonzero((old & ~pruned).reshape(-1)).reshape(-1)
+        reg = torch.nonzero((new & ~pruned).reshape(-1)).reshape(-1)
+        W = lay.weight.reshape(-1)  # a slot's rows are contiguous: a view
         if self.config["new_weights"] == "historical":
             if lay.hist is None:
-                lay.hist = torch.zeros_like(W)
-            lay.hist[removed] = W[removed]
+                lay.hist = torch.zeros_like(lay.weight)
+            lay.hist.view(-1)[rem] = W[rem]
         lay.mask.copy_(new)
-        W.mul_(new.to(W.dtype))
+        W[rem] = 0
         # a link removed and regrown in one update restarts too (zero or its last value)
-        W[regrown] = lay.hist[regrown] if lay.hist is not None else 0
-        where = torch.zeros_like(lay.pm.mask)
-        where[lay.rows] = removed | regrown
-        reset_optimizer_state(self.optimizer, lay.param, where)
-        lay.stats["removed"] = int(removed.sum())
-        lay.stats["regrown"] = int(regrown.sum())
-        lay.stats["overlap"] = overlap_rate(removed, regrown)
+        W[reg] = lay.hist.view(-1)[reg] if lay.hist is not None else 0
+        reset_optimizer_state(self.optimizer, lay.param, torch.cat([rem, reg]) + lay.offset)
+        lay.stats["removed"] = int(rem.numel())
+        lay.stats["regrown"] = int(reg.numel())
+        lay.stats["overlap"] = overlap_rate(rem.cpu().numpy(), reg.cpu().numpy())
         lay.stats["target_links"] = int(new.sum())
         lay.stats["anp"] = lay._anp()
-        return bool((old != new).any())
+        return bool(rem.numel() or reg.numel())
 
     # ------------------------------------------------------------------ persistence
     def state_dict(self) -> dict[str, Any]:
@@ -370,6 +390,15 @@ class DynamicSparseTrainer:
         if ddp.rank() == 0:
             save_topology(path, mapping)
         return path
+
+
+def _csr_T(mask: torch.Tensor):
+    """scipy csr biadjacency ``(n_in, n_out)`` of a torch ``(out, in)`` mask, from its links."""
+    import scipy.sparse as sp
+
+    r, c = torch.nonzero(mask, as_tuple=True)
+    r, c = r.cpu().numpy(), c.cpu().numpy()
+    return sp.csr_array((np.ones(r.size, dtype=bool), (c, r)), shape=(mask.shape[1], mask.shape[0]))
 
 
 def _itop_to_torch(sd: dict[str, Any]) -> dict[str, Any]:

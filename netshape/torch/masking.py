@@ -65,9 +65,18 @@ class Mask(nn.Module):
         self.register_buffer("mask", mask.detach().to(torch.bool).clone())
         self.capture = False
         self.dense_grad: torch.Tensor | None = None
+        self._cache: tuple | None = None
+
+    def float_mask(self, dtype: torch.dtype) -> torch.Tensor:
+        """The mask as ``dtype`` (0/1), cached until the mask buffer changes in place."""
+        # _version moves on every in-place write (copy_, load_state_dict), so no stale cache
+        key = (dtype, self.mask._version, self.mask.data_ptr(), self.mask.device)
+        if self._cache is None or self._cache[0] != key:
+            self._cache = (key, self.mask.to(dtype))
+        return self._cache[1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        m = self.mask.to(x.dtype)
+        m = self.float_mask(x.dtype)
         if self.capture and torch.is_grad_enabled() and x.requires_grad:
             return _CaptureGrad.apply(x, m, self)
         return x * m
@@ -141,7 +150,10 @@ def remove_masks(module: nn.Module, name: str = "weight") -> None:
 
 def reset_optimizer_state(optimizer: torch.optim.Optimizer, param: torch.Tensor,
                           where: torch.Tensor) -> None:
-    """Zero per-element optimizer state of ``param`` at the bool positions ``where``.
+    """Zero per-element optimizer state of ``param`` at ``where``.
+
+    ``where`` is a bool tensor shaped like ``param`` or a 1-D tensor of flat
+    (row-major) indices into it.
 
     Covers SGD ``momentum_buffer``, Adam/AdamW ``exp_avg``/``exp_avg_sq``
     (/``max_exp_avg_sq``) and the other built-in element-wise states; scalar
@@ -153,4 +165,7 @@ def reset_optimizer_state(optimizer: torch.optim.Optimizer, param: torch.Tensor,
     for key in _STATE_KEYS:
         buf = state.get(key)
         if isinstance(buf, torch.Tensor) and buf.shape == param.shape:
-            buf.masked_fill_(where.to(buf.device), 0)
+            if where.dtype == torch.bool:
+                buf.masked_fill_(where.to(buf.device), 0)
+            else:
+                buf.view(-1)[where.to(buf.device)] = 0

@@ -36,7 +36,8 @@ def test_regrowth_adds_only_missing_links_exactly(tiny, regrowth):
             on = torch.nonzero(pruned.view(-1)).view(-1)
             drop = on[torch.from_numpy(rng.permutation(on.numel())[: 3 + trial])]
             pruned.view(-1)[drop] = False
-            new, short = dst._regrow(lay, pruned, dst.density, torch_generator(rng))
+            new, short = dst._regrow(lay, pruned, int(pruned.sum()), dst.density,
+                                     torch_generator(rng))
             assert torch.all(new[pruned])  # nothing existing is touched
             added = new & ~pruned
             assert int(added.sum()) == 3 + trial  # exactly back to the target count
@@ -49,12 +50,12 @@ def test_shortfall_filled_uniformly_and_counted(tiny):
     pruned = torch.zeros_like(lay.mask)
     pruned[0, 0] = True  # one link: no length-3 path, every CH score is 0
     need = int(lay.mask.sum()) - 1
-    new, short = dst._regrow(lay, pruned, dst.density, torch_generator(0))
+    new, short = dst._regrow(lay, pruned, int(pruned.sum()), dst.density, torch_generator(0))
     assert short == need and int(new.sum()) == need + 1 and bool(new[0, 0])
     # a path-rich layer has positive scores for the first candidates: no shortfall
     pruned = lay.mask.clone()
     pruned.view(-1)[torch.nonzero(pruned.view(-1)).view(-1)[:2]] = False
-    _, short = dst._regrow(lay, pruned, dst.density, torch_generator(0))
+    _, short = dst._regrow(lay, pruned, int(pruned.sum()), dst.density, torch_generator(0))
     assert short == 0
 
 
@@ -151,7 +152,7 @@ def test_gradient_regrowth_is_topk_of_missing(tiny):
     pruned = lay.mask.clone()
     on = torch.nonzero(pruned.view(-1)).view(-1)[:5]
     pruned.view(-1)[on] = False
-    new, short = dst._regrow(lay, pruned, dst.density, torch_generator(0))
+    new, short = dst._regrow(lay, pruned, int(pruned.sum()), dst.density, torch_generator(0))
     added = (new & ~pruned).view(-1)
     cand = g.abs().masked_fill(pruned, -1).view(-1)
     want = torch.topk(cand, 5).indices
@@ -210,8 +211,9 @@ def test_percolation_removes_dead_neurons_then_regrows(tiny):
     pruned = {n: lay.mask.clone() for n, lay in dst._layers.items()}
     pruned["net.0"][5, :] = False  # hidden neuron 5 has no input: its outputs must go
     assert bool(pruned["net.2"][:, 5].any())
-    dst._percolate(pruned)
+    counts = dst._percolate(pruned)
     assert not bool(pruned["net.2"][:, 5].any())
+    assert counts == {n: int(m.sum()) for n, m in pruned.items()}
 
 
 def test_csti_uses_calibration(tiny):
@@ -223,3 +225,39 @@ def test_csti_uses_calibration(tiny):
                    init="csti", calibration=x, rng=0)
     assert int(dst.masks["net.0"].sum()) == round(0.3 * 12 * 16)
     train(model, opt, dst, "mlp", 8)
+
+
+def test_anp_stat_matches_shared_metric(tiny):
+    from netshape.metrics import anp
+
+    make_model, _, train = tiny
+    model = make_model("llama")
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    dst = sparsify(model, opt, method="chts", density=0.08, total_steps=8, update_every=4)
+    train(model, opt, dst, "llama", 5)
+    for name, st in dst.stats().items():
+        assert st["anp"] == anp({name: dst.masks[name].T.numpy()})
+
+
+def test_uniform_missing_is_uniform_and_exact():
+    from netshape.torch.components import uniform_missing
+
+    mask = torch.zeros(40, 50, dtype=torch.bool)
+    mask.view(-1)[::7] = True
+    counts = torch.zeros(2000, dtype=torch.float64)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(300):
+        idx = uniform_missing(mask, 30, g)
+        assert idx.numel() == 30 and idx.unique().numel() == 30
+        assert not bool(mask.view(-1)[idx].any())
+        counts[idx] += 1
+    missing = ~mask.view(-1)
+    assert counts[~missing].sum() == 0
+    expect = 300 * 30 / int(missing.sum())
+    assert float(counts[missing].double().mean()) == pytest.approx(expect)
+    assert float(counts[missing].std()) < 3 * expect ** 0.5  # no position favoured
+    dense = torch.ones(5, 5, dtype=torch.bool)
+    dense[0, :3] = False  # dense layer: the full-pass branch
+    assert sorted(uniform_missing(dense, 3, g).tolist()) == [0, 1, 2]
+    with pytest.raises(ValueError, match="only 3 are missing"):
+        uniform_missing(dense, 4, g)
