@@ -158,6 +158,23 @@ def test_one_fixed_order_pass_is_not_enough():
         assert np.array_equal(dense(out[k]), ref[k])
 
 
+def test_plain_chain_one_backward_forward_pass_suffices():
+    # the complement of the case above: without coupling, backward-then-forward once
+    # already reaches the fixed point (forward removals never empty a neuron's outputs)
+    for seed in range(200):
+        rng = np.random.default_rng(seed)
+        sizes = rng.integers(1, 8, size=int(rng.integers(3, 7)))
+        L = [(rng.random((sizes[i], sizes[i + 1])) < 0.3).astype(int)
+             for i in range(len(sizes) - 1)]
+        once = [x.copy() for x in L]
+        for l in range(len(once) - 1, 0, -1):
+            once[l - 1][:, once[l].sum(axis=1) == 0] = 0
+        for l in range(len(once) - 1):
+            once[l + 1][once[l].sum(axis=0) == 0] = 0
+        out, _ = ns.percolate(L)
+        assert all(np.array_equal(a, dense(b)) for a, b in zip(once, out, strict=True))
+
+
 def test_transformer_block_by_hand():
     blk = {"q": np.array([[1, 0], [0, 1]]), "k": np.array([[1, 0], [0, 0]]),
            "v": np.array([[0, 1], [1, 0]]), "o": np.array([[0, 0], [1, 1]]),
