@@ -96,3 +96,13 @@ def test_bad_input(kwargs, exc, words):
     args.update(kwargs)
     with pytest.raises(exc, match=words.replace("(", r"\(").replace(")", r"\)")):
         S.sigmoid_density(**args)
+
+
+def test_graph_core_modules_do_not_import_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np, netshape.schedules, netshape.sampling as s; "
+            "s.choose_links(np.ones(4), 2, allowed=np.ones(4, bool), soft=True, rng=0); "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -367,26 +367,15 @@ class DynamicSparseTrainer:
         """Write the current topologies to ``snapshot_dir/update_NNNNNN.npz`` (A = mask.T).
 
         Uses :func:`netshape.io.save_topology` (layer names as keys, biadjacency
-        orientation ``(n_in, n_out)``); returns the path ("" when skipped).
+        orientation ``(n_in, n_out)``, written atomically by rank 0); returns the path.
         """
         import os
 
-        import scipy.sparse as sp
+        from ..io import save_topology
 
-        try:
-            from ..io import save_topology
-        except (ImportError, AttributeError):  # io not installed in this tree yet
-            if not getattr(self, "_warned_snapshot", False):
-                import warnings
-
-                warnings.warn("netshape.io.save_topology is unavailable; topology snapshots "
-                              "are skipped", RuntimeWarning, stacklevel=2)
-                self._warned_snapshot = True
-            return ""
         os.makedirs(self.snapshot_dir, exist_ok=True)
         path = os.path.join(self.snapshot_dir, f"update_{self.update_count:06d}.npz")
-        mapping = OrderedDict((n, sp.csr_array(lay.mask.T.cpu().numpy()))
-                              for n, lay in self._layers.items())
+        mapping = OrderedDict((n, _csr_T(lay.mask)) for n, lay in self._layers.items())
         if ddp.rank() == 0:
             save_topology(path, mapping)
         return path

@@ -73,3 +73,22 @@ def test_state_dict_contents(tiny):
     assert set(sd["hist"]) == set(dst.masks)  # chts keeps historical weights
     for n, m in sd["masks"].items():
         assert m.dtype == torch.bool and m.data_ptr() != dst.masks[n].data_ptr()
+
+
+def test_snapshots_readable(tiny, tmp_path):
+    from netshape.io import load_topology
+
+    make_model, _, train = tiny
+    model = make_model("llama")
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    dst = sparsify(model, opt, method="chts", density=0.25, total_steps=20, update_every=2,
+                   rng=0, snapshot_dir=tmp_path / "snaps", snapshot_every=3)
+    train(model, opt, dst, "llama", 13)
+    files = sorted(p.name for p in (tmp_path / "snaps").iterdir())
+    assert files == ["update_000003.npz", "update_000006.npz"]
+    train(model, opt, dst, "llama", 6, start=13)
+    got = load_topology(tmp_path / "snaps" / "update_000009.npz")
+    assert list(got) == list(dst.masks)
+    for name, A in got.items():
+        assert A.shape == tuple(dst.masks[name].T.shape)
+        assert (A.toarray() == dst.masks[name].T.numpy()).all()
