@@ -15,12 +15,14 @@ __all__ = ["ch2_l3n", "ch3_l3n", "choose_path"]
 
 _METHODS = ("auto", "dense", "sparse")
 
-#: cost of one walk step of the sparse path, in dense-path multiply-adds, with numba
-#: (one scattered add into a dense row) and without (scipy builds a sparse result);
-#: measured on the benchmark machine, see benchmarks/results/linkpred_runtime.md
-SPARSE_STEP_COST = {True: 80.0, False: 500.0}
-#: per-entry cost of the dense result the sparse path allocates and fills, same unit
-SPARSE_ENTRY_COST = 50.0
+#: time model of the two paths, fitted on the benchmark machine (2 shared cores,
+#: OpenBLAS; benchmarks/results/linkpred_runtime.md): seconds per dense multiply-add
+#: and per call (thread wake-ups dominate small layers on a busy machine), seconds per
+#: sparse walk step (numba; scipy alone builds a sparse result, ~6x slower), per dense
+#: result entry and per call
+DENSE_S_PER_MAC, DENSE_S_FIXED = 35e-12, 0.05
+SPARSE_S_PER_STEP = {True: 4e-9, False: 25e-9}
+SPARSE_S_PER_ENTRY, SPARSE_S_FIXED = 1.5e-9, 0.002
 
 
 def _expected_walk_work(n_in: int, n_out: int, nnz: int) -> float:
@@ -39,14 +41,17 @@ def _expected_walk_work(n_in: int, n_out: int, nnz: int) -> float:
 def choose_path(n_in: int, n_out: int, nnz: int) -> str:
     """The path ``method="auto"`` takes: ``"sparse"`` or ``"dense"``.
 
-    The dense path costs ``n_in n_out (n_in + n_out)`` multiply-adds whatever
-    the density. The sparse path costs one step per length-3 walk,
-    ``W ≈`` :func:`_expected_walk_work`, plus filling the dense result; a step
-    costs ``SPARSE_STEP_COST`` multiply-adds (80 with numba, 500 with scipy
-    alone) and a result entry ``SPARSE_ENTRY_COST`` (50), constants fitted on
-    the benchmark machine (2 cores, OpenBLAS). Auto takes the sparse path when
-    ``80 W + 50 n_in n_out < n_in n_out (n_in + n_out)``: on square layers below
-    about 2 % density at 1024, 1.5 % at 2048 and 1 % at 4096.
+    A time model fitted on the benchmark (constants at module level):
+
+    - dense: ``0.05 s + 35 ps * n_in n_out (n_in + n_out)`` — the multiply-adds
+      of the four products, whatever the density;
+    - sparse: ``2 ms + 4 ns * W + 1.5 ns * n_in n_out`` — one step per
+      length-3 walk, ``W ≈`` :func:`_expected_walk_work` (25 ns per step
+      without numba), plus filling the dense result.
+
+    Auto takes the cheaper one. On square layers that is sparse below about
+    30 % density at 256, 6 % at 512, 2.5 % at 1024, 1.8 % at 2048 and 1.4 % at
+    4096 (the fixed cost of the dense path dominates small layers).
 
     >>> choose_path(4096, 4096, int(0.003 * 4096 * 4096)), choose_path(1024, 1024, 52429)
     ('sparse', 'dense')
@@ -55,9 +60,12 @@ def choose_path(n_in: int, n_out: int, nnz: int) -> str:
         return "sparse"
     from ._kernels import numba_kernels
 
-    step = SPARSE_STEP_COST[numba_kernels() is not None]
-    sparse = step * _expected_walk_work(n_in, n_out, nnz) + SPARSE_ENTRY_COST * n_in * n_out
-    return "sparse" if sparse < n_in * n_out * (n_in + n_out) else "dense"
+    cells = n_in * n_out
+    dense = DENSE_S_FIXED + DENSE_S_PER_MAC * cells * (n_in + n_out)
+    step = SPARSE_S_PER_STEP[numba_kernels() is not None]
+    sparse = SPARSE_S_FIXED + step * _expected_walk_work(n_in, n_out, nnz) \
+        + SPARSE_S_PER_ENTRY * cells
+    return "sparse" if sparse < dense else "dense"
 
 
 def _node_scores(A: Any, method: str, memory_budget: int | None, ch3: bool) -> Any:
@@ -118,9 +126,9 @@ def ch2_l3n(A: Any, *, method: str = "auto", memory_budget: int | None = None) -
         when the square intermediates exceed ``memory_budget``.
         ``"sparse"``: scipy.sparse (cupyx for CuPy) products whose cost follows
         the number of length-3 walks, far faster on ultra-sparse layers.
-        ``"auto"``: :func:`choose_path` from size and density (a cost model
-        fitted on the benchmark) — sparse below about 2 % density at
-        1024 x 1024, 1.5 % at 2048 x 2048 and 1 % at 4096 x 4096, dense above.
+        ``"auto"``: :func:`choose_path` from size and density (a time model
+        fitted on the benchmark) — sparse below about 2.5 % density at
+        1024 x 1024, 1.8 % at 2048 x 2048 and 1.4 % at 4096 x 4096, dense above.
     memory_budget : int, optional
         Bytes allowed for the square intermediates of the dense path (default
         1 GiB). The result, a float32 copy of ``A`` and the input come on top:

@@ -1,0 +1,33 @@
+"""Link-prediction runtime benchmark (the paper's Figure 2), via ``netshape bench``.
+
+Run from the repository root::
+
+    python benchmarks/linkpred_runtime.py            # full default sweep, ~10-15 min
+    python benchmarks/linkpred_runtime.py --quick    # smoke test
+
+Any ``netshape bench`` option is accepted. Without ``-o`` the results go to
+``benchmarks/results/linkpred_runtime.{csv,md,png}`` and the plot is copied to
+``docs/img/linkpred_runtime.png`` for the documentation.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+from netshape.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    default_out = "-o" not in args and "--output" not in args
+    if default_out:
+        args += ["-o", str(ROOT / "benchmarks" / "results")]
+    code = main(["bench", *args])
+    png = ROOT / "benchmarks" / "results" / "linkpred_runtime.png"
+    if code == 0 and default_out and "--quick" not in args and png.exists():
+        (ROOT / "docs" / "img").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(png, ROOT / "docs" / "img" / "linkpred_runtime.png")
+    raise SystemExit(code)
