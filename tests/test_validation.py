@@ -119,3 +119,20 @@ def test_as_data_matrix():
         as_data_matrix(np.array([[np.nan, 1.0]]))
     with pytest.raises(ValueError, match="2-D"):
         as_data_matrix(np.zeros(3))
+
+
+def test_atomic_write_permissions_and_no_partial_file(tmp_path):
+    import os
+
+    from netshape._atomic import atomic_path, atomic_write_text
+
+    target = tmp_path / "out.txt"
+    atomic_write_text(target, "x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (target.stat().st_mode & 0o777) == (0o666 & ~mask)
+    with pytest.raises(RuntimeError), atomic_path(tmp_path / "half.txt") as tmp:
+        tmp.write_text("partial")
+        raise RuntimeError("crash mid-write")
+    assert not (tmp_path / "half.txt").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
