@@ -195,6 +195,34 @@ def test_zeta_and_overrides_reach_the_adapter(tmp_path):
         train(tiny("chts", overrides={"bogus": 1}), tmp_path / "bad", progress=False)
 
 
+def test_fan_in_rescaling_of_initial_weights():
+    from netshape.torch import get_original, sparsify
+    from netshape.train import _rescale_to_fan_in
+
+    model = build_mlp(30, [20, 10], 3, seed=0)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    dst = sparsify(model, opt, method="set", density=0.2, total_steps=10, update_every=5, rng=0)
+    before = {k: get_original(model.get_submodule(k)).detach().clone() for k in dst.masks}
+    _rescale_to_fan_in(model, dst)
+    for k, mask in dst.masks.items():
+        after = get_original(model.get_submodule(k)).detach()
+        n_in = mask.shape[1]
+        for j in range(mask.shape[0]):  # row by row, as the docstring says
+            fan = max(int(mask[j].sum()), 1)
+            np.testing.assert_allclose(after[j].numpy(),
+                                       before[k][j].numpy() * math.sqrt(n_in / fan), rtol=1e-6)
+        bound = 1 / torch.sqrt(mask.sum(1, keepdim=True).clamp(min=1).float())
+        assert torch.all(after.abs() <= bound + 1e-6)
+
+
+def test_init_scale_choice(tmp_path):
+    a = train(tiny("set", epochs=1, init_scale="dense"), tmp_path / "a", progress=False)
+    b = train(tiny("set", epochs=1), tmp_path / "b", progress=False)
+    assert a["test_loss"] != b["test_loss"]
+    with pytest.raises(ValueError, match="init_scale='big'"):
+        train(tiny("set", init_scale="big"), tmp_path / "c", progress=False)
+
+
 # ---------------------------------------------------------------- compare
 def test_compare_writes_table_and_is_incremental(tmp_path):
     out = tmp_path / "cmp"

@@ -10,7 +10,8 @@ from ._common import add_rng
 
 #: flags that define a run; with --resume they come from RUN_DIR/config.json instead
 _RUN_FLAGS = ("dataset", "method", "compare", "density", "epochs", "hidden", "batch_size", "lr",
-              "lr_end", "zeta", "data_dir", "steps_per_epoch", "snapshot_every", "set")
+              "lr_end", "zeta", "data_dir", "steps_per_epoch", "snapshot_every", "set",
+              "init_scale")
 
 _EPILOG = """\
 examples:
@@ -50,6 +51,9 @@ def register(subparsers) -> None:
                    help="fraction of links removed per update (the preset's, 0.3)")
     p.add_argument("--set", action="append", default=None, metavar="KEY=VALUE",
                    help="override a preset component, e.g. --set init=csti --set T=0.5")
+    p.add_argument("--init-scale", default=None, choices=("fan_in", "dense"),
+                   help="initial weights of sparse layers: fan_in (default) draws each neuron's "
+                        "weights with the bound 1/sqrt(its links); dense keeps nn.Linear's")
     p.add_argument("--steps-per-epoch", type=int, default=None,
                    help="cap the batches per epoch (quick trials)")
     p.add_argument("--snapshot-every", type=int, default=None,
@@ -109,9 +113,9 @@ def parse_overrides(items: list[str] | None) -> dict:
 def _config(args):
     from ..train import TrainConfig
 
-    given = {k: getattr(args, k) for k in ("dataset", "density", "epochs", "batch_size", "lr",
-                                           "lr_end", "zeta", "data_dir", "steps_per_epoch",
-                                           "snapshot_every") if getattr(args, k) is not None}
+    keys = ("dataset", "density", "epochs", "batch_size", "lr", "lr_end", "zeta", "data_dir",
+            "steps_per_epoch", "snapshot_every", "init_scale")
+    given = {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
     if args.hidden is not None:
         given["hidden"] = parse_hidden(args.hidden)
     if args.method is not None:
