@@ -83,7 +83,8 @@ def _choose_half_width(n_out: int, n_in: int, log_t: np.ndarray, log_env_out: np
     hs = np.arange(h_max + 1)
     lse_t = float(np.logaddexp.reduce(log_t))
     with np.errstate(over="ignore"):
-        cost = n_out * (2.0 * hs + 1) + 1.3 * np.exp(lse_t + log_env_out[hs + 1])
+        # an outside arrival costs about three explicit keys (draws, thinning, dedupe)
+        cost = n_out * (2.0 * hs + 1) + 3.0 * np.exp(lse_t + log_env_out[hs + 1])
     best = int(np.argmin(cost))
     # "everything inside" when that is no dearer: no outside process at all
     if n_out * n_in <= cost[best]:
