@@ -44,6 +44,10 @@ def uniform_cells(n: int, k: int, gen: np.random.Generator,
     uniform subset of their size, so the result is a uniform ``k``-subset.
     Dense requests enumerate the free cells instead. Cost ``O(k log k)`` when
     ``k`` is a small fraction of the free cells, ``O(n)`` otherwise.
+
+    >>> cells = uniform_cells(10**12, 5, np.random.default_rng(0), exclude=np.array([3, 7]))
+    >>> cells.size, bool(np.all(np.diff(cells) > 0)), bool(np.isin([3, 7], cells).any())
+    (5, True, False)
     """
     n, k = int(n), int(k)
     excl = np.empty(0, np.int64) if exclude is None else np.asarray(exclude, np.int64)

@@ -30,6 +30,11 @@ def bucket_counts(A, bins: int) -> tuple[np.ndarray, int, int]:
 
     Bucket ``(a, b)`` covers inputs ``[a*rows/bins_r, (a+1)*rows/bins_r)`` and the
     same for outputs; the cost is ``O(links)``, whatever the layer's size.
+
+    >>> import scipy.sparse as sp
+    >>> grid, _, _ = bucket_counts(sp.csr_array(np.eye(4, dtype=bool)), 2)
+    >>> grid.tolist()
+    [[2, 0], [0, 2]]
     """
     n_in, n_out = A.shape
     br, bc = min(bins, n_in), min(bins, n_out)
