@@ -29,6 +29,7 @@ __all__ = [
     "check_choice",
     "check_density",
     "check_positive_int",
+    "check_real",
     "check_unit_interval",
     "link_count",
 ]
@@ -54,7 +55,8 @@ def check_positive_int(value: Any, name: str) -> int:
     return int(value)
 
 
-def _check_real(value: Any, name: str) -> float:
+def check_real(value: Any, name: str) -> float:
+    """Return ``value`` as a finite float, else raise naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}={value!r} must be a real number")
     v = float(value)
@@ -65,7 +67,7 @@ def _check_real(value: Any, name: str) -> float:
 
 def check_unit_interval(value: Any, name: str) -> float:
     """Check ``value`` lies in the closed interval [0, 1] (``r``, ``beta``, ...)."""
-    v = _check_real(value, name)
+    v = check_real(value, name)
     if not 0.0 <= v <= 1.0:
         raise ValueError(f"{name}={value!r} is outside the allowed range [0, 1]")
     return v
@@ -73,7 +75,7 @@ def check_unit_interval(value: Any, name: str) -> float:
 
 def check_density(value: Any, name: str = "density", *, allow_one: bool = True) -> float:
     """Check a density lies in (0, 1] (or (0, 1) when ``allow_one=False``)."""
-    v = _check_real(value, name)
+    v = check_real(value, name)
     hi_ok = v <= 1.0 if allow_one else v < 1.0
     if not (v > 0.0 and hi_ok):
         rng_txt = "(0, 1]" if allow_one else "(0, 1)"

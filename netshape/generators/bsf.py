@@ -6,7 +6,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._random import as_rng, weighted_sample_without_replacement
-from .._validation import _check_real, check_choice
+from .._validation import check_choice, check_real
 from ._lattice import check_sizes, csr_from_linear, fixed_degrees
 from .er import _sorted_distinct
 
@@ -126,7 +126,7 @@ def bsf(n_in: int, n_out: int, density: float, *, gamma: float = 2.76,
     True
     """
     n_in, n_out, m = check_sizes(n_in, n_out, density)
-    gamma = _check_real(gamma, "gamma")
+    gamma = check_real(gamma, "gamma")
     if not gamma > 2.0:
         raise ValueError(f"gamma={gamma!r} is outside the allowed range (2, inf)")
     if not isinstance(equal_partition, (bool, np.bool_)):
