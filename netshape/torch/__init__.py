@@ -8,7 +8,7 @@ Orientation: a mask is shaped like the weight, ``(out, in)`` for
 ``nn.Linear``: the transpose of netshape's ``(n_in, n_out)`` biadjacency.
 """
 
-from .engine import STAT_KEYS, DynamicSparseTrainer, sparsify
+from .engine import STAT_KEYS, DynamicSparseTrainer
 from .groups import Slot, find_slots, percolation_pairs
 from .masking import (
     Mask,
@@ -20,6 +20,7 @@ from .masking import (
     reset_optimizer_state,
 )
 from .methods import COMPONENTS, METHODS, PRESETS, preset_table, resolve_method
+from .setup import sparsify
 
 __all__ = [
     "COMPONENTS",

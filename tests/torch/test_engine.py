@@ -99,6 +99,11 @@ def test_dense_is_noop(tiny):
         ({"total_steps": 0}, ValueError, "total_steps=0"),
         ({"density": 0.001}, ValueError, "gives 0 links"),
         ({"method": "chts", "init": "csti"}, ValueError, "calibration"),
+        ({"pairs": [("chain", "net.0", "net.9")]}, ValueError, "'net.9'"),
+        ({"pairs": [("chain", "net.4", "net.0")]}, ValueError, "do not chain"),
+        ({"delta": (0.5, 1.0)}, ValueError, "delta=1.0"),
+        ({"T": 0}, ValueError, "T=0"),
+        ({"schedule": "linear"}, ValueError, "schedule='linear'"),
     ],
 )
 def test_bad_input_fails_at_sparsify(tiny, kwargs, exc, words):

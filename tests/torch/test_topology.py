@@ -261,3 +261,22 @@ def test_uniform_missing_is_uniform_and_exact():
     assert sorted(uniform_missing(dense, 3, g).tolist()) == [0, 1, 2]
     with pytest.raises(ValueError, match="only 3 are missing"):
         uniform_missing(dense, 4, g)
+
+
+def test_soft_regrowth_really_samples(tiny):
+    results = {}
+    for regrowth in ("ch2_l3n", "ch2_l3n_soft"):
+        model, opt, dst = _engine(tiny, regrowth=regrowth, density=0.4)
+        lay = dst._layers["net.2"]
+        pruned = lay.mask.clone()
+        on = torch.nonzero(pruned.view(-1)).view(-1)
+        pruned.view(-1)[on[::3]] = False
+        links = int(pruned.sum())
+        sets = set()
+        for seed in range(6):
+            new, short = dst._regrow(lay, pruned, links, dst.density, torch_generator(seed))
+            assert short == 0
+            sets.add(tuple(torch.nonzero((new & ~pruned).view(-1)).view(-1).tolist()))
+        results[regrowth] = sets
+    assert len(results["ch2_l3n"]) == 1  # top-k: the same links whatever the seed
+    assert len(results["ch2_l3n_soft"]) > 1
