@@ -113,8 +113,11 @@ def main(argv=None) -> int:
     ap.add_argument("--updates", type=int, default=4, help="topology updates timed (default 4)")
     ap.add_argument("--methods", default="chts,set,chtss")
     ap.add_argument("--density", type=float, default=0.01)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch intra-op threads (default 1: reproducible on a shared machine)")
     ap.add_argument("-o", "--output", default=str(RESULTS / "dst_overhead"))
     args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
     load_before = os.getloadavg()[0]
     X, y, source = load_data(20000, np.random.default_rng(0))
     rows = [measure(m, X, y, args.steps, args.updates, args.density)

@@ -108,6 +108,15 @@ def train(model, opt, dst, kind: str, steps: int, start: int = 0):
     return losses
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models: intra-op threads only spin on a shared machine (restored afterwards)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def tiny():
     return make_model, make_batch, train

@@ -20,6 +20,7 @@ def _free_port() -> int:
 
 def _worker(rank: int, world: int, port: int, out: str, here: str) -> None:
     sys.path.insert(0, here)
+    torch.set_num_threads(1)  # two processes on a shared machine
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
                             world_size=world)
     try:
