@@ -130,6 +130,11 @@ class DynamicSparseTrainer:
         return schedules.linear_ramp(step, start=0, end=self.config["delta_end"] * self.total_steps,
                                      v_init=d0, v_final=d1)
 
+    def temperature_at(self, step: int) -> float:
+        t0, t1 = self.config["T"]
+        return schedules.linear_ramp(step, start=0, end=self.config["delta_end"] * self.total_steps,
+                                     v_init=t0, v_final=t1)
+
     def _is_update(self, step: int) -> bool:
         if not self._layers or step <= 0 or step >= self.total_steps:
             return False
@@ -292,7 +297,8 @@ class DynamicSparseTrainer:
         else:
             idx, short = choose_links(scores, need, allowed=~pruned,
                                       soft=c["regrowth"].endswith("_soft"),
-                                      temperature=c["T"], rng=gen)
+                                      temperature=self.temperature_at(self.step_count),
+                                      rng=gen)
         out = pruned.clone()
         out.view(-1)[idx] = True
         return out, int(short)

@@ -26,7 +26,8 @@ regrowth
     links, captured only on update steps), or a link predictor of
     :func:`netshape.linkpred.predict` (``ch2_l3n``, ``ch3_l3p``, ``ch2_l3p``,
     ``l3_paths``, ``ra_l3``); add ``_soft`` to sample :math:`\\propto`
-    score^(1/T) instead of taking the top-k; ``none`` for no regrowth.
+    score^(1/T) instead of taking the top-k (``T`` a number, or a
+    ``(start, end)`` pair ramped linearly like ``delta``); ``none`` for no regrowth.
 schedule
     Density over training: ``constant``, ``sigmoid`` (CHTss, ``k``,
     ``half_length``), ``cubic`` (GMP/GraNet), ``mest`` (two-stage); the
@@ -126,7 +127,7 @@ def resolve_method(method: str, overrides: dict[str, Any]) -> dict[str, Any]:
 
     >>> cfg = resolve_method("chts", {"regrowth": "ch3_l3p", "T": 0.5})
     >>> cfg["regrowth"], cfg["T"], cfg["removal"]
-    ('ch3_l3p', 0.5, 'soft')
+    ('ch3_l3p', (0.5, 0.5), 'soft')
     >>> resolve_method("chts", {"removel": "ri"})
     Traceback (most recent call last):
     ...
@@ -152,7 +153,11 @@ def resolve_method(method: str, overrides: dict[str, Any]) -> dict[str, Any]:
     cfg["alpha"] = check_unit_interval(cfg["alpha"], "alpha")
     cfg["gamma"] = _real(cfg["gamma"], "gamma", 0.0, float("inf"), lo_open=True, hi_open=True)
     cfg["zeta"] = _real(cfg["zeta"], "zeta", 0.0, 1.0, hi_open=True)
-    cfg["T"] = _real(cfg["T"], "T", 0.0, float("inf"), lo_open=True, hi_open=True)
+    t = cfg["T"]
+    t = (t, t) if isinstance(t, numbers.Real) and not isinstance(t, bool) else tuple(t)
+    if len(t) != 2:
+        raise ValueError(f"T={cfg['T']!r} must be a number or a (start, end) pair")
+    cfg["T"] = tuple(_real(x, "T", 0.0, float("inf"), lo_open=True, hi_open=True) for x in t)
     cfg["k"] = _real(cfg["k"], "k", 0.0, float("inf"), lo_open=True, hi_open=True)
     cfg["initial_density"] = _real(cfg["initial_density"], "initial_density", 0.0, 1.0,
                                    lo_open=True)

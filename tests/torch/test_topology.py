@@ -280,3 +280,12 @@ def test_soft_regrowth_really_samples(tiny):
         results[regrowth] = sets
     assert len(results["ch2_l3n"]) == 1  # top-k: the same links whatever the seed
     assert len(results["ch2_l3n_soft"]) > 1
+
+
+def test_temperature_and_delta_ramps(tiny):
+    model, opt, dst = _engine(tiny, T=(2.0, 0.5), delta=(0.5, 0.75), delta_end=0.5)
+    assert dst.temperature_at(0) == 2.0 and dst.temperature_at(20) == 0.5
+    assert dst.temperature_at(10) == pytest.approx(1.25)
+    assert dst.delta_at(0) == 0.5 and dst.delta_at(40) == 0.75
+    with pytest.raises(ValueError, match="T="):
+        _engine(tiny, T=(1.0, 2.0, 3.0))
