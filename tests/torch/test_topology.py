@@ -289,3 +289,65 @@ def test_temperature_and_delta_ramps(tiny):
     assert dst.delta_at(0) == 0.5 and dst.delta_at(40) == 0.75
     with pytest.raises(ValueError, match="T="):
         _engine(tiny, T=(1.0, 2.0, 3.0))
+
+
+def _ri_loop(W, mask):
+    """Relative importance (Eq. 1) of each existing link, by plain loops."""
+    n_out, n_in = len(W), len(W[0])
+    out = {}
+    for j in range(n_out):
+        for i in range(n_in):
+            if mask[j][i]:
+                a = abs(W[j][i])
+                row = sum(abs(W[j][k]) for k in range(n_in) if mask[j][k])
+                col = sum(abs(W[k][i]) for k in range(n_out) if mask[k][i])
+                out[j * n_in + i] = (a / row if row else 0) + (a / col if col else 0)
+    return out
+
+
+@pytest.mark.parametrize("removal", ["magnitude", "ri", "magnitude_gradient"])
+def test_hard_removal_matches_plain_loop(tiny, removal):
+    rng = np.random.default_rng(11)
+    for trial in range(8):
+        model, opt, dst = _engine(tiny, method="set", removal=removal, density=0.4)
+        lay = dst._layers["net.2"]
+        W = torch.from_numpy(rng.normal(size=lay.mask.shape)).float() * lay.mask
+        lay.weight.copy_(W)
+        g = torch.from_numpy(rng.normal(size=lay.mask.shape)).float()
+        lay.pm.dense_grad = g
+        zeta = [0.1, 0.3, 0.5, 0.9][trial % 4]
+        pruned, links = dst._remove(lay, lay.mask.clone(), dst.density, zeta, 0.5,
+                                    torch_generator(trial))
+        n = int(lay.mask.sum())
+        Wl, ml, gl = W.tolist(), lay.mask.tolist(), g.tolist()
+        if removal == "ri":
+            score = _ri_loop(Wl, ml)
+        else:
+            n_in = lay.mask.shape[1]
+            score = {j * n_in + i: abs(Wl[j][i]) + (0.01 * abs(gl[j][i])
+                                                    if removal == "magnitude_gradient" else 0)
+                     for j in range(len(ml)) for i in range(n_in) if ml[j][i]}
+        keep = n - int(zeta * n)
+        want = set(sorted(score, key=score.get, reverse=True)[:keep])
+        got = set(torch.nonzero(pruned.view(-1)).view(-1).tolist())
+        assert links == keep and got == want
+
+
+@pytest.mark.gpu
+def test_cuda_layers_stay_on_device(tiny):
+    make_model, make_batch, _ = tiny
+    model = make_model("llama").cuda()
+    opt = torch.optim.AdamW(model.parameters(), lr=0.01)
+    dst = sparsify(model, opt, method="chtss", density=0.2, total_steps=12, update_every=3,
+                   rng=0, initial_density=0.5)
+    for step in range(12):
+        x, y = make_batch("llama", step)
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x.cuda()), y.cuda()).backward()
+        opt.step()
+        dst.step()
+    for name, m in dst.masks.items():
+        assert m.is_cuda
+        lay = dst._layers[name]
+        assert int(m.sum()) == dst._target(lay, dst.density_at(9))
+        assert torch.all(lay.weight[~m] == 0)
