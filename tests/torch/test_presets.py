@@ -63,3 +63,30 @@ def test_packed_in_proj_blocks_are_separate(tiny):
         assert torch.equal(block, dst.masks[f"enc.layers.0.self_attn.{tag}"])
         assert int(block.sum()) == link_count(0.25, E, E)
     assert torch.all(attn.in_proj_weight[~full] == 0)
+
+
+@pytest.mark.parametrize("method, extra", [("gmp", {"initial_density": 1.0, "init": "dense"}),
+                                           ("chtss", {"initial_density": 0.8}),
+                                           ("chtss", {"initial_density": 0.8, "half_length": True}),
+                                           ("granet", {"initial_density": 0.9}),
+                                           ("mest", {"initial_density": 0.7})])
+def test_gradual_density_follows_schedule(tiny, method, extra):
+    make_model, _, train = tiny
+    model = make_model("mlp")
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    dst = sparsify(model, opt, method=method, density=0.1, total_steps=40, update_every=2,
+                   rng=0, decay_end=0.5, **extra)
+    d0 = extra["initial_density"]
+    assert all(int(m.sum()) == round(d0 * m.numel()) for m in dst.masks.values())
+    seen = []
+    for step in range(1, 40):
+        train(model, opt, dst, "mlp", 1, start=step)
+        if step % 2 == 0:
+            d = dst.density_at(step)
+            seen.append(d)
+            for name, st in dst.stats().items():
+                lay = dst._layers[name]
+                assert st["links"] == link_count(d, lay.slot.n_in, lay.slot.n_out), (step, name)
+    end = 10 if extra.get("half_length") else 20
+    assert dst.density_at(end) == 0.1 and dst.density_at(end - 2) > 0.1
+    assert all(a >= b for a, b in zip(seen, seen[1:], strict=False))  # never grows back
