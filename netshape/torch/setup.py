@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -30,6 +31,12 @@ def _calibration_inputs(model, slots, calibration) -> dict[str, torch.Tensor]:
             x = args[0] if args else next(iter(kwargs.values()))
             seen.setdefault(_id, x.detach())
         hooks.append(mod.register_forward_pre_hook(hook, with_kwargs=True))
+    if not isinstance(calibration, (dict, tuple, list, torch.Tensor)):
+        # e.g. a numpy batch: as a tensor of the model's dtype on its device
+        p = next(model.parameters())
+        calibration = torch.as_tensor(np.asarray(calibration), device=p.device)
+        if calibration.is_floating_point():
+            calibration = calibration.to(p.dtype)
     try:
         with torch.no_grad():
             if isinstance(calibration, dict):
@@ -41,7 +48,10 @@ def _calibration_inputs(model, slots, calibration) -> dict[str, torch.Tensor]:
     finally:
         for h in hooks:
             h.remove()
-    return {s.name: seen[id(s.module)] for s in slots if id(s.module) in seen}
+    missing = [s.name for s in slots if id(s.module) not in seen]
+    if missing:
+        raise ValueError(f"init='csti': the calibration batch never reached layers {missing}")
+    return {s.name: seen[id(s.module)] for s in slots}
 
 
 def sparsify(model: nn.Module, optimizer: torch.optim.Optimizer, method: str = "chts",

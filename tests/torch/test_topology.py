@@ -225,6 +225,16 @@ def test_csti_uses_calibration(tiny):
                    init="csti", calibration=x, rng=0)
     assert int(dst.masks["net.0"].sum()) == round(0.3 * 12 * 16)
     train(model, opt, dst, "mlp", 8)
+    # a numpy batch works too and gives the same topology for the same rng
+    model2 = make_model("mlp")
+    opt2 = torch.optim.SGD(model2.parameters(), lr=0.1)
+    dst2 = sparsify(model2, opt2, method="chts", density=0.3, total_steps=8, update_every=4,
+                    init="csti", calibration=x.numpy(), rng=0)
+    model3 = make_model("mlp")
+    opt3 = torch.optim.SGD(model3.parameters(), lr=0.1)
+    dst3 = sparsify(model3, opt3, method="chts", density=0.3, total_steps=8, update_every=4,
+                    init="csti", calibration=x, rng=0)
+    assert all(torch.equal(dst2.masks[n], dst3.masks[n]) for n in dst2.masks)
 
 
 def test_anp_stat_matches_shared_metric(tiny):
