@@ -277,7 +277,8 @@ def _fit(cfg: TrainConfig, run: Path, data: _Data, ckpt: dict | None, progress: 
             dst.load_state_dict(ckpt["dst"])
         torch.set_rng_state(ckpt["torch_rng"])
         start_epoch = int(ckpt["epoch"])
-        rows = [r for r in rd.read_metrics(run / rd.METRICS) if r["epoch"] <= start_epoch]
+        saved = ckpt.get("metrics") or rd.read_metrics(run / rd.METRICS)
+        rows = [dict(r) for r in saved if r["epoch"] <= start_epoch]
     rd.write_metrics(run / rd.METRICS, rows)
     figs = _network_figures(dst)
     bar = tqdm(total=total, initial=start_epoch * spe, desc=cfg.method, unit="step",
@@ -326,10 +327,11 @@ def _fit(cfg: TrainConfig, run: Path, data: _Data, ckpt: dict | None, progress: 
                    "topology_updates": updates, "topology_seconds": topo_s,
                    "epoch_seconds": epoch_s}
             rows.append(row)
-            # checkpoint first: metrics rows beyond it are dropped on resume
-            ckpt_payload = _checkpoint(model, opt, dst, epoch, epoch * spe)
-            rd.save_checkpoint(run / rd.CHECKPOINT, ckpt_payload)
+            # metrics before the checkpoint: rows past the checkpoint are dropped on resume,
+            # and the checkpoint carries its own copy of the rows
             rd.write_metrics(run / rd.METRICS, rows)
+            ckpt_payload = _checkpoint(model, opt, dst, epoch, epoch * spe, rows)
+            rd.save_checkpoint(run / rd.CHECKPOINT, ckpt_payload)
             summary = _summary(cfg, data, rows, dst, finished=epoch == cfg.epochs)
             rd.write_json(run / rd.SUMMARY, summary)
             postfix["test"] = f"{test_acc:.4f}"
@@ -368,8 +370,9 @@ def _rescale_to_fan_in(model, dst) -> None:
             w.mul_(torch.sqrt(mask.shape[1] / fan_in))
 
 
-def _checkpoint(model, opt, dst, epoch: int, step: int) -> dict:
+def _checkpoint(model, opt, dst, epoch: int, step: int, rows: list[dict]) -> dict:
     payload = {"format": "netshape-train-1", "epoch": epoch, "step": step,
+               "metrics": [dict(r) for r in rows],
                "model": model.state_dict(), "optimizer": opt.state_dict(),
                "torch_rng": torch.get_rng_state()}
     if dst is not None:

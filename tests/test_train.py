@@ -136,10 +136,28 @@ def test_resume_drops_metrics_rows_after_the_checkpoint(tmp_path):
     rd.write_metrics(run / "metrics.csv", rows + [dict(rows[-1], epoch=3, test_acc=0.123)])
     ck = torch.load(run / "checkpoint.pt", weights_only=True)
     ck["epoch"] = 1
+    del ck["metrics"]  # a checkpoint without its copy of the rows: the CSV is trimmed
     rd.save_checkpoint(run / "checkpoint.pt", ck)
     resume(run, progress=False)
     rows = rd.read_metrics(run / "metrics.csv")
     assert [r["epoch"] for r in rows] == [1, 2, 3] and rows[-1]["test_acc"] != 0.123
+
+
+def test_resume_restores_metrics_rows_from_the_checkpoint(tmp_path):
+    run = tmp_path / "r"
+
+    def stop_after_two(row):
+        if row["epoch"] == 2:
+            raise Stop
+
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny(), run, progress=False, on_epoch_end=stop_after_two)
+    before = rd.read_metrics(run / "metrics.csv")
+    rd.write_metrics(run / "metrics.csv", [])  # the CSV lost its rows
+    resume(run, progress=False)
+    rows = rd.read_metrics(run / "metrics.csv")
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert _strip(rows[:2]) == _strip(before)
 
 
 def test_resume_without_checkpoint_restarts_and_finished_run_is_returned(tmp_path):
