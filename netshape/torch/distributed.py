@@ -1,9 +1,12 @@
 """``torch.distributed`` helpers: every rank ends each topology update with identical masks.
 
-The engine computes new masks on rank 0 only and broadcasts them (the
-rank-0 computation is the single source of truth, so no determinism across
-ranks is assumed). Dense gradients used by gradient-based regrowth/removal
-are averaged over ranks first, so rank 0 sees the global-batch gradient.
+The engine computes each layer's new mask on one rank (rank 0, or spread
+round-robin over the ranks with ``shard=True``) and broadcasts it; the
+computing rank is the single source of truth. Every rank draws the same random
+streams (the RNG state is broadcast at ``sparsify`` time) and runs the
+deterministic percolation on the same broadcast masks. Dense gradients used
+by gradient-based regrowth/removal are averaged over ranks first, so the
+computing rank sees the global-batch gradient.
 Nothing here does anything when torch.distributed is not initialised or the
 world has one process.
 """
@@ -13,7 +16,8 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
-__all__ = ["all_reduce_mean", "broadcast_bool", "broadcast_ints", "is_distributed", "rank"]
+__all__ = ["all_reduce_ints", "all_reduce_mean", "broadcast_bool", "broadcast_ints",
+           "broadcast_object", "is_distributed", "rank", "world_size"]
 
 
 def is_distributed() -> bool:
@@ -24,6 +28,30 @@ def is_distributed() -> bool:
 def rank() -> int:
     """This process's rank (0 outside a process group)."""
     return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def world_size() -> int:
+    """Number of processes (1 outside a process group)."""
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def broadcast_object(obj, src: int = 0):
+    """``src``'s picklable ``obj`` on every rank (used once, for the RNG state)."""
+    if not is_distributed():
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]
+
+
+def all_reduce_ints(values: list[int]) -> list[int]:
+    """Element-wise sum of int lists over ranks (each rank fills the entries it owns)."""
+    if not is_distributed() or not values:
+        return list(values)
+    t = torch.tensor(values, dtype=torch.int64)
+    buf = t.to(_comm_device(t))
+    dist.all_reduce(buf, op=dist.ReduceOp.SUM)
+    return [int(v) for v in buf.cpu().tolist()]
 
 
 def _comm_device(t: torch.Tensor) -> torch.device:

@@ -193,35 +193,38 @@ class DynamicSparseTrainer:
         c, step = self.config, self.step_count
         target_density = self.density_at(step)
         old = {n: lay.mask.clone() for n, lay in self._layers.items()}
-        # rank 0 computes these; the other ranks receive them
+        names = list(self._layers)
+        # each layer is computed by its owner rank (all rank 0 unless shard=True) and broadcast
+        world, me = ddp.world_size(), ddp.rank()
+        owner = {n: (i % world if c["shard"] else 0) for i, n in enumerate(names)}
         pruned = {n: torch.empty_like(m) for n, m in old.items()}
         new = {n: torch.empty_like(m) for n, m in old.items()}
-        shortfall = [0] * len(self._layers)
-        timing = [0.0] * len(self._layers)
+        shortfall = [0] * len(names)
+        timing = [0.0] * len(names)
         if ddp.is_distributed() and self._needs_grad():
             for lay in self._layers.values():
                 if lay.pm.dense_grad is not None:
                     lay.pm.dense_grad = ddp.all_reduce_mean(lay.pm.dense_grad)
-        if ddp.rank() == 0:
-            zeta, delta = self.zeta_at(step), self.delta_at(step)
-            gens = {n: torch_generator(self._rng, lay.mask.device)
-                    for n, lay in self._layers.items()}
-            counts = {}
-            for i, (n, lay) in enumerate(self._layers.items()):
+        zeta, delta = self.zeta_at(step), self.delta_at(step)
+        # every rank draws the same streams (the rng is synchronised at sparsify time)
+        gens = {n: torch_generator(self._rng, lay.mask.device) for n, lay in self._layers.items()}
+        for i, (n, lay) in enumerate(self._layers.items()):
+            if owner[n] == me:
                 ts = time.perf_counter()
-                pruned[n], counts[n] = self._remove(lay, old[n], target_density, zeta, delta,
-                                                    gens[n])
+                pruned[n], _ = self._remove(lay, old[n], target_density, zeta, delta, gens[n])
                 timing[i] += time.perf_counter() - ts
-            if c["percolation"] and len(self._layers):
-                counts.update(self._percolate(pruned))
-            for i, (n, lay) in enumerate(self._layers.items()):
+        self._share(pruned, owner, world)
+        counts = {n: int(m.sum()) for n, m in pruned.items()}
+        if c["percolation"] and names:  # deterministic: every rank gets the same result
+            counts.update(self._percolate(pruned))
+        for i, (n, lay) in enumerate(self._layers.items()):
+            if owner[n] == me:
                 ts = time.perf_counter()
                 new[n], shortfall[i] = self._regrow(lay, pruned[n], counts[n], target_density,
                                                     gens[n])
                 timing[i] += time.perf_counter() - ts
-        masks = [pruned[n] for n in self._layers] + [new[n] for n in self._layers]
-        ddp.broadcast_bool(masks)
-        shortfall = ddp.broadcast_ints(shortfall)
+        self._share(new, owner, world)
+        shortfall = ddp.all_reduce_ints(shortfall)
         changed = False
         for i, (n, lay) in enumerate(self._layers.items()):
             changed |= self._apply(lay, old[n], pruned[n], new[n])
@@ -237,6 +240,11 @@ class DynamicSparseTrainer:
         for lay in self._layers.values():  # share apply/percolation time evenly
             lay.stats["seconds"] += rest / len(self._layers)
         return changed
+
+    @staticmethod
+    def _share(masks: dict[str, torch.Tensor], owner: dict[str, int], world: int) -> None:
+        for src in range(world if ddp.is_distributed() else 0):
+            ddp.broadcast_bool([m for n, m in masks.items() if owner[n] == src], src=src)
 
     def _target(self, lay: _Layer, density: float) -> int:
         s = lay.slot

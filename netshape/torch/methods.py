@@ -40,6 +40,10 @@ new_weights
 percolation
     ``True`` to remove inactive neurons after removal (chains and coupled
     groups from :mod:`netshape.torch.groups`).
+shard
+    Under ``torch.distributed``: ``True`` spreads the per-layer removal and
+    regrowth (link prediction) round-robin over the ranks, each layer then
+    broadcast from its rank; ``False`` computes everything on rank 0.
 """
 
 from __future__ import annotations
@@ -74,7 +78,7 @@ _DEFAULTS: dict[str, Any] = {
     "regrowth": "random", "T": 1.0,
     "schedule": "constant", "initial_density": 0.5, "decay_start": 0.0, "decay_end": 0.75,
     "k": 6.0, "half_length": False, "prune": "magnitude",
-    "new_weights": "zero", "percolation": False, "update_until": 1.0,
+    "new_weights": "zero", "percolation": False, "update_until": 1.0, "shard": False,
 }
 
 #: documented presets (Appendix G); every key can be overridden in ``sparsify(**overrides)``
@@ -174,6 +178,7 @@ def resolve_method(method: str, overrides: dict[str, Any]) -> dict[str, Any]:
     cfg["delta"] = tuple(_real(x, "delta", 0.0, 1.0, lo_open=True, hi_open=True) for x in d)
     cfg["half_length"] = bool(cfg["half_length"])
     cfg["percolation"] = bool(cfg["percolation"])
+    cfg["shard"] = bool(cfg["shard"])
     cfg["method"] = method
     return cfg
 

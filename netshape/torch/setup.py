@@ -172,7 +172,8 @@ def sparsify(model: nn.Module, optimizer: torch.optim.Optimizer, method: str = "
         for s, _ in entries:
             dst._layers[s.name] = _Layer(s, pm, get_original(s.module, s.param))
     dst._layers = OrderedDict((s.name, dst._layers[s.name]) for s in slots)
-    if ddp.is_distributed():  # rank 0's initial topology is everyone's
+    if ddp.is_distributed():  # rank 0's initial topology and random stream are everyone's
+        dst._rng.bit_generator.state = ddp.broadcast_object(dst._rng.bit_generator.state)
         pms = list({id(lay.pm): lay.pm for lay in dst._layers.values()}.values())
         ddp.broadcast_bool([pm.mask for pm in pms])
         with torch.no_grad():

@@ -25,13 +25,14 @@ def _worker(rank: int, world: int, port: int, out: str, here: str) -> None:
                             world_size=world)
     try:
         results = {m: _run(rank, world, m) for m in ("chts", "rigl")}
+        results["chts_shard"] = _run(rank, world, "chts", shard=True)
         if rank == 0:
             torch.save(results, out)
     finally:
         dist.destroy_process_group()
 
 
-def _run(rank: int, world: int, method: str) -> dict:
+def _run(rank: int, world: int, method: str, **extra) -> dict:
     import warnings
 
     from conftest import make_batch, make_model
@@ -42,7 +43,7 @@ def _run(rank: int, world: int, method: str) -> dict:
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     # different rng per rank: without the broadcast the masks would differ
     dst = sparsify(model, opt, method=method, density=0.25, total_steps=13,
-                   update_every=3, rng=100 + rank, initial_density=0.5)
+                   update_every=3, rng=100 + rank, initial_density=0.5, **extra)
     with warnings.catch_warnings():  # the masks must not be synced by DDP's forward
         warnings.simplefilter("ignore", FutureWarning)
         ddp_model = torch.nn.parallel.DistributedDataParallel(model, broadcast_buffers=False)
@@ -68,7 +69,8 @@ def _run(rank: int, world: int, method: str) -> dict:
             agree.append(same_everywhere())
     weights_zero = all(bool((lay.weight[~lay.mask] == 0).all())
                        for lay in dst._layers.values())
-    return {"agree": agree, "updates": dst.update_count, "zero": weights_zero}
+    return {"agree": agree, "updates": dst.update_count, "zero": weights_zero,
+            "masks": {n: m.clone() for n, m in dst.masks.items()}}
 
 
 def test_two_gloo_ranks_agree(tmp_path):
@@ -80,6 +82,10 @@ def test_two_gloo_ranks_agree(tmp_path):
     res = torch.load(out, weights_only=True)
     # rigl stops updating at 0.75 of training: steps 3, 6, 9; chts also at 12
     assert res["chts"]["updates"] == 4 and res["rigl"]["updates"] == 3
+    # spreading the layers over the ranks computes exactly what rank 0 alone computes
+    assert res["chts_shard"]["updates"] == 4
+    for n, m in res["chts"]["masks"].items():
+        assert torch.equal(m, res["chts_shard"]["masks"][n])
     for r in res.values():
         assert r["agree"] == [True] * (r["updates"] + 1)
         assert r["zero"]
