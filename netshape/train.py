@@ -32,140 +32,21 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch.nn import functional as F
 
 from . import _train_rundir as rd
+from ._train_config import DATASET_DEFAULTS, METHODS, TrainConfig, resolve
 from ._train_model import anp_of_chain, build_mlp, epoch_order, evaluate, linear_lr
 from ._train_table import comparison_rows, format_text, write_comparison
-from ._validation import check_choice, check_density, check_positive_int
-from .datasets import DATASETS
+from ._validation import check_choice, check_positive_int
 from .datasets import load as load_dataset
 
 __all__ = ["DATASET_DEFAULTS", "METHODS", "TrainConfig", "compare", "resolve", "resume", "train"]
 
-#: ``fc`` (no sparsification) and the adapter's presets
-METHODS = ("fc", "set", "rigl", "mest", "gmp", "granet", "cht", "chts", "chtss", "dense")
-
-#: per-dataset defaults for the fields left as None in :class:`TrainConfig`
-DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
-    # 64 inputs, 1438 training images: small layers, 90 % sparsity, 40 short epochs
-    "digits": {"hidden": (256, 256, 256), "density": 0.1, "epochs": 40},
-    "fashion-mnist": {"hidden": (1568, 1568, 1568), "density": 0.01, "epochs": 100},
-    "mnist": {"hidden": (1568, 1568, 1568), "density": 0.01, "epochs": 100},
-    "emnist": {"hidden": (1568, 1568, 1568), "density": 0.01, "epochs": 100},
-    "cifar10": {"hidden": (3072, 3072, 3072), "density": 0.01, "epochs": 100},
-}
-
 #: calibration rows handed to the adapter (CSTI initialisation correlates inputs)
 _CALIBRATION_ROWS = 1024
-
-
-@dataclasses.dataclass
-class TrainConfig:
-    r"""Everything that defines a run; ``None`` fields take the dataset's defaults.
-
-    ``density`` is the fraction of links kept in every sparsified layer (all
-    hidden ``nn.Linear`` layers; the classifier stays dense). ``zeta`` and
-    ``overrides`` are passed to :func:`netshape.torch.sparsify` when set;
-    otherwise the preset's own values apply. ``steps_per_epoch`` caps the
-    batches of an epoch (quick tests); ``snapshot_every`` counts topology
-    updates between snapshots (default: about ten per run; 0: none).
-
-    ``init_scale="fan_in"`` (default) rescales each sparsified layer's initial
-    weights row by row so that output neuron :math:`j` with :math:`k_j` links
-    draws from :math:`U(-1/\sqrt{k_j}, 1/\sqrt{k_j})`, PyTorch's default
-    bound for a dense layer of fan-in :math:`k_j`. Without it (``"dense"``:
-    the bound :math:`1/\sqrt{n_{in}}` of the dense layer) a 1 %-dense layer
-    shrinks the signal about tenfold per layer and a 3-hidden-layer MLP starts
-    with near-constant outputs and vanishing gradients.
-    """
-
-    dataset: str = "digits"
-    method: str = "chts"
-    density: float | None = None
-    epochs: int | None = None
-    hidden: tuple[int, ...] | None = None
-    batch_size: int = 32
-    lr: float = 0.025
-    lr_end: float = 2.5e-4
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    zeta: float | None = None
-    rng: int = 0
-    data_dir: str | None = None
-    steps_per_epoch: int | None = None
-    snapshot_every: int | None = None
-    init_scale: str = "fan_in"
-    overrides: dict = dataclasses.field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["hidden"] = list(d["hidden"]) if d["hidden"] is not None else None
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"config has unknown keys {unknown}; allowed: {sorted(known)}")
-        d = dict(d)
-        if d.get("hidden") is not None:
-            d["hidden"] = tuple(d["hidden"])
-        return cls(**d)
-
-
-def _positive_real(v, name: str) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-        raise ValueError(f"{name}={v!r} must be a positive finite number")
-    return float(v)
-
-
-def resolve(config: TrainConfig) -> TrainConfig:
-    """Fill dataset defaults and validate every field (before any data is read)."""
-    check_choice(config.dataset, "dataset", DATASETS)
-    check_choice(config.method, "method", METHODS)
-    defaults = DATASET_DEFAULTS[config.dataset]
-    c = dataclasses.replace(config, overrides=dict(config.overrides or {}))
-    for key in ("hidden", "density", "epochs"):
-        if getattr(c, key) is None:
-            setattr(c, key, defaults[key])
-    c.hidden = tuple(check_positive_int(h, "hidden") for h in c.hidden)
-    if not c.hidden:
-        raise ValueError("hidden=() needs at least one hidden layer to sparsify")
-    c.density = check_density(c.density, "density", allow_one=False)
-    c.epochs = check_positive_int(c.epochs, "epochs")
-    c.batch_size = check_positive_int(c.batch_size, "batch_size")
-    c.lr = _positive_real(c.lr, "lr")
-    c.lr_end = _positive_real(c.lr_end, "lr_end")
-    if not 0.0 <= float(c.momentum) < 1.0:
-        raise ValueError(f"momentum={c.momentum!r} is outside the allowed range [0, 1)")
-    if float(c.weight_decay) < 0 or not math.isfinite(float(c.weight_decay)):
-        raise ValueError(f"weight_decay={c.weight_decay!r} must be a finite number >= 0")
-    if c.zeta is not None and not 0.0 < float(c.zeta) < 1.0:
-        raise ValueError(f"zeta={c.zeta!r} is outside the allowed range (0, 1)")
-    if isinstance(c.rng, bool) or not isinstance(c.rng, int) or c.rng < 0:
-        raise ValueError(f"rng={c.rng!r} must be a non-negative integer seed")
-    if c.steps_per_epoch is not None:
-        c.steps_per_epoch = check_positive_int(c.steps_per_epoch, "steps_per_epoch")
-    if c.snapshot_every is not None and c.snapshot_every != 0:
-        c.snapshot_every = check_positive_int(c.snapshot_every, "snapshot_every")
-    check_choice(c.init_scale, "init_scale", ("fan_in", "dense"))
-    if c.method != "fc":
-        _check_preset(c.method)
-    return c
-
-
-def _check_preset(method: str) -> None:
-    try:
-        from .torch import PRESETS
-    except ImportError as exc:
-        raise ImportError(f"method={method!r} needs netshape's torch adapter "
-                          f"(netshape.torch), which failed to import: {exc}") from exc
-    check_choice(method, "method", ["fc", *PRESETS])
 
 
 class _Data:
