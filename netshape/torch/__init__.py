@@ -18,6 +18,7 @@ from .masking import (
     is_masked,
     remove_masks,
     reset_optimizer_state,
+    to_biadjacency,
 )
 from .methods import COMPONENTS, METHODS, PRESETS, preset_table, resolve_method
 from .setup import sparsify
@@ -41,4 +42,5 @@ __all__ = [
     "reset_optimizer_state",
     "resolve_method",
     "sparsify",
+    "to_biadjacency",
 ]

@@ -25,7 +25,8 @@ from ..sampling import choose_links, torch_generator
 from . import distributed as ddp
 from .components import keep_scores, regrowth_scores, uniform_missing
 from .groups import Slot, percolation_pairs
-from .masking import Mask, reset_optimizer_state
+from .masking import Mask, reset_optimizer_state, to_biadjacency
+from .persist import PersistenceMixin
 
 __all__ = ["DynamicSparseTrainer", "STAT_KEYS"]
 
@@ -75,7 +76,7 @@ class _Layer:
         return None if g is None else g[self.rows]
 
 
-class DynamicSparseTrainer:
+class DynamicSparseTrainer(PersistenceMixin):
     """Runs dynamic sparse training on a model; build it with :func:`sparsify`.
 
     Attributes
@@ -102,7 +103,8 @@ class DynamicSparseTrainer:
         self._itop = ITOPTracker()
 
     def _track_itop(self) -> None:
-        self._itop.update(OrderedDict((n, _csr_T(lay.mask)) for n, lay in self._layers.items()))
+        self._itop.update(OrderedDict((n, to_biadjacency(lay.mask))
+                                      for n, lay in self._layers.items()))
 
     # ------------------------------------------------------------------ schedules
     def density_at(self, step: int) -> float:
@@ -280,7 +282,7 @@ class DynamicSparseTrainer:
         from ..percolation import percolate
 
         pairs = self._pairs if self._pairs is not None else percolation_pairs(self._slots)
-        layers = OrderedDict((n, _csr_T(m)) for n, m in pruned.items())
+        layers = OrderedDict((n, to_biadjacency(m)) for n, m in pruned.items())
         result, report = percolate(layers, pairs=pairs)
         counts = {}
         for n, m in pruned.items():
@@ -314,7 +316,7 @@ class DynamicSparseTrainer:
     def _apply(self, lay: _Layer, old, pruned, new) -> bool:
         rem = torch.nonzero((old & ~pruned).reshape(-1)).reshape(-1)
         reg = torch.nonzero((new & ~pruned).reshape(-1)).reshape(-1)
-        W = lay.weight.reshape(-1)  # a slot's rows are contiguous: a view
+        W = lay.weight.view(-1)  # a slot's rows are contiguous: a view, writes go through
         if self.config["new_weights"] == "historical":
             if lay.hist is None:
                 lay.hist = torch.zeros_like(lay.weight)
@@ -329,85 +331,3 @@ class DynamicSparseTrainer:
         lay.stats["overlap"] = overlap_rate(rem.cpu().numpy(), reg.cpu().numpy())
         lay.stats["anp"] = lay._anp()
         return bool(rem.numel() or reg.numel())
-
-    # ------------------------------------------------------------------ persistence
-    def state_dict(self) -> dict[str, Any]:
-        """Masks, step, update count, RNG state, ITOP union, historical weights, stats."""
-        return {
-            "method": self.config["method"], "density": self.density,
-            "total_steps": self.total_steps, "update_every": self.update_every,
-            "step": self.step_count, "updates": self.update_count,
-            "rng": self._rng.bit_generator.state,
-            "masks": {n: lay.mask.clone() for n, lay in self._layers.items()},
-            "itop": _itop_to_torch(self._itop.state_dict()),
-            "hist": {n: lay.hist.clone() for n, lay in self._layers.items()
-                     if lay.hist is not None},
-            "stats": {n: dict(lay.stats) for n, lay in self._layers.items()},
-        }
-
-    @torch.no_grad()
-    def load_state_dict(self, sd: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict` (after ``model.load_state_dict``); checks it matches."""
-        for key in ("method", "total_steps", "update_every"):
-            if sd.get(key) != getattr(self, key, self.config.get(key)):
-                mine = getattr(self, key, self.config.get(key))
-                raise ValueError(f"state_dict {key}={sd.get(key)!r} does not match this "
-                                 f"trainer's {key}={mine!r}")
-        if set(sd["masks"]) != set(self._layers):
-            raise ValueError(f"state_dict layers {sorted(sd['masks'])} do not match "
-                             f"{sorted(self._layers)}")
-        self.step_count, self.update_count = int(sd["step"]), int(sd["updates"])
-        self._itop.load_state_dict(sd["itop"])
-        self._rng.bit_generator.state = sd["rng"]
-        for n, lay in self._layers.items():
-            lay.mask.copy_(sd["masks"][n])
-            lay.weight.mul_(lay.mask.to(lay.weight.dtype))
-            h = sd["hist"].get(n)
-            lay.hist = None if h is None else h.clone().to(lay.weight.device)
-            lay.stats = dict(sd["stats"][n])
-        self._arm_capture()
-
-    def save(self, path) -> None:
-        """Write :meth:`state_dict` to ``path`` atomically (``torch.save``, temp + rename)."""
-        from .._atomic import atomic_path
-
-        with atomic_path(path) as tmp:
-            torch.save(self.state_dict(), tmp)
-
-    def load(self, path) -> None:
-        """Read a file written by :meth:`save` (``weights_only=True``) and restore it."""
-        self.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-
-    def save_snapshot(self) -> str:
-        """Write the current topologies to ``snapshot_dir/update_NNNNNN.npz`` (A = mask.T).
-
-        Uses :func:`netshape.io.save_topology` (layer names as keys, biadjacency
-        orientation ``(n_in, n_out)``, written atomically by rank 0); returns the path.
-        """
-        import os
-
-        from ..io import save_topology
-
-        os.makedirs(self.snapshot_dir, exist_ok=True)
-        path = os.path.join(self.snapshot_dir, f"update_{self.update_count:06d}.npz")
-        mapping = OrderedDict((n, _csr_T(lay.mask)) for n, lay in self._layers.items())
-        if ddp.rank() == 0:
-            save_topology(path, mapping)
-        return path
-
-
-def _csr_T(mask: torch.Tensor):
-    """scipy csr biadjacency ``(n_in, n_out)`` of a torch ``(out, in)`` mask, from its links."""
-    import scipy.sparse as sp
-
-    r, c = torch.nonzero(mask, as_tuple=True)
-    r, c = r.cpu().numpy(), c.cpu().numpy()
-    return sp.csr_array((np.ones(r.size, dtype=bool), (c, r)), shape=(mask.shape[1], mask.shape[0]))
-
-
-def _itop_to_torch(sd: dict[str, Any]) -> dict[str, Any]:
-    # numpy arrays do not pass torch.load(weights_only=True); tensors do
-    out = dict(sd)
-    out["shapes"] = torch.from_numpy(np.asarray(sd["shapes"]))
-    out["bits"] = [torch.from_numpy(b) for b in sd["bits"]]
-    return out

@@ -25,6 +25,7 @@ __all__ = [
     "is_masked",
     "remove_masks",
     "reset_optimizer_state",
+    "to_biadjacency",
 ]
 
 #: optimizer state entries shaped like the parameter that must not carry old values
@@ -169,3 +170,22 @@ def reset_optimizer_state(optimizer: torch.optim.Optimizer, param: torch.Tensor,
                 buf.masked_fill_(where.to(buf.device), 0)
             else:
                 buf.view(-1)[where.to(buf.device)] = 0
+
+
+def to_biadjacency(mask: torch.Tensor):
+    """netshape biadjacency ``A`` (scipy csr bool, ``(n_in, n_out)``) of an ``(out, in)`` mask.
+
+    Built from the mask's links only (no dense host copy).
+
+    >>> import torch
+    >>> A = to_biadjacency(torch.tensor([[True, False, False], [False, False, True]]))
+    >>> A.shape, A.nnz, bool(A[2, 1])
+    ((3, 2), 2, True)
+    """
+    import numpy as np
+    import scipy.sparse as sp
+
+    r, c = torch.nonzero(mask, as_tuple=True)
+    r, c = r.cpu().numpy(), c.cpu().numpy()
+    return sp.csr_array((np.ones(r.size, dtype=bool), (c, r)),
+                        shape=(mask.shape[1], mask.shape[0]))
