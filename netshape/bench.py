@@ -6,9 +6,11 @@ per-configuration timeout, so that a slow method (CH3-L3p grows as N·d³) costs
 at most ``timeout`` seconds and is recorded as ``"timeout"``, never as a number.
 Each configuration gets warm-up calls, then the median of ``repeats`` timed
 calls; the time of one ``n × n`` float32 matrix product, measured in the same
-run, is the hardware reference (``gemm_seconds``). Peak memory is the peak of
-the allocations :mod:`tracemalloc` sees during one extra call (numpy reports
-its buffers to it; BLAS workspaces and numba's own arrays are not included).
+worker right before each timed call (median), is the hardware reference
+(``gemm_seconds``): on a shared machine the ratio is far steadier than either
+time. Peak memory is the peak of the allocations :mod:`tracemalloc` sees during
+one extra call (numpy reports its buffers to it; BLAS workspaces and numba's own
+arrays are not included).
 
 >>> rows = run(sizes=(32,), densities=(0.1,), methods=("ch2_l3n:dense",), repeats=1,
 ...            progress=False)
@@ -91,18 +93,20 @@ def _prepare(csr, backend: str):
     return cupy.asarray(dense), cupy.cuda.Device().synchronize
 
 
-def _gemm_seconds(n: int, repeats: int) -> float:
-    rng = np.random.default_rng(0)
-    X = rng.random((n, n), dtype=np.float32)
-    Y = rng.random((n, n), dtype=np.float32)
-    out = np.empty((n, n), dtype=np.float32)
-    np.matmul(X, Y, out=out)  # warm-up
-    times = []
-    for _ in range(max(3, repeats)):
-        t0 = time.perf_counter()
-        np.matmul(X, Y, out=out)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+_GEMM_OPERANDS: dict[int, tuple] = {}
+
+
+def _gemm_once(n: int) -> float:
+    """Seconds of one ``n × n`` float32 product (operands kept per worker)."""
+    if n not in _GEMM_OPERANDS:
+        rng = np.random.default_rng(0)
+        X, Y = rng.random((n, n), dtype=np.float32), rng.random((n, n), dtype=np.float32)
+        _GEMM_OPERANDS[n] = (X, Y, np.empty((n, n), dtype=np.float32))
+        np.matmul(X, Y, out=_GEMM_OPERANDS[n][2])  # warm-up
+    X, Y, out = _GEMM_OPERANDS[n]
+    t0 = time.perf_counter()
+    np.matmul(X, Y, out=out)
+    return time.perf_counter() - t0
 
 
 def _measure(task: dict, send) -> None:
@@ -116,6 +120,7 @@ def _measure(task: dict, send) -> None:
     csr = er(task["n"], task["n"], task["density"], rng=task["seed"])
     A, sync = _prepare(csr, task["backend"])
     kw = _call_kwargs(name, path)
+    _gemm_once(task["n"])  # operands and warm-up outside the timed phase
     send(("ready", None))
     first = 0.0
     for _ in range(task["warmup"]):
@@ -128,8 +133,10 @@ def _measure(task: dict, send) -> None:
         send(("timeout", None))
         return
     reps = max(1, min(task["repeats"], int(_REPEAT_BUDGET_S // max(first, 1e-9))))
-    times = []
+    times, gemms = [], []
     for _ in range(reps):
+        # the reference product right beside each timed call: same machine load
+        gemms.append(_gemm_once(task["n"]))
         t0 = time.perf_counter()
         predict(A, name, **kw)
         sync()
@@ -141,7 +148,8 @@ def _measure(task: dict, send) -> None:
         peak = tracemalloc.get_traced_memory()[1] / 2**20
         tracemalloc.stop()
     send(("ok", {"nnz": int(csr.nnz), "seconds": statistics.median(times),
-                 "seconds_min": min(times), "repeats": reps, "peak_mb": peak}))
+                 "seconds_min": min(times), "repeats": reps, "peak_mb": peak,
+                 "gemm_seconds": statistics.median(gemms)}))
 
 
 def _worker(conn) -> None:  # pragma: no cover - runs in the child process
@@ -269,7 +277,6 @@ def run(sizes: Iterable[int] = DEFAULT_SIZES, densities: Iterable[float] = DEFAU
     from tqdm.auto import tqdm
 
     versions, threads = _versions(), _threads()
-    gemm = {}
     rows: list[dict] = []
     worker = _Worker()
     bar = tqdm(total=len(specs) * len(sizes) * len(densities), disable=not progress,
@@ -278,15 +285,13 @@ def run(sizes: Iterable[int] = DEFAULT_SIZES, densities: Iterable[float] = DEFAU
         for name, path in specs:
             too_slow: list[tuple[int, float]] = []  # (n, density) that timed out
             for n in sizes:
-                if n not in gemm:
-                    gemm[n] = _gemm_seconds(n, repeats)
                 for p in densities:
                     bar.set_postfix_str(f"{name}:{path} n={n} p={p:g}")
                     row = {"method": name, "path": path, "backend": backend, "n_in": n,
                            "n_out": n, "density": p, "nnz": round(p * n * n),
                            "status": "ok", "seconds": float("nan"),
                            "seconds_min": float("nan"), "repeats": 0,
-                           "gemm_seconds": gemm[n], "ratio_to_gemm": float("nan"),
+                           "gemm_seconds": float("nan"), "ratio_to_gemm": float("nan"),
                            "peak_mb": float("nan"), "threads": threads, "versions": versions}
                     if any(n >= n0 and p >= p0 for n0, p0 in too_slow):
                         row["status"] = "skipped"
@@ -297,7 +302,7 @@ def run(sizes: Iterable[int] = DEFAULT_SIZES, densities: Iterable[float] = DEFAU
                         status, result = worker.ask(task)
                         if status == "ok":
                             row.update(result)
-                            row["ratio_to_gemm"] = row["seconds"] / gemm[n]
+                            row["ratio_to_gemm"] = row["seconds"] / row["gemm_seconds"]
                         else:
                             row["status"] = status if status == "timeout" else f"error: {result}"
                             if status == "timeout":

@@ -175,3 +175,19 @@ def test_bad_method_and_budget():
         ch2_l3n(TINY, memory_budget=0)
     with pytest.raises(TypeError, match="memory_budget"):
         ch2_l3n(TINY, memory_budget="1GB")
+
+
+def test_memory_budget_bounds_the_dense_working_set():
+    import tracemalloc
+
+    # 2048 inputs: the untiled C = A Aᵀ alone is 16 MiB of float32
+    A = np.random.default_rng(1).random((2048, 64)) < 0.05
+    peaks = {}
+    for budget in (1 << 20, None):
+        tracemalloc.start()
+        S = ch2_l3n(A, method="dense", memory_budget=budget)
+        peaks[budget] = tracemalloc.get_traced_memory()[1] / 2**20
+        tracemalloc.stop()
+        np.testing.assert_allclose(S, ch2_l3n(A, method="sparse"), rtol=1e-5)
+    assert peaks[1 << 20] < 4.0  # A as float32 + S (0.5 MiB each) + one ~1 MiB tile
+    assert peaks[None] > 16.0

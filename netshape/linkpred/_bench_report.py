@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 
 
@@ -102,15 +103,16 @@ def to_markdown(rows: Sequence[dict]) -> str:
         "",
         *_targets(rows),
         "",
-        "## GEMM reference (one n × n float32 product)",
+        "## GEMM reference (one n × n float32 product, timed beside every configuration)",
         "",
         "| n | seconds |",
         "|---|---|",
     ]
-    seen = {}
-    for r in rows:
-        seen.setdefault(r["n_in"], r["gemm_seconds"])
-    lines += [f"| {n} | {g:.4g} |" for n, g in sorted(seen.items())]
+    for n in sorted({r["n_in"] for r in rows}):
+        g = [r["gemm_seconds"] for r in rows if r["n_in"] == n and not math.isnan(
+            float(r["gemm_seconds"]))]
+        lines.append(f"| {n} | {statistics.median(g):.4g} (median of {len(g)}; "
+                     f"{min(g):.4g}–{max(g):.4g}) |" if g else f"| {n} | — |")
     sizes = sorted({r["n_in"] for r in rows})
     dens = sorted({r["density"] for r in rows})
     for key in dict.fromkeys((r["method"], r["path"]) for r in rows):

@@ -31,7 +31,7 @@ from ._kernels import fill, fill_torch, fill_xp
 #: default working memory for the square intermediates, in bytes (1 GiB)
 DEFAULT_BUDGET = 1 << 30
 
-#: rows of A per product when accumulating A F'ᵀ into the result
+#: fewest rows of A per product when accumulating A F'ᵀ into the result
 _ACC_ROWS = 512
 
 #: bytes per entry of a square tile: the float32 counts plus the fill temporaries
@@ -60,9 +60,11 @@ def _tiled(A, S, deg_in, deg_out, ch3, budget, matmul, fill_fn):
         CJ = matmul(At[c0:c1], A)
         fill_fn(CJ, deg_out, ch3)
         FT = CJ.T
-        # accumulate A F'ᵀ a block of rows at a time: a small temporary, still in cache
-        for r0 in range(0, n_in, _ACC_ROWS):
-            S[r0:r0 + _ACC_ROWS, c0:c1] += matmul(A[r0:r0 + _ACC_ROWS], FT)
+        # accumulate A F'ᵀ in as few products as the budget allows (one when it fits):
+        # a product per 512 rows cost 25 % more than one product on 2048²
+        rows = max(_ACC_ROWS, int(budget) // (4 * (c1 - c0)))
+        for r0 in range(0, n_in, rows):
+            S[r0:r0 + rows, c0:c1] += matmul(A[r0:r0 + rows], FT)
         del CJ, FT
 
 

@@ -20,8 +20,8 @@ _METHODS = ("auto", "dense", "sparse")
 #: and per call (thread wake-ups dominate small layers on a busy machine), seconds per
 #: sparse walk step (numba; scipy alone builds a sparse result, ~6x slower), per dense
 #: result entry and per call
-DENSE_S_PER_MAC, DENSE_S_FIXED = 35e-12, 0.05
-SPARSE_S_PER_STEP = {True: 4e-9, False: 25e-9}
+DENSE_S_PER_MAC, DENSE_S_FIXED = 60e-12, 0.05
+SPARSE_S_PER_STEP = {True: 3e-9, False: 25e-9}
 SPARSE_S_PER_ENTRY, SPARSE_S_FIXED = 1.5e-9, 0.002
 
 
@@ -43,14 +43,14 @@ def choose_path(n_in: int, n_out: int, nnz: int) -> str:
 
     A time model fitted on the benchmark (constants at module level):
 
-    - dense: ``0.05 s + 35 ps * n_in n_out (n_in + n_out)`` — the multiply-adds
+    - dense: ``0.05 s + 60 ps * n_in n_out (n_in + n_out)`` — the multiply-adds
       of the four products, whatever the density;
-    - sparse: ``2 ms + 4 ns * W + 1.5 ns * n_in n_out`` — one step per
+    - sparse: ``2 ms + 3 ns * W + 1.5 ns * n_in n_out`` — one step per
       length-3 walk, ``W ≈`` :func:`_expected_walk_work` (25 ns per step
       without numba), plus filling the dense result.
 
     Auto takes the cheaper one. On square layers that is sparse below about
-    30 % density at 256, 6 % at 512, 2.5 % at 1024, 1.8 % at 2048 and 1.4 % at
+    45 % density at 256, 7.5 % at 512, 3.4 % at 1024, 2.5 % at 2048 and 2.1 % at
     4096 (the fixed cost of the dense path dominates small layers).
 
     >>> choose_path(4096, 4096, int(0.003 * 4096 * 4096)), choose_path(1024, 1024, 52429)
@@ -74,8 +74,13 @@ def _node_scores(A: Any, method: str, memory_budget: int | None, ch3: bool) -> A
         memory_budget, "memory_budget")
     layer: Layer = as_layer(A)
     n_in, n_out = layer.shape
-    path = method if method != "auto" else choose_path(n_in, n_out, layer.nnz)
     fam = layer.family
+    if method != "auto":
+        path = method
+    elif fam == "torch" and layer.dense.device.type != "cpu":
+        path = "dense"  # the sparse path of a device tensor runs on the host: never faster
+    else:
+        path = choose_path(n_in, n_out, layer.nnz)
     if fam == "torch":
         if path == "dense":
             return dense_torch(layer.dense, ch3=ch3, budget=budget)
@@ -127,8 +132,10 @@ def ch2_l3n(A: Any, *, method: str = "auto", memory_budget: int | None = None) -
         ``"sparse"``: scipy.sparse (cupyx for CuPy) products whose cost follows
         the number of length-3 walks, far faster on ultra-sparse layers.
         ``"auto"``: :func:`choose_path` from size and density (a time model
-        fitted on the benchmark) — sparse below about 2.5 % density at
-        1024 x 1024, 1.8 % at 2048 x 2048 and 1.4 % at 4096 x 4096, dense above.
+        fitted on the benchmark) — sparse below about 3.4 % density at
+        1024 x 1024, 2.5 % at 2048 x 2048 and 2.1 % at 4096 x 4096, dense above.
+        A torch tensor on a GPU always takes the dense path (its sparse path
+        would run on the host).
     memory_budget : int, optional
         Bytes allowed for the square intermediates of the dense path (default
         1 GiB). The result, a float32 copy of ``A`` and the input come on top:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import statistics
 from collections.abc import Sequence
 from typing import Any
 
@@ -47,8 +48,11 @@ def _panel(ax, rows, x_key, fixed_key, fixed, xlabel, title):
             top = max(r["seconds"] for r in ok)
             ax.plot([r[x_key] for r in slow], [top * 1.5] * len(slow), "^", mfc="none",
                     color=line.get_color())
-    ref = sorted({(r[x_key], r["gemm_seconds"]) for r in rows
-                  if math.isclose(r[fixed_key], fixed)})
+    ref_at: dict = {}
+    for r in rows:
+        if math.isclose(r[fixed_key], fixed) and not math.isnan(float(r["gemm_seconds"])):
+            ref_at.setdefault(r[x_key], []).append(r["gemm_seconds"])
+    ref = sorted((x, statistics.median(g)) for x, g in ref_at.items())
     ax.plot([x for x, _ in ref], [g for _, g in ref], "k--", lw=1, label="one n×n GEMM")
     ax.set_xscale("log")
     ax.set_yscale("log")
