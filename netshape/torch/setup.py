@@ -6,6 +6,7 @@ rejected here, before the model is touched or any training step runs.
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 
 import numpy as np
@@ -116,7 +117,11 @@ def sparsify(model: nn.Module, optimizer: torch.optim.Optimizer, method: str = "
     total_steps = check_positive_int(total_steps, "total_steps")
     update_every = check_positive_int(update_every, "update_every")
     if snapshot_dir is not None:
-        snapshot_every = check_positive_int(snapshot_every or 1, "snapshot_every")
+        snapshot_every = check_positive_int(1 if snapshot_every is None else snapshot_every,
+                                            "snapshot_every")
+        os.makedirs(snapshot_dir, exist_ok=True)  # fail now, not after hours of training
+        if not os.access(snapshot_dir, os.W_OK):
+            raise PermissionError(f"snapshot_dir={str(snapshot_dir)!r} is not writable")
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError("optimizer must be a torch.optim.Optimizer, got "
                         f"{type(optimizer).__name__}")

@@ -103,6 +103,9 @@ def test_dense_is_noop(tiny):
         ({"pairs": [("chain", "net.4", "net.0")]}, ValueError, "do not chain"),
         ({"delta": (0.5, 1.0)}, ValueError, "delta=1.0"),
         ({"T": 0}, ValueError, "T=0"),
+        ({"rng": "seed"}, TypeError, "rng='seed'"),
+        ({"snapshot_dir": "/tmp", "snapshot_every": 0}, ValueError, "snapshot_every=0"),
+        ({"update_every": True}, TypeError, "update_every=True"),
         ({"schedule": "linear"}, ValueError, "schedule='linear'"),
     ],
 )
