@@ -8,9 +8,13 @@ Orientation: a mask is shaped like the weight, ``(out, in)`` for
 ``nn.Linear``: the transpose of netshape's ``(n_in, n_out)`` biadjacency.
 """
 
-from .engine import STAT_KEYS, DynamicSparseTrainer
-from .groups import Slot, find_slots, percolation_pairs
-from .masking import (
+from .._backend import require
+
+require("torch")  # an ImportError that names the extra: pip install 'netshape[torch]'
+
+from .engine import STAT_KEYS, DynamicSparseTrainer  # noqa: E402
+from .groups import Slot, find_slots, percolation_pairs  # noqa: E402
+from .masking import (  # noqa: E402
     Mask,
     apply_mask,
     get_mask,
@@ -20,8 +24,8 @@ from .masking import (
     reset_optimizer_state,
     to_biadjacency,
 )
-from .methods import COMPONENTS, METHODS, PRESETS, preset_table, resolve_method
-from .setup import sparsify
+from .methods import COMPONENTS, METHODS, PRESETS, preset_table, resolve_method  # noqa: E402
+from .setup import sparsify  # noqa: E402
 
 __all__ = [
     "COMPONENTS",

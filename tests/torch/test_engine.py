@@ -141,3 +141,13 @@ def test_include_exclude(tiny):
     dst = sparsify(model, opt, method="set", density=0.3, total_steps=10, update_every=2,
                    include="net.*", exclude="net.2")
     assert list(dst.masks) == ["net.0", "net.4", "net.6"]
+
+
+def test_missing_torch_names_the_extra():
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "try:\n    import netshape.torch\nexcept ImportError as e:\n"
+            "    assert \"netshape[torch]\" in str(e), e\nelse:\n    raise SystemExit('no error')")
+    subprocess.run([sys.executable, "-c", code], check=True)
