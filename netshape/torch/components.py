@@ -66,7 +66,7 @@ def keep_scores(kind: str, W: torch.Tensor, grad: torch.Tensor | None, index: to
     sum over the links in ``index`` only (the layer's current topology).
     """
     W = W.detach()
-    if kind in ("magnitude", "magnitude_gradient"):
+    if kind in ("magnitude", "magnitude_gradient", "magnitude_historical"):
         s = W.reshape(-1)[index].abs()
         if kind == "magnitude_gradient" and grad is not None:
             s = s + 0.01 * grad.detach().reshape(-1)[index].abs().to(s.dtype)

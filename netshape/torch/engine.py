@@ -258,14 +258,23 @@ class DynamicSparseTrainer(PersistenceMixin):
         idx = torch.nonzero(old.reshape(-1)).reshape(-1)
         target = self._target(lay, density)
         W, grad = lay.weight, lay.grad()
+        touched = False
         if idx.numel() > target:  # gradual schedules: hard prune to the new density first
-            s, _ = keep_scores(c["prune"], W, grad, idx, alpha=0.0, delta=0.5)
-            idx = idx[self._pick(s, target, False, gen)]
+            if c["prune"] == "magnitude_historical" and lay.hist is not None:
+                # GMP: pruned weights compete with their historical magnitude and may return
+                back = torch.nonzero(((lay.hist != 0) & ~old).reshape(-1)).reshape(-1)
+                s = torch.cat([W.reshape(-1)[idx].abs(), lay.hist.reshape(-1)[back].abs()])
+                idx = torch.cat([idx, back])[self._pick(s, target, False, gen)]
+            else:
+                s, _ = keep_scores(c["prune"], W, grad, idx, alpha=0.0, delta=0.5)
+                idx = idx[self._pick(s, target, False, gen)]
+            touched = True
         n_remove = int(math.floor(zeta * min(idx.numel(), target)))
         if c["removal"] != "none" and n_remove > 0:
             s, soft = keep_scores(c["removal"], W, grad, idx, alpha=c["alpha"], delta=delta)
             idx = idx[self._pick(s, idx.numel() - n_remove, soft, gen)]
-        if idx.numel() == int(old.sum()):
+            touched = True
+        if not touched:
             return old.clone(), idx.numel()
         out = torch.zeros_like(old)
         out.view(-1)[idx] = True
@@ -315,7 +324,8 @@ class DynamicSparseTrainer(PersistenceMixin):
 
     def _apply(self, lay: _Layer, old, pruned, new) -> bool:
         rem = torch.nonzero((old & ~pruned).reshape(-1)).reshape(-1)
-        reg = torch.nonzero((new & ~pruned).reshape(-1)).reshape(-1)
+        # regrown: in the new mask but not kept throughout (pruned may revive links: GMP)
+        reg = torch.nonzero((new & ~(pruned & old)).reshape(-1)).reshape(-1)
         W = lay.weight.view(-1)  # a slot's rows are contiguous: a view, writes go through
         if self.config["new_weights"] == "historical":
             if lay.hist is None:

@@ -33,7 +33,10 @@ schedule
     ``half_length``), ``cubic`` (GMP/GraNet), ``mest`` (two-stage); the
     decaying ones go from ``initial_density`` at ``decay_start`` to
     ``density`` at ``decay_end`` (fractions of ``total_steps``), pruning with
-    ``prune`` (``magnitude``, ``ri`` or ``magnitude_gradient``) before removal.
+    ``prune`` (``magnitude``, ``ri``, ``magnitude_gradient``, or GMP's
+    ``magnitude_historical``: the kept links are the largest of the current
+    weights and the historical weights of pruned links, so a pruned weight
+    comes back when the threshold falls below its last value) before removal.
 new_weights
     ``zero`` or ``historical`` (Appendix J: a regrown link restarts at the
     value it had when it was last removed, 0 if never).
@@ -63,7 +66,7 @@ COMPONENTS: dict[str, tuple] = {
     "init": ("er", "bsw", "brf", "bsf", "csti", "dense"),
     "removal": ("magnitude", "ri", "magnitude_soft", "ri_soft", "soft",
                 "magnitude_gradient", "none"),
-    "prune": ("magnitude", "ri", "magnitude_gradient"),
+    "prune": ("magnitude", "ri", "magnitude_gradient", "magnitude_historical"),
     "regrowth": (*_REGROWTH, *(f"{r}_soft" for r in _REGROWTH), "none"),
     "schedule": ("constant", "sigmoid", "cubic", "mest"),
     "zeta_schedule": ("constant", "cosine"),
@@ -92,9 +95,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     "mest": {"description": "MEST EM&S: |W|+0.01|grad| removal, random regrowth, two-stage density",
              "init": "er", "removal": "magnitude_gradient", "regrowth": "random",
              "schedule": "mest", "prune": "magnitude_gradient"},
-    "gmp": {"description": "GMP: cubic magnitude pruning, no regrowth, historical weights",
+    "gmp": {"description": "GMP: cubic magnitude pruning over current and historical "
+                           "weights (pruned weights may return), no other regrowth",
             "init": "er", "removal": "none", "regrowth": "none", "zeta": 0.0,
-            "schedule": "cubic", "prune": "magnitude", "new_weights": "historical"},
+            "schedule": "cubic", "prune": "magnitude_historical", "new_weights": "historical"},
     "granet": {"description": "GraNet: cubic magnitude pruning, magnitude removal, "
                               "gradient regrowth",
                "init": "er", "removal": "magnitude", "regrowth": "gradient",

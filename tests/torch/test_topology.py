@@ -361,3 +361,31 @@ def test_cuda_layers_stay_on_device(tiny):
         lay = dst._layers[name]
         assert int(m.sum()) == dst._target(lay, dst.density_at(9))
         assert torch.all(lay.weight[~m] == 0)
+
+
+def test_gmp_pruned_weights_can_return(tiny):
+    make_model, _, _ = tiny
+    model = make_model("mlp")
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    dst = sparsify(model, opt, method="gmp", density=0.2, total_steps=40, update_every=4,
+                   rng=0, initial_density=0.5)
+    lay = dst._layers["net.2"]
+    W = lay.weight
+    old = lay.mask.clone()
+    on = torch.nonzero(old.view(-1)).view(-1)
+    off = torch.nonzero(~old.view(-1)).view(-1)
+    W.view(-1)[on] = torch.linspace(0.01, 1.0, on.numel())
+    lay.hist = torch.zeros_like(W)
+    back = int(off[0])
+    lay.hist.view(-1)[back] = 5.0  # was large when it was pruned
+    momentum = opt.state[lay.param] = {"momentum_buffer": torch.ones_like(lay.param)}
+    target = int(on.numel()) - 10
+    d = target / old.numel()
+    pruned, links = dst._remove(lay, old, d, 0.0, 0.5, torch_generator(0))
+    assert links == target and bool(pruned.view(-1)[back])
+    # the 11 smallest current weights went, the historical one came back
+    assert not bool(pruned.view(-1)[on[:11]].any()) and bool(pruned.view(-1)[on[11:]].all())
+    dst._apply(lay, old, pruned, pruned)
+    assert W.view(-1)[back] == 5.0 and lay.stats["regrown"] == 1 and lay.stats["removed"] == 11
+    assert momentum["momentum_buffer"].view(-1)[back] == 0
+    assert float(lay.hist.view(-1)[int(on[0])]) == pytest.approx(0.01)
