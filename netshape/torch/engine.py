@@ -95,6 +95,8 @@ class DynamicSparseTrainer(PersistenceMixin):
         self.snapshot_dir, self.snapshot_every = snapshot_dir, snapshot_every
         self.step_count = 0
         self.update_count = 0
+        #: True once CHT's topological early stop fired (``early_stop`` option)
+        self.stopped = False
         self._layers: OrderedDict[str, _Layer] = OrderedDict()
         self._pairs = pairs
         self._slots = slots
@@ -142,7 +144,7 @@ class DynamicSparseTrainer(PersistenceMixin):
             return False
         if step % self.update_every:
             return False
-        return step <= self.config["update_until"] * self.total_steps
+        return not self.stopped and step <= self.config["update_until"] * self.total_steps
 
     def _needs_grad(self) -> bool:
         c = self.config
@@ -236,6 +238,11 @@ class DynamicSparseTrainer(PersistenceMixin):
             lay.stats["updates"] += 1
         self._track_itop()
         self.update_count += 1
+        theta = c["early_stop"]
+        regrown = sum(lay.stats["regrown"] for lay in self._layers.values())
+        if theta is not None and regrown:
+            both = sum(lay.stats["overlap"] * lay.stats["regrown"] for lay in self._layers.values())
+            self.stopped = both / regrown >= theta - 1e-12
         if self.snapshot_dir is not None and self.update_count % self.snapshot_every == 0:
             self.save_snapshot()
         rest = time.perf_counter() - t0 - sum(timing)

@@ -43,6 +43,10 @@ new_weights
 percolation
     ``True`` to remove inactive neurons after removal (chains and coupled
     groups from :mod:`netshape.torch.groups`).
+early_stop
+    ``None`` or a threshold θ in (0, 1]: stop all topology updates once the
+    pooled overlap |removed ∩ regrown| / |regrown| of an update reaches θ
+    (CHT's topological early stop at an epitopological local minimum, Sec. 3.1).
 shard
     Under ``torch.distributed``: ``True`` spreads the per-layer removal and
     regrowth (link prediction) round-robin over the ranks, each layer then
@@ -82,6 +86,7 @@ _DEFAULTS: dict[str, Any] = {
     "schedule": "constant", "initial_density": 0.5, "decay_start": 0.0, "decay_end": 0.75,
     "k": 6.0, "half_length": False, "prune": "magnitude",
     "new_weights": "zero", "percolation": False, "update_until": 1.0, "shard": False,
+    "early_stop": None,
 }
 
 #: documented presets (Appendix G); every key can be overridden in ``sparsify(**overrides)``
@@ -103,8 +108,10 @@ PRESETS: dict[str, dict[str, Any]] = {
                               "gradient regrowth",
                "init": "er", "removal": "magnitude", "regrowth": "gradient",
                "schedule": "cubic", "prune": "magnitude"},
-    "cht": {"description": "CHT: BSW init, magnitude removal, CH3-L3p top-k regrowth, percolation",
-            "init": "bsw", "removal": "magnitude", "regrowth": "ch3_l3p", "percolation": True},
+    "cht": {"description": "CHT: BSW init, magnitude removal, CH3-L3p top-k regrowth, "
+                           "percolation, topological early stop at overlap 0.9",
+            "init": "bsw", "removal": "magnitude", "regrowth": "ch3_l3p", "percolation": True,
+            "early_stop": 0.9},
     "chts": {"description": "CHTs: BRF init, Eq. 2 soft removal, soft CH2-L3n regrowth, "
                             "historical weights, percolation",
              "init": "brf", "removal": "soft", "alpha": 1.0, "regrowth": "ch2_l3n_soft",
@@ -183,6 +190,8 @@ def resolve_method(method: str, overrides: dict[str, Any]) -> dict[str, Any]:
     cfg["half_length"] = bool(cfg["half_length"])
     cfg["percolation"] = bool(cfg["percolation"])
     cfg["shard"] = bool(cfg["shard"])
+    if cfg["early_stop"] is not None:
+        cfg["early_stop"] = _real(cfg["early_stop"], "early_stop", 0.0, 1.0, lo_open=True)
     cfg["method"] = method
     return cfg
 
@@ -190,19 +199,21 @@ def resolve_method(method: str, overrides: dict[str, Any]) -> dict[str, Any]:
 def preset_table() -> str:
     """The presets as a markdown table (used in ``docs/training-loop.md``).
 
-    >>> print(preset_table().splitlines()[0])
-    | method | init | removal | regrowth | schedule | zeta | new weights | percolation |
+    >>> print(preset_table().splitlines()[0][:40])
+    | method | init | removal | regrowth | s
     """
-    head = "| method | init | removal | regrowth | schedule | zeta | new weights | percolation |"
-    rows = [head, "|" + "---|" * 8]
+    head = ("| method | init | removal | regrowth | schedule | zeta | new weights | percolation "
+            "| early stop |")
+    rows = [head, "|" + "---|" * 9]
     for name in METHODS:
         if name == "dense":
-            rows.append("| dense | dense | - | - | - | - | - | - |")
+            rows.append("| dense | dense | - | - | - | - | - | - | - |")
             continue
         c = resolve_method(name, {})
         removal = c["removal"] + (f" (alpha={c['alpha']:g})" if c["removal"] == "soft" else "")
         sched = c["schedule"] + ("" if c["schedule"] == "constant" else f", prune={c['prune']}")
         zeta = f"{c['zeta']:g} {c['zeta_schedule']}"
         rows.append(f"| {name} | {c['init']} | {removal} | {c['regrowth']} | {sched} | {zeta} "
-                    f"| {c['new_weights']} | {'yes' if c['percolation'] else 'no'} |")
+                    f"| {c['new_weights']} | {'yes' if c['percolation'] else 'no'} "
+                    f"| {'-' if c['early_stop'] is None else c['early_stop']} |")
     return "\n".join(rows)

@@ -22,7 +22,7 @@ class PersistenceMixin:
         return {
             "method": self.config["method"], "density": self.density,
             "total_steps": self.total_steps, "update_every": self.update_every,
-            "step": self.step_count, "updates": self.update_count,
+            "step": self.step_count, "updates": self.update_count, "stopped": self.stopped,
             "rng": self._rng.bit_generator.state,
             "masks": {n: lay.mask.clone() for n, lay in self._layers.items()},
             "itop": _itop_to_torch(self._itop.state_dict()),
@@ -43,6 +43,7 @@ class PersistenceMixin:
             raise ValueError(f"state_dict layers {sorted(sd['masks'])} do not match "
                              f"{sorted(self._layers)}")
         self.step_count, self.update_count = int(sd["step"]), int(sd["updates"])
+        self.stopped = bool(sd.get("stopped", False))
         self._itop.load_state_dict(sd["itop"])
         self._rng.bit_generator.state = sd["rng"]
         for n, lay in self._layers.items():

@@ -38,11 +38,15 @@ def test_preset_runs(tiny, kind, method):
     assert list(dst.masks) == EXPECTED_LAYERS[kind]
     until = dst.config["update_until"] * total
     steps = [s for s in range(every, total, every) if s <= until]
-    assert dst.update_count == len(steps)
+    if dst.stopped:  # CHT's topological early stop ends the updates
+        assert method == "cht" and 1 <= dst.update_count <= len(steps)
+    else:
+        assert dst.update_count == len(steps)
+    last = steps[dst.update_count - 1]
     for name, st in dst.stats().items():
         lay = dst._layers[name]
         # each layer sits exactly at the scheduled count of the last update
-        want = link_count(dst.density_at(steps[-1]), lay.slot.n_in, lay.slot.n_out)
+        want = link_count(dst.density_at(last), lay.slot.n_in, lay.slot.n_out)
         assert st["links"] == want, (name, st)
         assert st["updates"] == dst.update_count
         w = getattr(lay.slot.module, lay.slot.param)[lay.rows]

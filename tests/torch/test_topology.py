@@ -389,3 +389,26 @@ def test_gmp_pruned_weights_can_return(tiny):
     assert W.view(-1)[back] == 5.0 and lay.stats["regrown"] == 1 and lay.stats["removed"] == 11
     assert momentum["momentum_buffer"].view(-1)[back] == 0
     assert float(lay.hist.view(-1)[int(on[0])]) == pytest.approx(0.01)
+
+
+def test_topological_early_stop(tiny):
+    make_model, _, train = tiny
+    model = make_model("mlp")
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    dst = sparsify(model, opt, method="cht", density=0.3, total_steps=40, update_every=4,
+                   rng=0, regrowth="ch2_l3n")
+    assert dst.config["early_stop"] == 0.9
+    before = {n: m.clone() for n, m in dst.masks.items()}
+    # an update that regrows exactly what it removed is an epitopological local minimum
+    dst._regrow = lambda lay, pruned, links, density, gen: (before[lay.slot.name].clone(), 0)
+    train(model, opt, dst, "mlp", 4)
+    assert dst.update_count == 1 and dst.stopped
+    assert all(s["overlap"] == 1.0 for s in dst.stats().values())
+    train(model, opt, dst, "mlp", 12, start=4)
+    assert dst.update_count == 1  # no update after the stop
+    assert dst.state_dict()["stopped"] is True
+    from netshape.torch import resolve_method
+
+    assert resolve_method("set", {})["early_stop"] is None
+    with pytest.raises(ValueError, match="early_stop=0"):
+        resolve_method("cht", {"early_stop": 0})
