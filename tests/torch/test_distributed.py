@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import sys
 
 import pytest
@@ -12,17 +11,11 @@ import torch.distributed as dist  # noqa: E402
 import torch.multiprocessing as mp  # noqa: E402
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _worker(rank: int, world: int, port: int, out: str, here: str) -> None:
+def _worker(rank: int, world: int, store: str, out: str, here: str) -> None:
     sys.path.insert(0, here)
     torch.set_num_threads(1)  # two processes on a shared machine
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
-                            world_size=world)
+    # a file store: no TCP port that another process on the machine could take first
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
     try:
         results = {m: _run(rank, world, m) for m in ("chts", "rigl")}
         results["chts_shard"] = _run(rank, world, "chts", shard=True)
@@ -78,7 +71,7 @@ def test_two_gloo_ranks_agree(tmp_path):
 
     out = str(tmp_path / "result.pt")
     here = os.path.dirname(os.path.abspath(__file__))
-    mp.spawn(_worker, args=(2, _free_port(), out, here), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, str(tmp_path / "store"), out, here), nprocs=2, join=True)
     res = torch.load(out, weights_only=True)
     # rigl stops updating at 0.75 of training: steps 3, 6, 9; chts also at 12
     assert res["chts"]["updates"] == 4 and res["rigl"]["updates"] == 3
