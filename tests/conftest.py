@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import os
 
-import matplotlib
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
-matplotlib.use("Agg")
 os.environ.setdefault("MPLBACKEND", "Agg")
+try:
+    import matplotlib
+
+    matplotlib.use("Agg")
+except ImportError:  # the plot extra is optional
+    pass
 
 
 def _gpu_available() -> bool:
