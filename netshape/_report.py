@@ -127,30 +127,16 @@ def _layer_rows(layers: OrderedDict, report: Any, chain: bool,
     return rows
 
 
-def infer_pairs(layers: OrderedDict) -> list[tuple] | None:
-    """Percolation pairs from layer names, by the rules of ``netshape.torch``; None without torch.
+def infer_pairs(layers: OrderedDict) -> list[tuple]:
+    """Percolation pairs from layer names and shapes, by the rules of ``netshape.torch``.
 
     q/k and gate/up are coupled; v -> out_proj/o_proj, up/gate -> down, fc1 -> fc2,
     linear1 -> linear2 are chained; other consecutive siblings whose shapes chain
-    (an MLP) are chained.
+    (an MLP) are chained. See :mod:`netshape._pairs`.
     """
-    from ._backend import has_torch
+    from ._pairs import infer_pairs as _infer
 
-    if not has_torch():
-        return None
-    from torch import nn
-
-    from .torch.groups import Slot, percolation_pairs
-
-    # the meta device allocates nothing: only names and shapes matter here
-    slots = [Slot(name, nn.Linear(A.shape[0], A.shape[1], bias=False, device="meta"), "weight",
-                  None, int(A.shape[0]), int(A.shape[1])) for name, A in layers.items()]
-    return percolation_pairs(slots)
-
-
-def _chains(layers: OrderedDict) -> bool:
-    shapes = [A.shape for A in layers.values()]
-    return len(shapes) > 1 and all(a[1] == b[0] for a, b in zip(shapes, shapes[1:]))  # noqa: B905
+    return _infer((name, int(A.shape[0]), int(A.shape[1])) for name, A in layers.items())
 
 
 _HISTORY = ("density", "itop", "anp", "test_acc")
@@ -212,19 +198,12 @@ def analyze_source(source: str | Path, *, progress: bool = True) -> Analysis:
         notes.append(f"no checkpoint found; the final topology is snapshot update_{step:06d}.npz")
     names = list(layers)
     pairs = infer_pairs(layers)
-    if pairs is None:
-        chain = _chains(layers)
-        if not chain and len(layers) > 1:
-            notes.append("torch is not installed, so layer relations cannot be inferred from "
-                         "names and the layers' shapes do not chain: percolation, ANP and CAP "
-                         "are not computed")
-    else:
-        consecutive = [("chain", a, b) for a, b in zip(names, names[1:])]  # noqa: B905
-        chain = len(names) > 1 and sorted(pairs) == sorted(consecutive)
-        if not pairs and len(names) > 1:
-            notes.append("no relation between the layers was found from their names and shapes "
-                         "(q/k, gate/up, v->o, fc1->fc2, consecutive chaining shapes), so "
-                         "percolation, ANP and CAP are not computed")
+    consecutive = [("chain", a, b) for a, b in zip(names, names[1:])]  # noqa: B905
+    chain = len(names) > 1 and sorted(pairs) == sorted(consecutive)
+    if not pairs and len(names) > 1:
+        notes.append("no relation between the layers was found from their names and shapes "
+                     "(q/k, gate/up, v->o, fc1->fc2, consecutive chaining shapes), so "
+                     "percolation, ANP and CAP are not computed")
     report = None
     summary: dict[str, Any] = {"layers": len(layers),
                                "links": sum(A.nnz for A in layers.values()),

@@ -291,3 +291,20 @@ def test_analysis_modules_import_without_torch():
             "netshape._report, netshape.plot._training, netshape._cli.analyze; "
             "assert 'torch' not in sys.modules, 'torch imported at module import time'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_pairs_inferred_without_torch_match_adapter_rules():
+    """``netshape._pairs`` (torch-free) gives LLaMA / Transformer / MLP relations."""
+    from netshape._pairs import infer_pairs
+
+    llama = [("b.q_proj", 8, 8), ("b.k_proj", 8, 8), ("b.v_proj", 8, 8), ("b.o_proj", 8, 8),
+             ("b.gate_proj", 8, 20), ("b.up_proj", 8, 20), ("b.down_proj", 20, 8)]
+    assert sorted(infer_pairs(llama)) == sorted([
+        ("couple", "b.q_proj", "b.k_proj"), ("chain", "b.v_proj", "b.o_proj"),
+        ("couple", "b.gate_proj", "b.up_proj"), ("chain", "b.gate_proj", "b.down_proj"),
+        ("chain", "b.up_proj", "b.down_proj")])
+    # shapes that do not chain are not related; different parents are not chained
+    assert infer_pairs([("a.0", 4, 6), ("a.1", 5, 3)]) == []
+    assert infer_pairs([("a.0", 4, 6), ("b.0", 6, 3)]) == []
+    assert infer_pairs([("0", 4, 6), ("1", 6, 3), ("2", 3, 2)]) == [("chain", "0", "1"),
+                                                                   ("chain", "1", "2")]

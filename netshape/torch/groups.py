@@ -25,17 +25,9 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from .._pairs import CHAIN_PATTERNS, COUPLE_PATTERNS, LayerShape, infer_pairs
+
 __all__ = ["COUPLE_PATTERNS", "CHAIN_PATTERNS", "Slot", "find_slots", "percolation_pairs"]
-
-#: sibling suffixes whose output channels live and die together
-COUPLE_PATTERNS: list[tuple[str, str]] = [("q", "k"), ("q_proj", "k_proj"),
-                                          ("gate_proj", "up_proj"), ("w1", "w3")]
-#: sibling suffixes where the first's outputs are the second's inputs
-CHAIN_PATTERNS: list[tuple[str, str]] = [
-    ("v", "out_proj"), ("v_proj", "o_proj"), ("up_proj", "down_proj"), ("gate_proj", "down_proj"),
-    ("linear1", "linear2"), ("w1", "w2"), ("w3", "w2"), ("fc1", "fc2"),
-]
-
 
 @dataclass
 class Slot:
@@ -115,29 +107,12 @@ def find_slots(model: nn.Module, include=None, exclude=None) -> list[Slot]:
 
 
 def percolation_pairs(slots: list[Slot]) -> list[tuple]:
-    """Couple / chain relations between slots, for :func:`netshape.percolate`."""
-    by_name = {s.name: s for s in slots}
-    pairs: list[tuple] = []
-    grouped: set[str] = set()
+    """Couple / chain relations between slots, for :func:`netshape.percolate`.
 
-    def sibling(s: Slot, leaf: str) -> Slot | None:
-        return by_name.get(f"{s.parent}.{leaf}" if s.parent else leaf)
-
-    for s in slots:
-        for a, b in COUPLE_PATTERNS:
-            t = sibling(s, b) if s.leaf == a else None
-            if t is not None and t.n_out == s.n_out:
-                pairs.append(("couple", s.name, t.name))
-                grouped.update((s.name, t.name))
-        for a, b in CHAIN_PATTERNS:
-            t = sibling(s, b) if s.leaf == a else None
-            if t is not None and s.n_out == t.n_in:
-                pairs.append(("chain", s.name, t.name))
-                grouped.update((s.name, t.name))
-    # plain MLPs: consecutive Linear siblings whose shapes chain
-    free = [s for s in slots if s.name not in grouped and s.param == "weight"
-            and isinstance(s.module, nn.Linear)]
-    for a, b in zip(free, free[1:], strict=False):
-        if a.parent == b.parent and a.n_out == b.n_in:
-            pairs.append(("chain", a.name, b.name))
-    return pairs
+    The rules live in :mod:`netshape._pairs` (shared with ``netshape analyze``).
+    """
+    return infer_pairs(
+        LayerShape(s.name, s.n_in, s.n_out,
+                   plain=s.param == "weight" and isinstance(s.module, nn.Linear))
+        for s in slots
+    )
