@@ -17,10 +17,10 @@ _METHODS = ("auto", "dense", "sparse")
 
 #: time model of the two paths, fitted on the benchmark machine (2 shared cores,
 #: OpenBLAS; benchmarks/results/linkpred_runtime.md): seconds per dense multiply-add
-#: and per call (thread wake-ups dominate small layers on a busy machine), seconds per
+#: and per call, seconds per
 #: sparse walk step (numba; scipy alone builds a sparse result, ~6x slower), per dense
 #: result entry and per call
-DENSE_S_PER_MAC, DENSE_S_FIXED = 60e-12, 0.05
+DENSE_S_PER_MAC, DENSE_S_FIXED = 60e-12, 0.002
 SPARSE_S_PER_STEP = {True: 3e-9, False: 25e-9}
 SPARSE_S_PER_ENTRY, SPARSE_S_FIXED = 1.5e-9, 0.002
 
@@ -43,15 +43,15 @@ def choose_path(n_in: int, n_out: int, nnz: int) -> str:
 
     A time model fitted on the benchmark (constants at module level):
 
-    - dense: ``0.05 s + 60 ps * n_in n_out (n_in + n_out)`` — the multiply-adds
+    - dense: ``2 ms + 60 ps * n_in n_out (n_in + n_out)`` — the multiply-adds
       of the four products, whatever the density;
     - sparse: ``2 ms + 3 ns * W + 1.5 ns * n_in n_out`` — one step per
       length-3 walk, ``W ≈`` :func:`_expected_walk_work` (25 ns per step
       without numba), plus filling the dense result.
 
     Auto takes the cheaper one. On square layers that is sparse below about
-    45 % density at 256, 7.5 % at 512, 3.4 % at 1024, 2.5 % at 2048 and 2.1 % at
-    4096 (the fixed cost of the dense path dominates small layers).
+    4.5 % density at 256, 3.7 % at 512, 3.1 % at 1024, 2.6 % at 2048 and 2.2 % at
+    4096.
 
     >>> choose_path(4096, 4096, int(0.003 * 4096 * 4096)), choose_path(1024, 1024, 52429)
     ('sparse', 'dense')
@@ -132,8 +132,8 @@ def ch2_l3n(A: Any, *, method: str = "auto", memory_budget: int | None = None) -
         ``"sparse"``: scipy.sparse (cupyx for CuPy) products whose cost follows
         the number of length-3 walks, far faster on ultra-sparse layers.
         ``"auto"``: :func:`choose_path` from size and density (a time model
-        fitted on the benchmark) — sparse below about 3.4 % density at
-        1024 x 1024, 2.5 % at 2048 x 2048 and 2.1 % at 4096 x 4096, dense above.
+        fitted on the benchmark) — sparse below about 3.1 % density at
+        1024 x 1024, 2.6 % at 2048 x 2048 and 2.2 % at 4096 x 4096, dense above.
         A torch tensor on a GPU always takes the dense path (its sparse path
         would run on the host).
     memory_budget : int, optional
