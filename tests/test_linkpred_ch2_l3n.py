@@ -191,3 +191,18 @@ def test_memory_budget_bounds_the_dense_working_set():
         np.testing.assert_allclose(S, ch2_l3n(A, method="sparse"), rtol=1e-5)
     assert peaks[1 << 20] < 4.0  # A as float32 + S (0.5 MiB each) + one ~1 MiB tile
     assert peaks[None] > 16.0
+
+
+@pytest.mark.parametrize("budget", [64, 1 << 30])
+def test_array_api_dense_path_runs_on_numpy(small_layers, budget):
+    # the CuPy dense path is dense_xp with xp=cupy; numpy exercises the same code on CPU
+    import numpy
+
+    from netshape.linkpred._dense import dense_xp
+
+    for A in small_layers:
+        S = dense_xp(numpy, A != 0, budget=budget)
+        assert S.dtype == np.float32
+        np.testing.assert_allclose(S, ch_node(A), rtol=1e-6)
+        np.testing.assert_allclose(dense_xp(numpy, A != 0, ch3=True, budget=budget),
+                                   ch_node(A, ch3=True), rtol=1e-6)
