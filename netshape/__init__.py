@@ -12,8 +12,7 @@ lazily, so ``import netshape`` stays light and never imports torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -21,19 +20,8 @@ _SUBMODULES = (
     "generators", "linkpred", "metrics", "schedules", "sampling", "io", "plot",
     "bench", "datasets", "percolation",
 )
-_FUNCTIONS = {"percolate": "percolation"}
+_EXPORTS: dict[str, str | None] = {name: None for name in _SUBMODULES}
+_EXPORTS["percolate"] = "percolation"
 
-__all__ = ["__version__", *_SUBMODULES, *_FUNCTIONS]
-
-
-def __getattr__(name: str) -> Any:
-    if name in _SUBMODULES:
-        return importlib.import_module(f"{__name__}.{name}")
-    if name in _FUNCTIONS:
-        mod = importlib.import_module(f"{__name__}.{_FUNCTIONS[name]}")
-        return getattr(mod, name)
-    raise AttributeError(f"module 'netshape' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__, _names = lazy_exports(__name__, _EXPORTS)
+__all__ = ["__version__", *_names]

@@ -7,11 +7,17 @@ from collections.abc import Callable
 from typing import Any
 
 
-def lazy_exports(package: str, mapping: dict[str, str]) -> tuple[Callable, Callable, list[str]]:
-    """Return ``(__getattr__, __dir__, __all__)`` re-exporting ``name -> .module``."""
+def lazy_exports(package: str,
+                 mapping: dict[str, str | None]) -> tuple[Callable, Callable, list[str]]:
+    """Return ``(__getattr__, __dir__, __all__)`` re-exporting ``name -> .module``.
+
+    A value of None exports the submodule ``package.name`` itself.
+    """
 
     def __getattr__(name: str) -> Any:
         if name in mapping:
+            if mapping[name] is None:
+                return importlib.import_module(f"{package}.{name}")
             mod = importlib.import_module(f"{package}.{mapping[name]}")
             return getattr(mod, name)
         raise AttributeError(f"module {package!r} has no attribute {name!r}")
