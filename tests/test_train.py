@@ -323,7 +323,7 @@ def test_unsafe_or_corrupt_checkpoint_is_refused(tmp_path):
             return (print, ("pwned",))
 
     bad = tmp_path / "evil.pt"
-    bad.write_bytes(pickle.dumps({"model": Evil()}))
+    bad.write_bytes(pickle.dumps({"model": Evil()}, protocol=2))
     with pytest.raises(ValueError, match="cannot read checkpoint"):
         rd.load_checkpoint(bad)
     torn = tmp_path / "torn.pt"

@@ -62,7 +62,9 @@ def register(subparsers) -> None:
                    help="folder with <dataset>/ subfolders (default $NETSHAPE_DATA)")
     p.add_argument("--download", action="store_true",
                    help="fetch missing dataset files from the canonical mirror (needs network)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default 1: batch-32 MLP steps gain nothing from "
+                        "more, and extra threads on a busy machine slow them down many-fold)")
     p.add_argument("-o", "--output", default=None, metavar="RUN_DIR",
                    help="run directory (default runs/<dataset>-<method or compare>)")
     p.add_argument("--resume", default=None, metavar="RUN_DIR",
