@@ -136,7 +136,9 @@ def test_ctrl_c_leaves_a_resumable_checkpoint(tmp_path):
     assert 1 <= done < 6
     rows = (out / "metrics.csv").read_text().splitlines()[1:]
     assert done <= len(rows) <= done + 1  # metrics.csv is written just before the checkpoint
-    assert not json.loads((out / "summary.json").read_text())["finished"]
+    # summary.json follows the checkpoint: absent if SIGINT landed right after the first one
+    if (out / "summary.json").exists():
+        assert not json.loads((out / "summary.json").read_text())["finished"]
     # one thread: two threads on a loaded 2-core machine run ~10x slower
     assert main(["train", "--resume", str(out), "-q", "--threads", "1"]) == 0
     summary = json.loads((out / "summary.json").read_text())
