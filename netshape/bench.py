@@ -53,6 +53,10 @@ COLUMNS = ("method", "path", "backend", "n_in", "n_out", "density", "nnz", "stat
 _BACKENDS = ("numpy", "scipy", "torch", "torch-cuda", "cupy")
 #: a configuration keeps repeating only while its timed calls fit this many seconds
 _REPEAT_BUDGET_S = 8.0
+#: short calls repeat until their timed calls add up to about this many seconds ...
+_MIN_TIMED_S = 0.5
+#: ... but at most this many times
+_MAX_REPEATS = 101
 
 
 def _split_method(spec: str) -> tuple[str, str]:
@@ -132,7 +136,10 @@ def _measure(task: dict, send) -> None:
     if first > task["timeout"]:
         send(("timeout", None))
         return
-    reps = max(1, min(task["repeats"], int(_REPEAT_BUDGET_S // max(first, 1e-9))))
+    # Short calls get more repeats (a stable median of ms-scale timings on a noisy
+    # machine); long ones fewer, so a configuration stays within the budget.
+    reps = max(task["repeats"], min(_MAX_REPEATS, int(_MIN_TIMED_S // max(first, 1e-9))))
+    reps = max(1, min(reps, int(_REPEAT_BUDGET_S // max(first, 1e-9))))
     times, gemms = [], []
     for _ in range(reps):
         # the reference product right beside each timed call: same machine load
@@ -249,8 +256,9 @@ def run(sizes: Iterable[int] = DEFAULT_SIZES, densities: Iterable[float] = DEFAU
     backend : {"numpy", "scipy", "torch", "torch-cuda", "cupy"}
         Input type handed to the predictor (the layer is built before timing).
     repeats, warmup : int
-        Timed calls (median reported; fewer when one call exceeds 8 s / repeats)
-        and untimed calls before them.
+        Timed calls (median reported): at least ``repeats``, more for calls
+        shorter than 5 ms (up to 101, about 0.5 s of timed calls), fewer when
+        one call exceeds 8 s / repeats; and untimed calls before them.
     timeout : float
         Seconds one call may take; slower configurations are ``"timeout"`` and
         larger or denser ones of the same method are ``"skipped"``.

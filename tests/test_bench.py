@@ -28,7 +28,7 @@ def test_rows_are_tidy_and_complete(quick_rows):
         assert math.isclose(r["ratio_to_gemm"], r["seconds"] / r["gemm_seconds"])
         assert r["nnz"] == round(r["density"] * r["n_in"] * r["n_out"])
         assert r["peak_mb"] > 0 and "numpy=" in r["versions"] and r["threads"] >= 1
-        assert 1 <= r["repeats"] <= 2
+        assert 1 <= r["repeats"] <= bench._MAX_REPEATS  # short calls repeat more
 
 
 def test_timeout_is_recorded_not_timed():

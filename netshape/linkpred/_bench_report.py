@@ -48,6 +48,28 @@ def _targets(rows: Sequence[dict]) -> list[str]:
          f"worst {worst:.2f}× ({worst_at}) over {n_pts} points" if n_pts else "—",
          worst <= 1.2 if n_pts else None)
 
+    # auto runs exactly the path choose_path names; judging that choice by the two
+    # paths' own times in this run separates the rule from timing noise of a third sample
+    from .ch2_l3n import choose_path
+
+    worst_c, worst_c_at, n_c = 0.0, "", 0
+    for r in rows:
+        if r["method"] != "ch2_l3n" or r["path"] != "dense" or not _ok(r):
+            continue
+        n, p = r["n_in"], r["density"]
+        sparse = _find(rows, "ch2_l3n", "sparse", n, p)
+        if sparse is None:
+            continue
+        n_c += 1
+        chosen = r if choose_path(n, n, int(r["nnz"])) == "dense" else sparse
+        ratio = chosen["seconds"] / min(r["seconds"], sparse["seconds"])
+        if ratio > worst_c:
+            worst_c, worst_c_at = ratio, f"n={n}, p={p:g}"
+    line("`auto`'s choice of path within 1.2× of the fastest path (by the dense and sparse "
+         "times above)",
+         f"worst {worst_c:.2f}× ({worst_c_at}) over {n_c} points" if n_c else "—",
+         worst_c <= 1.2 if n_c else None)
+
     auto, dense = _find(rows, "ch2_l3n", "auto", 4096, 0.003), _find(rows, "ch2_l3n", "dense",
                                                                      4096, 0.003)
     sp_ = dense["seconds"] / auto["seconds"] if auto and dense else None
