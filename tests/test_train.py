@@ -122,15 +122,19 @@ def test_interrupt_mid_epoch_then_resume_equals_uninterrupted(tmp_path, method):
                        torch.load(full / "checkpoint.pt", weights_only=True))
 
 
-def test_resume_drops_metrics_rows_after_the_checkpoint(tmp_path):
-    run = tmp_path / "r"
-
+def _interrupt_after_epoch_two(run):
     def stop_after_two(row):
         if row["epoch"] == 2:
             raise Stop
 
     with pytest.raises(KeyboardInterrupt):
         train(tiny(), run, progress=False, on_epoch_end=stop_after_two)
+
+
+def test_resume_drops_metrics_rows_after_the_checkpoint(tmp_path):
+    run = tmp_path / "r"
+
+    _interrupt_after_epoch_two(run)
     # simulate a crash between writing metrics and the next checkpoint
     rows = rd.read_metrics(run / "metrics.csv")
     rd.write_metrics(run / "metrics.csv", rows + [dict(rows[-1], epoch=3, test_acc=0.123)])
@@ -146,12 +150,7 @@ def test_resume_drops_metrics_rows_after_the_checkpoint(tmp_path):
 def test_resume_restores_metrics_rows_from_the_checkpoint(tmp_path):
     run = tmp_path / "r"
 
-    def stop_after_two(row):
-        if row["epoch"] == 2:
-            raise Stop
-
-    with pytest.raises(KeyboardInterrupt):
-        train(tiny(), run, progress=False, on_epoch_end=stop_after_two)
+    _interrupt_after_epoch_two(run)
     before = rd.read_metrics(run / "metrics.csv")
     rd.write_metrics(run / "metrics.csv", [])  # the CSV lost its rows
     resume(run, progress=False)
