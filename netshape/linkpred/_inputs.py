@@ -48,7 +48,11 @@ class Layer:
     def nnz(self) -> int:
         if self._csr is not None:
             return int(self._csr.nnz)
-        return int(self.dense.sum())
+        if self.family == "torch":
+            return int(self.dense.count_nonzero())
+        if self.family == "cupy":
+            return int(self.dense.sum())
+        return int(np.count_nonzero(self.dense))
 
     def host_dense(self) -> np.ndarray:
         """Boolean numpy array on the host."""
