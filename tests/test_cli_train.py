@@ -114,9 +114,11 @@ def test_ctrl_c_leaves_a_resumable_checkpoint(tmp_path):
     """A real SIGINT to the CLI process: exit 130, checkpoint intact, --resume finishes."""
     out = tmp_path / "run"
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    # epochs long enough (~0.1 s even on a fast idle machine) that SIGINT lands mid-run
+    # enough epochs (a few seconds even on an idle machine, where 6 epochs once finished
+    # before the signal arrived) that SIGINT sent after the first checkpoint lands mid-run
+    epochs = 60
     argv = [sys.executable, "-m", "netshape", "train", "--method", "set", "--hidden", "256x3",
-            "--density", "0.3", "--epochs", "6", "-q", "--threads", "1", "-o", str(out)]
+            "--density", "0.3", "--epochs", str(epochs), "-q", "--threads", "1", "-o", str(out)]
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     try:
@@ -133,7 +135,7 @@ def test_ctrl_c_leaves_a_resumable_checkpoint(tmp_path):
     assert f"netshape train --resume {out}" in err
     ck = torch.load(out / "checkpoint.pt", weights_only=True)
     done = ck["epoch"]
-    assert 1 <= done < 6
+    assert 1 <= done < epochs
     rows = (out / "metrics.csv").read_text().splitlines()[1:]
     assert done <= len(rows) <= done + 1  # metrics.csv is written just before the checkpoint
     # summary.json follows the checkpoint: absent if SIGINT landed right after the first one
@@ -142,6 +144,7 @@ def test_ctrl_c_leaves_a_resumable_checkpoint(tmp_path):
     # one thread: two threads on a loaded 2-core machine run ~10x slower
     assert main(["train", "--resume", str(out), "-q", "--threads", "1"]) == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["finished"] and summary["epochs_done"] == 6
-    epochs = [int(r.split(",")[0]) for r in (out / "metrics.csv").read_text().splitlines()[1:]]
-    assert epochs == list(range(1, 7))
+    assert summary["finished"] and summary["epochs_done"] == epochs
+    done_epochs = [int(r.split(",")[0])
+                   for r in (out / "metrics.csv").read_text().splitlines()[1:]]
+    assert done_epochs == list(range(1, epochs + 1))
