@@ -119,8 +119,11 @@ def test_ctrl_c_leaves_a_resumable_checkpoint(tmp_path):
     epochs = 60
     argv = [sys.executable, "-m", "netshape", "train", "--method", "set", "--hidden", "256x3",
             "--density", "0.3", "--epochs", str(epochs), "-q", "--threads", "1", "-o", str(out)]
+    # pytest-xdist workers ignore SIGINT and children inherit SIG_IGN, under which Python
+    # installs no KeyboardInterrupt handler: restore the default as a terminal would have it
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.time() + 60
         while not (out / "checkpoint.pt").exists() and time.time() < deadline:
