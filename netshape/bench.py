@@ -1,8 +1,9 @@
 """Link-prediction runtime sweeps: the engine behind ``netshape bench`` and ``benchmarks/``.
 
 A sweep times every ``method × size × density`` configuration on random (ER)
-square layers, in a worker process that is killed when one call exceeds the
-per-configuration timeout, so that a slow method (CH3-L3p grows as N·d³) costs
+square layers, each in a fresh worker process (so that one configuration's
+memory history cannot change the next one's timings) that is killed when one
+call exceeds the per-configuration timeout, so that a slow method (CH3-L3p grows as N·d³) costs
 at most ``timeout`` seconds and is recorded as ``"timeout"``, never as a number.
 Each configuration gets warm-up calls, then the median of ``repeats`` timed
 calls; the time of one ``n × n`` float32 matrix product, measured in the same
@@ -308,6 +309,9 @@ def run(sizes: Iterable[int] = DEFAULT_SIZES, densities: Iterable[float] = DEFAU
                                 "seed": rng, "backend": backend, "repeats": repeats,
                                 "warmup": warmup, "timeout": float(timeout)}
                         status, result = worker.ask(task)
+                        # a fresh process per configuration: glibc's malloc adapts its
+                        # thresholds to earlier frees, which moved a 1.4 ms call by 0.45 ms
+                        worker.close()
                         if status == "ok":
                             row.update(result)
                             row["ratio_to_gemm"] = row["seconds"] / row["gemm_seconds"]
