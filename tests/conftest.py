@@ -6,7 +6,6 @@ import os
 
 import numpy as np
 import pytest
-import scipy.sparse as sp
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 try:
@@ -64,8 +63,3 @@ def small_layers():
     with_isolated[:, 5] = 0
     layers.append(with_isolated)
     return layers
-
-
-@pytest.fixture
-def csr_of():
-    return lambda M: sp.csr_array(M)
