@@ -24,18 +24,22 @@ __all__ = [
 ]
 
 
+def _check_finite(v, name: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
+        raise TypeError(f"{name}={v!r} must be a finite real number")
+    return float(v)
+
+
 def _check_window(step, start, end) -> tuple[float, float, float]:
     for name, v in (("step", step), ("start", start), ("end", end)):
-        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
-            raise TypeError(f"{name}={v!r} must be a finite real number")
+        _check_finite(v, name)
     if end < start:
         raise ValueError(f"end={end!r} must be >= start={start!r}")
     return float(step), float(start), float(end)
 
 
 def _check_value(v, name: str) -> float:
-    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
-        raise TypeError(f"{name}={v!r} must be a finite real number")
+    _check_finite(v, name)
     if not 0.0 <= float(v) <= 1.0:
         raise ValueError(f"{name}={v!r} is outside the allowed range [0, 1]")
     return float(v)
@@ -185,8 +189,6 @@ def linear_ramp(step, *, start, end, v_init: float, v_final: float) -> float:
     0.625
     """
     step, start, end = _check_window(step, start, end)
-    for name, v in (("v_init", v_init), ("v_final", v_final)):
-        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
-            raise TypeError(f"{name}={v!r} must be a finite real number")
+    v_init, v_final = _check_finite(v_init, "v_init"), _check_finite(v_final, "v_final")
     p = _progress(step, start, end)
-    return float(v_init) + (float(v_final) - float(v_init)) * p
+    return v_init + (v_final - v_init) * p
