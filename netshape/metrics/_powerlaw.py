@@ -8,7 +8,6 @@ sums), ``side="both"`` both together.
 
 from __future__ import annotations
 
-import importlib
 import math
 import warnings
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from typing import Any
 import numpy as np
 from scipy import optimize, special
 
-from .._backend import array_family, to_numpy
+from .._backend import array_family, require, to_numpy
 from .._validation import as_biadjacency
 
 __all__ = ["PowerLawFit", "fit_power_law"]
@@ -216,14 +215,13 @@ def fit_power_law(A_or_degrees: Any, *, side: str = "in", min_tail: int = 10,
                          "can be fitted to a constant")
     cand = _xmin_candidates(pos, int(min_tail), int(max_candidates))
     pl = None
-    if method in ("auto", "powerlaw"):
+    if method == "powerlaw":
+        pl = require("powerlaw")
+    elif method == "auto":
         try:
-            pl = importlib.import_module("powerlaw")
+            pl = require("powerlaw")
         except ImportError:
-            if method == "powerlaw":
-                from .._backend import require
-
-                require("powerlaw")
+            pass
     comps: dict[str, Any] = {"lognormal": None, "exponential": None}
     if pl is not None:
         alpha, xmin, sigma, ks, comps, ok = _fit_powerlaw(pl, pos, cand)
