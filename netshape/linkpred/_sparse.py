@@ -15,11 +15,16 @@ import scipy.sparse as sp
 from ._kernels import numba_kernels
 
 
+def _weigh(C, deg_of_entry, ch3: bool, xp) -> None:
+    """In place on a sparse count matrix: ``data <- f(data, deg_of_entry)``."""
+    c = C.data
+    den = xp.maximum(deg_of_entry - c, 1.0)
+    C.data = (xp.ones_like(c) if ch3 else c + 1.0) / den
+
+
 def _weights(C, deg, ch3: bool, xp) -> None:
     """In place on a sparse count matrix: ``data <- f(data, deg[column])``."""
-    c = C.data
-    den = xp.maximum(deg[C.indices] - c, 1.0)
-    C.data = (xp.ones_like(c) if ch3 else c + 1.0) / den
+    _weigh(C, deg[C.indices], ch3, xp)
 
 
 def sparse_scores(A: Any, *, ch3: bool = False, spx: Any = sp, xp: Any = np) -> Any:
@@ -72,17 +77,11 @@ def sparse_to_dense(csr: sp.csr_array, *, ch3: bool = False) -> np.ndarray:
     _weights(F, deg_in, ch3, np)
     # G[k, j] = F'[j, k] = f(C'[k, j], deg_out[k]): C' is symmetric, so weigh its rows
     G = (At @ A).tocsr()
-    G.data = G.data.astype(np.float32)
     rows = np.repeat(np.arange(G.shape[0]), np.diff(G.indptr))
-    _weights_rows(G, deg_out[rows], ch3)
+    _weigh(G, deg_out[rows], ch3, np)
     S = np.zeros(A.shape, dtype=np.float32)
     work = F.nnz * max(1, A.nnz // A.shape[0]) + A.nnz
     kernels.l3n_walks(work, A.indptr, A.indices, F.indptr, F.indices,
-                      F.data.astype(np.float32), G.indptr, G.indices, G.data, S)
+                      F.data, G.indptr, G.indices, G.data, S)
     return S
 
-
-def _weights_rows(C, deg_of_entry: np.ndarray, ch3: bool) -> None:
-    c = C.data
-    den = np.maximum(deg_of_entry - c, 1.0)
-    C.data = ((np.ones_like(c) if ch3 else c + 1.0) / den).astype(np.float32)
