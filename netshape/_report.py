@@ -235,10 +235,11 @@ def _safe(name: str) -> str:
 
 
 def _save(fig: Any, path: Path) -> None:
-    plt = __import__("matplotlib.pyplot", fromlist=["close"])
+    from ._backend import require
+
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110)
-    plt.close(fig)
+    require("matplotlib.pyplot").close(fig)
 
 
 def _table(rows: list[dict[str, Any]], cols: list[tuple[str, str]]) -> str:
@@ -257,12 +258,7 @@ def _plots(an: Analysis, out: Path) -> list[tuple[str, str]]:
 
     made = []
     for name, A in an.layers.items():
-        for kind, fn in (("adjacency", "adjacency"), ("degrees", "degree_distribution")):
-            try:
-                func = getattr(plot, fn)
-            except (AttributeError, ImportError):
-                an.warnings.append(f"netshape.plot.{fn} is not available; {kind} plots skipped")
-                break
+        for kind, func in (("adjacency", plot.adjacency), ("degrees", plot.degree_distribution)):
             fig, ax = plt.subplots(figsize=(4.5, 3.5), layout="constrained")
             func(A, ax=ax, **({"side": "both"} if kind == "degrees" else {}))
             ax.set_title(f"{name}: {A.shape[0]}x{A.shape[1]}, {A.nnz} links", fontsize="small")
