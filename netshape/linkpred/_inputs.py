@@ -17,7 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._backend import array_family
-from .._validation import as_biadjacency
+from .._validation import _check_values, as_biadjacency
 
 
 @dataclass
@@ -37,11 +37,7 @@ class Layer:
     @property
     def csr(self) -> sp.csr_array:
         if self._csr is None:
-            if self.family == "numpy":
-                self._csr = as_biadjacency(self.dense)
-            else:
-                host = _to_host_bool(self.dense, self.family)
-                self._csr = as_biadjacency(host)
+            self._csr = as_biadjacency(_to_host_bool(self.dense, self.family))
         return self._csr
 
     @property
@@ -109,14 +105,7 @@ def _cupy_layer(A: Any, name: str) -> Layer:
 def _numpy_layer(A: np.ndarray, name: str) -> Layer:
     shape = _shape_checks(A.shape, name)
     if A.dtype != bool:
-        if not np.issubdtype(A.dtype, np.number):
-            raise TypeError(f"{name} must hold numbers or booleans, got dtype {A.dtype}")
-        if np.issubdtype(A.dtype, np.complexfloating):
-            raise TypeError(f"{name} must be real, got dtype {A.dtype}")
-        if np.issubdtype(A.dtype, np.floating) and not np.isfinite(A).all():
-            bad = A[~np.isfinite(A)][0]
-            raise ValueError(
-                f"{name} contains a non-finite value ({bad}); only finite values allowed")
+        _check_values(A, name, strict=False)
         A = A != 0
     return Layer("numpy", shape, dense=np.ascontiguousarray(A))
 
