@@ -365,13 +365,11 @@ def read_csv(path: str | os.PathLike) -> list[dict]:
 def write_results(rows: Sequence[dict], outdir: str | os.PathLike,
                   stem: str = "linkpred_runtime", plot: bool = True) -> dict[str, Path]:
     """Write ``stem.csv``, ``stem.md`` and (with matplotlib) ``stem.png``, atomically."""
-    from .linkpred._bench_report import to_markdown as _md
-
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     paths = {"csv": outdir / f"{stem}.csv", "md": outdir / f"{stem}.md"}
     atomic_write_text(paths["csv"], to_csv(rows))
-    atomic_write_text(paths["md"], _md(rows))
+    atomic_write_text(paths["md"], to_markdown(rows))
     if plot:
         from ._atomic import atomic_path
         from .plot import runtime
