@@ -160,6 +160,15 @@ def read_history(path: Path) -> dict[str, list[float]]:
     return out if "step" in out and len(out) > 1 else {}
 
 
+def _anp_both(groups: list[Any]) -> dict[str, float]:
+    """``anp`` and ``anp_hidden`` (as :func:`netshape.metrics.anp`) from one percolated count."""
+    out = {}
+    for key, gs in (("anp", groups), ("anp_hidden", [g for g in groups if g.kind == "hidden"])):
+        total = sum(g.total for g in gs)
+        out[key] = sum(g.active for g in gs) / total if total else 0.0
+    return out
+
+
 def analyze_source(source: str | Path, *, progress: bool = True) -> Analysis:
     """Read and measure a checkpoint or run directory; writes nothing."""
     import warnings
@@ -167,7 +176,7 @@ def analyze_source(source: str | Path, *, progress: bool = True) -> Analysis:
     from tqdm.auto import tqdm
 
     from .io import read_checkpoint
-    from .metrics import anp, cap, snapshot_curves
+    from .metrics import active_neurons, cap, snapshot_curves
     from .percolation import percolate
 
     ckpt, snap_paths = find_inputs(source)
@@ -212,15 +221,14 @@ def analyze_source(source: str | Path, *, progress: bool = True) -> Analysis:
     summary["density"] = summary["links"] / summary["possible"]
     if chain:
         seq = list(layers.values())
-        _, report = percolate(seq)
+        perc, report = percolate(seq)
         c = cap(seq)
-        summary.update(cap_paths=c.paths, cap_log10=c.log10, anp=anp(seq),
-                       anp_hidden=anp(seq, include="hidden"),
+        summary.update(cap_paths=c.paths, cap_log10=c.log10,
+                       **_anp_both(active_neurons(perc, percolated=True)),
                        perc_links_removed=report.links_removed, perc_sweeps=report.iterations)
     elif pairs:
-        _, report = percolate(layers, pairs=pairs)
-        summary.update(anp=anp(layers, pairs=pairs),
-                       anp_hidden=anp(layers, pairs=pairs, include="hidden"),
+        perc, report = percolate(layers, pairs=pairs)
+        summary.update(**_anp_both(active_neurons(perc, pairs=pairs, percolated=True)),
                        perc_links_removed=report.links_removed, perc_sweeps=report.iterations)
     rows = _layer_rows(layers, report, chain, pairs)
     curves = snapshot_curves(snaps) if snaps else {}
