@@ -26,6 +26,7 @@ __all__ = [
     "as_biadjacency",
     "as_data_matrix",
     "canonical_csr",
+    "check_biadjacency_shape",
     "check_choice",
     "check_density",
     "check_positive_int",
@@ -128,6 +129,16 @@ def canonical_csr(A: sp.spmatrix | sp.sparray) -> sp.csr_array:
     return out
 
 
+def check_biadjacency_shape(shape: tuple[int, ...], name: str = "A") -> tuple[int, int]:
+    """Check ``shape`` is a 2-D ``(n_in, n_out)`` with both sides non-empty; return it."""
+    shape = tuple(int(x) for x in shape)
+    if len(shape) != 2:
+        raise ValueError(f"{name} must be 2-D (n_in, n_out); got {len(shape)}-D shape {shape}")
+    if shape[0] == 0 or shape[1] == 0:
+        raise ValueError(f"{name} has an empty dimension, shape {shape}; both sides need neurons")
+    return shape[0], shape[1]
+
+
 def _check_values(values: np.ndarray, name: str, strict: bool) -> None:
     if values.dtype == bool:
         return
@@ -176,10 +187,7 @@ def as_biadjacency(A: Any, name: str = "A", *, strict: bool = False) -> sp.csr_a
                 "sparse array/matrix, a numpy array, a torch tensor or a CuPy array"
             )
     A = to_numpy(A)
-    if A.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (n_in, n_out); got {A.ndim}-D shape {A.shape}")
-    if A.shape[0] == 0 or A.shape[1] == 0:
-        raise ValueError(f"{name} has an empty dimension, shape {A.shape}; both sides need neurons")
+    check_biadjacency_shape(A.shape, name)
     if sp.issparse(A):
         A = sp.csr_array(A)
         _check_values(A.data, name, strict)

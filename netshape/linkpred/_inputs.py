@@ -17,7 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._backend import array_family
-from .._validation import _check_values, as_biadjacency
+from .._validation import _check_values, as_biadjacency, check_biadjacency_shape
 
 
 @dataclass
@@ -67,19 +67,9 @@ def _to_host_bool(x: Any, family: str) -> np.ndarray:
     return np.asarray(x)
 
 
-def _shape_checks(shape: tuple[int, ...], name: str) -> tuple[int, int]:
-    if len(shape) != 2:
-        raise ValueError(
-            f"{name} must be 2-D (n_in, n_out); got {len(shape)}-D shape {tuple(shape)}")
-    if shape[0] == 0 or shape[1] == 0:
-        raise ValueError(
-            f"{name} has an empty dimension, shape {tuple(shape)}; both sides need neurons")
-    return int(shape[0]), int(shape[1])
-
-
 def _torch_layer(A: Any, name: str) -> Layer:
     torch = sys.modules["torch"]
-    shape = _shape_checks(tuple(A.shape), name)
+    shape = check_biadjacency_shape(tuple(A.shape), name)
     if A.layout != torch.strided:
         A = A.to_dense()
     A = A.detach()
@@ -92,7 +82,7 @@ def _torch_layer(A: Any, name: str) -> Layer:
 
 def _cupy_layer(A: Any, name: str) -> Layer:
     cupy = sys.modules["cupy"]
-    shape = _shape_checks(tuple(A.shape), name)
+    shape = check_biadjacency_shape(tuple(A.shape), name)
     if not isinstance(A, cupy.ndarray):  # cupyx sparse
         A = A.toarray()
     if cupy.iscomplexobj(A):
@@ -103,7 +93,7 @@ def _cupy_layer(A: Any, name: str) -> Layer:
 
 
 def _numpy_layer(A: np.ndarray, name: str) -> Layer:
-    shape = _shape_checks(A.shape, name)
+    shape = check_biadjacency_shape(A.shape, name)
     if A.dtype != bool:
         _check_values(A, name, strict=False)
         A = A != 0
