@@ -7,13 +7,16 @@ The same ``rng`` gives bit-identical results.
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
 
 __all__ = [
     "as_rng",
+    "sorted_distinct",
     "spawn",
+    "uniform_cells",
     "uniform_sample_without_replacement",
     "weighted_sample_without_replacement",
 ]
@@ -47,36 +50,82 @@ def spawn(rng, n: int) -> list[np.random.Generator]:
     return list(as_rng(rng).spawn(int(n)))
 
 
-def uniform_sample_without_replacement(n: int, k: int, rng=None) -> np.ndarray:
-    """``k`` distinct integers drawn uniformly from ``range(n)``, as int64.
+def sorted_distinct(x: np.ndarray) -> np.ndarray:
+    # np.unique is hash-based and slow on large int arrays in numpy 2.x; sort + mask is not
+    x = np.sort(x)
+    if x.size:
+        keep = np.empty(x.size, dtype=bool)
+        keep[0] = True
+        np.not_equal(x[1:], x[:-1], out=keep[1:])
+        x = x[keep]
+    return x
 
-    Every ``k``-subset is equally likely; the order of the returned values is
-    unspecified. Scales to huge ``n`` with small ``k`` (no array of size ``n`` is built
-    when ``k`` is much smaller than ``n``).
+
+def _drop_random(x: np.ndarray, n_drop: int, gen: np.random.Generator) -> np.ndarray:
+    """Remove ``n_drop`` uniformly chosen entries of ``x`` (order kept)."""
+    if n_drop <= 0:
+        return x
+    drop = uniform_cells(x.size, n_drop, gen)
+    keep = np.ones(x.size, dtype=bool)
+    keep[drop] = False
+    return x[keep]
+
+
+def uniform_cells(n: int, k: int, gen: np.random.Generator,
+                  exclude: np.ndarray | None = None) -> np.ndarray:
+    """``k`` distinct integers drawn uniformly from ``range(n)`` minus ``exclude``, sorted.
+
+    ``exclude`` must be sorted and distinct. Sparse requests use rejection
+    (draw with replacement, sort, drop repeats and excluded cells, then discard
+    a uniform random surplus): by exchangeability the distinct cells hit are a
+    uniform subset of their size, so the result is a uniform ``k``-subset.
+    Dense requests enumerate the free cells instead. Cost ``O(k log k)`` when
+    ``k`` is a small fraction of the free cells, ``O(n)`` otherwise.
+
+    >>> cells = uniform_cells(10**12, 5, np.random.default_rng(0), exclude=np.array([3, 7]))
+    >>> cells.size, bool(np.all(np.diff(cells) > 0)), bool(np.isin([3, 7], cells).any())
+    (5, True, False)
+    """
+    n, k = int(n), int(k)
+    excl = np.empty(0, np.int64) if exclude is None else np.asarray(exclude, np.int64)
+    free = n - excl.size
+    if not 0 <= k <= free:
+        raise ValueError(f"k={k} must lie in [0, {free}] (free cells of {n})")
+    if k == 0:
+        return np.empty(0, dtype=np.int64)
+    if n <= 1 << 16:
+        # small grids: a permutation is cheap and ends the recursion of the surplus drops
+        pool = np.setdiff1d(np.arange(n, dtype=np.int64), excl, assume_unique=True)
+        return np.sort(pool[gen.permutation(pool.size)[:k]])
+    if 2 * k > free:
+        mask = np.ones(n, dtype=bool)
+        mask[excl] = False
+        cells = np.flatnonzero(mask)
+        return _drop_random(cells, free - k, gen)
+    # expected distinct free cells from t draws: free * (1 - exp(-t / n)); add a margin
+    t = -n * math.log1p(-k / free) + 4.0 * math.sqrt(k) + 16
+    cand = sorted_distinct(gen.integers(0, n, size=int(t) + 1, dtype=np.int64))
+    if excl.size:
+        pos = np.searchsorted(excl, cand)
+        pos[pos == excl.size] = 0
+        cand = cand[excl[pos] != cand]
+    if cand.size >= k:
+        return _drop_random(cand, cand.size - k, gen)
+    # rare: too few; draw the rest from what is still free (still uniform overall)
+    more = uniform_cells(n, k - cand.size, gen, sorted_distinct(np.concatenate([excl, cand])))
+    return np.sort(np.concatenate([cand, more]))
+
+
+def uniform_sample_without_replacement(n: int, k: int, rng=None) -> np.ndarray:
+    """``k`` distinct integers drawn uniformly from ``range(n)``, as int64 (sorted).
+
+    Every ``k``-subset is equally likely; :func:`uniform_cells` does the work,
+    in ``O(k log k)`` when ``k`` is small next to ``n`` (no array of size ``n``).
     """
     n, k = int(n), int(k)
     if k < 0 or k > n:
         raise ValueError(f"k={k} must lie in [0, n={n}] when sampling without replacement")
-    gen = as_rng(rng)
-    if k == 0:
-        return np.empty(0, dtype=np.int64)
-    if k * 4 >= n:
-        return gen.permutation(n)[:k].astype(np.int64, copy=False)
-    # Rejection with oversampling: expected cost O(k log k), no O(n) allocation.
-    # Distinct values hit by i.i.d. uniform draws form a uniform subset of their
-    # size (exchangeability), so dropping a uniform random surplus keeps the
-    # result a uniform k-subset. Sorting + a mask is much faster than np.unique.
-    out = np.empty(0, dtype=np.int64)
-    while out.size < k:
-        draw = gen.integers(0, n, size=int((k - out.size) * 1.25) + 16, dtype=np.int64)
-        merged = np.sort(np.concatenate([out, draw]))
-        keep = np.empty(merged.size, dtype=bool)
-        keep[0] = True
-        np.not_equal(merged[1:], merged[:-1], out=keep[1:])
-        out = merged[keep]
-    if out.size > k:
-        out = out[gen.permutation(out.size)[:k]]
-    return out
+    return uniform_cells(n, k, as_rng(rng))
 
 
 def weighted_sample_without_replacement(weights, k: int, rng=None) -> np.ndarray:

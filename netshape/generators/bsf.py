@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from .._random import as_rng, weighted_sample_without_replacement
+from .._random import as_rng, sorted_distinct, weighted_sample_without_replacement
 from .._validation import check_choice, check_real
 from ._lattice import check_sizes, csr_from_linear, fixed_degrees
-from .er import _sorted_distinct
 
 __all__ = ["bsf"]
 
@@ -140,14 +139,14 @@ def bsf(n_in: int, n_out: int, density: float, *, gamma: float = 2.76,
     else:
         w = _power_weights(n_in, gamma, gen)
         lin = _pairs_product(w, v, m, gen)
-    A = csr_from_linear(n_in, n_out, _sorted_distinct(lin))
+    A = csr_from_linear(n_in, n_out, sorted_distinct(lin))
     if resort is not None:
         rows = _order(np.diff(A.indptr), resort, gen)
         cols = _order(np.bincount(A.indices, minlength=n_out), resort, gen)
         inv = np.empty(n_out, dtype=np.int64)
         inv[cols] = np.arange(n_out)
         A = A[rows]
-        A = csr_from_linear(n_in, n_out, _sorted_distinct(
+        A = csr_from_linear(n_in, n_out, sorted_distinct(
             np.repeat(np.arange(n_in, dtype=np.int64), np.diff(A.indptr)) * n_out
             + inv[A.indices]))
     return A
