@@ -29,7 +29,6 @@ def _run(rank: int, world: int, method: str, **extra) -> dict:
     import warnings
 
     from conftest import make_batch, make_model
-
     from netshape.torch import sparsify
 
     model = make_model("mlp", seed=rank)  # different inits on purpose
