@@ -206,3 +206,60 @@ def test_array_api_dense_path_runs_on_numpy(small_layers, budget):
         np.testing.assert_allclose(S, ch_node(A), rtol=1e-6)
         np.testing.assert_allclose(dense_xp(numpy, A != 0, ch3=True, budget=budget),
                                    ch_node(A, ch3=True), rtol=1e-6)
+
+
+def _kernels_or_skip():
+    k = _kernels.numba_kernels()
+    if k is None:
+        pytest.skip("numba is not installed: the bit-packed Gram path does not exist")
+    return k
+
+
+def test_bit_packing_of_rows_and_columns():
+    k = _kernels_or_skip()
+    rng = np.random.default_rng(7)
+    for n, m in [(0, 5), (5, 0), (1, 1), (63, 65), (64, 64), (65, 130), (200, 3), (3, 200)]:
+        Ab = rng.random((n, m)) < 0.3
+        rows = _kernels.pack_rows(Ab)
+        assert rows.dtype == np.uint64 and rows.shape == (n, max(1, -(-m // 64)))
+        # bit r of word w is entry 64 w + r
+        for u, j in zip(*np.nonzero(Ab), strict=True):
+            assert (int(rows[u, j // 64]) >> int(j % 64)) & 1
+        assert int(np.sum([bin(int(x)).count("1") for x in rows.ravel()])) == Ab.sum()
+        np.testing.assert_array_equal(k.pack_columns(Ab), _kernels.pack_rows(Ab.T))
+        np.testing.assert_array_equal(k.row_popcounts(rows), Ab.sum(axis=1))
+
+
+@pytest.mark.parametrize("variant", [0, 1], ids=["parallel", "serial"])
+@pytest.mark.parametrize("ch3", [False, True], ids=["ch2", "ch3"])
+def test_gram_weights_match_counts_then_fill(variant, ch3):
+    # the fused popcount kernel against C = A Aᵀ by BLAS followed by the plain fill
+    k = _kernels_or_skip()
+    rng = np.random.default_rng(11)
+    for _ in range(30):
+        n, m = rng.integers(1, 150, size=2)
+        Ab = rng.random((n, m)) < rng.uniform(0.01, 0.6)
+        A = Ab.astype(np.float32)
+        deg = rng.integers(0, 2 * m + 2, size=n).astype(np.float32)  # any degrees
+        for by_column in (True, False):
+            expected = _kernels.fill_xp(np, A @ A.T, deg, ch3)
+            if not by_column:
+                expected = _kernels.fill_xp(np, A @ A.T, deg, ch3).T
+            out = np.full((n, n), np.nan, dtype=np.float32)
+            k._gram[variant](_kernels.pack_rows(Ab), deg, out, by_column, ch3, 7)
+            np.testing.assert_array_equal(out, expected)
+
+
+def test_default_budget_takes_the_bit_gram_path(small_layers, monkeypatch):
+    from netshape.linkpred import _dense
+
+    _kernels_or_skip()
+    calls = []
+    real = _dense._bitgram_numpy
+    monkeypatch.setattr(_dense, "_bitgram_numpy", lambda *a: calls.append(1) or real(*a))
+    for A in small_layers:
+        fused = ch2_l3n(A, method="dense")
+        budget = _dense.bitgram_bytes(*A.shape) - 1  # one byte short: the tiled BLAS path
+        np.testing.assert_allclose(ch2_l3n(A, method="dense", memory_budget=max(1, budget)),
+                                   fused, rtol=1e-6, atol=0)
+    assert len(calls) == len(small_layers)

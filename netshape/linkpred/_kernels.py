@@ -40,6 +40,61 @@ def _full_fill(X, deg, ch3):
             X[i, j] = _f(X[i, j], deg[j], ch3)
 
 
+def _popcount(x):
+    # pure-Python twin of the ctpop intrinsic that replaces it in the compiled kernels
+    return int(x).bit_count()
+
+
+def _gram_weights(B, deg, out, by_column, ch3, block):
+    # out[u, v] = f(c, deg[v] if by_column else deg[u]) with c = |N(u) ∩ N(v)| counted as
+    # popcount(B[u] & B[v]) on bit-packed rows. c is symmetric: each pair is counted once
+    # and both out[u, v] and out[v, u] are written.
+    n, words = B.shape
+    n_blocks = (n + block - 1) // block
+    for k in _prange(n_blocks):
+        # long (early) and short (late) row blocks alternate, so equal chunks balance
+        b = k // 2 if k % 2 == 0 else n_blocks - 1 - k // 2
+        u0 = b * block
+        u1 = min(n, u0 + block)
+        for v in range(u0, n):
+            Bv = B[v]
+            for u in range(u0, min(u1, v + 1)):
+                Bu = B[u]
+                c = 0
+                for w in range(words):
+                    c += _popcount(Bu[w] & Bv[w])
+                cf = np.float32(c)
+                if by_column:
+                    out[u, v] = _f(cf, deg[v], ch3)
+                    out[v, u] = _f(cf, deg[u], ch3)
+                else:
+                    out[u, v] = _f(cf, deg[u], ch3)
+                    out[v, u] = _f(cf, deg[v], ch3)
+
+
+def _pack_columns(Ab, P):
+    # P[j, w] bit r <- Ab[64 w + r, j]: the columns of Ab as bit rows, built from
+    # contiguous reads of 64 rows at a time into one word per column
+    n, m = Ab.shape
+    for w in _prange(P.shape[1]):
+        acc = np.zeros(m, dtype=np.uint64)
+        for r in range(min(64, n - 64 * w)):
+            row = Ab[64 * w + r]
+            shift = np.uint64(r)
+            for j in range(m):
+                acc[j] |= np.uint64(row[j]) << shift
+        for j in range(m):
+            P[j, w] = acc[j]
+
+
+def _row_popcounts(B, out):
+    for u in _prange(B.shape[0]):
+        c = 0
+        for w in range(B.shape[1]):
+            c += _popcount(B[u, w])
+        out[u] = c
+
+
 def _zero_links(row, indptr, indices, u):
     for p in range(indptr[u], indptr[u + 1]):
         row[indices[p]] = 0.0
@@ -84,7 +139,39 @@ def _l3n_walks(indptr, indices, f_indptr, f_indices, f_data, g_indptr, g_indices
         _zero_links(row, indptr, indices, u)
 
 
+#: rows per task of the bit-packed Gram kernel (their packed rows stay in L1)
+_GRAM_BLOCK = 32
+
+
+def pack_rows(Ab: np.ndarray) -> np.ndarray:
+    """Rows of a boolean matrix as bits in uint64 words, zero-padded: ``(n, ceil(m/64))``.
+
+    Bit ``r`` of word ``w`` in row ``u`` is ``Ab[u, 64 w + r]``, so
+    ``popcount(P[u] & P[v])`` summed over words is ``|N(u) ∩ N(v)|``.
+    """
+    n, m = Ab.shape
+    words = max(1, -(-m // 64))
+    P = np.zeros((n, 8 * words), dtype=np.uint8)
+    P[:, : -(-m // 8)] = np.packbits(Ab, axis=1, bitorder="little")
+    return P.view(np.uint64)
+
+
 _prange = range  # replaced by numba.prange when the kernels are compiled
+
+
+def _popcount_intrinsic(nb):
+    """``_popcount(x)``: LLVM's ``ctpop`` on a uint64 (one instruction, vectorised by LLVM)."""
+    from numba.core import types
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def _popcount(typingctx, x):
+        def codegen(context, builder, signature, args):
+            return builder.ctpop(args[0])
+
+        return types.uint64(types.uint64), codegen
+
+    return _popcount
 
 
 class _Kernels:
@@ -94,6 +181,7 @@ class _Kernels:
         global _prange
         _prange = nb.prange
         g = dict(globals(), _f=nb.njit(inline="always")(_f),
+                 _popcount=_popcount_intrinsic(nb),
                  _zero_links=nb.njit(inline="always")(_zero_links),
                  _add_const=nb.njit(inline="always")(_add_const),
                  _add_data=nb.njit(inline="always")(_add_data))
@@ -111,6 +199,9 @@ class _Kernels:
         self._fill = both(_full_fill)
         self._l3p = both(_l3p_paths)
         self._l3n = both(_l3n_walks)
+        self._gram = both(_gram_weights)
+        self._pack_columns = both(_pack_columns)
+        self._row_popcounts = nb.njit(cache=True)(clone(_row_popcounts, "_serial"))
 
     @staticmethod
     def _pick(pair, work):
@@ -124,6 +215,27 @@ class _Kernels:
 
     def l3n_walks(self, work, *args):
         self._pick(self._l3n, work)(*args)
+
+    def pack_columns(self, Ab: np.ndarray) -> np.ndarray:
+        """Columns of a boolean matrix as bit-packed rows: ``pack_rows(Ab.T)``, faster."""
+        n, m = Ab.shape
+        P = np.empty((m, max(1, -(-n // 64))), dtype=np.uint64)
+        if n == 0:
+            P[:] = 0
+        else:
+            self._pick(self._pack_columns, n * m)(np.ascontiguousarray(Ab), P)
+        return P
+
+    def row_popcounts(self, B: np.ndarray) -> np.ndarray:
+        """Set bits per row of a bit-packed matrix (the degrees), as float32."""
+        out = np.empty(B.shape[0], dtype=np.float32)
+        self._row_popcounts(B, out)
+        return out
+
+    def gram_weights(self, B, deg, out, by_column, ch3):
+        """``out <- f(B Bᵀ, deg)`` from bit-packed rows ``B`` (see :func:`pack_rows`)."""
+        work = B.shape[0] * B.shape[0] * B.shape[1] // 2
+        self._pick(self._gram, work)(B, deg, out, by_column, ch3, _GRAM_BLOCK)
 
 
 @functools.cache
