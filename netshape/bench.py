@@ -2,7 +2,10 @@
 
 A sweep times every ``method × size × density`` configuration on random (ER)
 square layers, each in a fresh worker process (so that one configuration's
-memory history cannot change the next one's timings) that is killed when one
+memory history cannot change the next one's timings); the paths of one
+predictor (``ch2_l3n:dense``, ``:sparse``, ``:auto``) share that process and
+are timed interleaved, a call of each per round, so that their ratios
+compare like with like. The worker is killed when one
 call exceeds the per-configuration timeout, so that a slow method (CH3-L3p grows as N·d³) costs
 at most ``timeout`` seconds and is recorded as ``"timeout"``, never as a number.
 Each configuration gets warm-up calls, then the median of ``repeats`` timed
@@ -115,49 +118,63 @@ def _gemm_once(n: int) -> float:
 
 
 def _measure(task: dict, send) -> None:
-    """Run one configuration in the worker, reporting each phase through ``send``."""
+    """Run one configuration in the worker, reporting each phase through ``send``.
+
+    The paths of one predictor (``task["paths"]``) are timed interleaved: each
+    round times every path once, each call right after its own reference
+    product, so that the paths compare under the same process state and load.
+    """
     import tracemalloc
 
     from .generators import er
     from .linkpred import predict
 
-    name, path = task["name"], task["path"]
+    name, T = task["name"], task["timeout"]
     csr = er(task["n"], task["n"], task["density"], rng=task["seed"])
     A, sync = _prepare(csr, task["backend"])
-    kw = _call_kwargs(name, path)
+    kwargs = {path: _call_kwargs(name, path) for path in task["paths"]}
     _gemm_once(task["n"])  # operands and warm-up outside the timed phase
     send(("ready", None))
-    first = 0.0
-    for _ in range(task["warmup"]):
-        t0 = time.perf_counter()
-        predict(A, name, **kw)
-        sync()
-        first = time.perf_counter() - t0
-    send(("warm", first))
-    if first > task["timeout"]:
-        send(("timeout", None))
-        return
-    # Short calls get more repeats (a stable median of ms-scale timings on a noisy
-    # machine); long ones fewer, so a configuration stays within the budget.
-    reps = max(task["repeats"], min(_MAX_REPEATS, int(_MIN_TIMED_S // max(first, 1e-9))))
-    reps = max(1, min(reps, int(_REPEAT_BUDGET_S // max(first, 1e-9))))
-    times, gemms = [], []
-    for _ in range(reps):
-        # the reference product right beside each timed call: same machine load
-        gemms.append(_gemm_once(task["n"]))
-        t0 = time.perf_counter()
-        predict(A, name, **kw)
-        sync()
-        times.append(time.perf_counter() - t0)
-    peak = float("nan")
-    if task["backend"] in ("numpy", "scipy", "torch") and first < task["timeout"] / 2:
-        tracemalloc.start()
-        predict(A, name, **kw)
-        peak = tracemalloc.get_traced_memory()[1] / 2**20
-        tracemalloc.stop()
-    send(("ok", {"nnz": int(csr.nnz), "seconds": statistics.median(times),
-                 "seconds_min": min(times), "repeats": reps, "peak_mb": peak,
-                 "gemm_seconds": statistics.median(gemms)}))
+    reps: dict[str, int] = {}
+    out: dict[str, Any] = {}
+    for path, kw in kwargs.items():
+        first = 0.0
+        for _ in range(task["warmup"]):
+            t0 = time.perf_counter()
+            predict(A, name, **kw)
+            sync()
+            first = time.perf_counter() - t0
+        send(("warm", (path, first)))
+        if first > T:
+            out[path] = "timeout"
+            continue
+        # Short calls get more repeats (a stable median of ms-scale timings on a noisy
+        # machine); long ones fewer, so a configuration stays within the budget.
+        r = max(task["repeats"], min(_MAX_REPEATS, int(_MIN_TIMED_S // max(first, 1e-9))))
+        reps[path] = max(1, min(r, int(_REPEAT_BUDGET_S // max(first, 1e-9))))
+    times: dict[str, list[float]] = {path: [] for path in reps}
+    gemms: dict[str, list[float]] = {path: [] for path in reps}
+    for i in range(max(reps.values(), default=0)):
+        for path in reps:
+            if i >= reps[path]:
+                continue
+            # the reference product right beside each timed call: same machine load
+            gemms[path].append(_gemm_once(task["n"]))
+            t0 = time.perf_counter()
+            predict(A, name, **kwargs[path])
+            sync()
+            times[path].append(time.perf_counter() - t0)
+    for path in reps:
+        peak = float("nan")
+        if task["backend"] in ("numpy", "scipy", "torch") and times[path][0] < T / 2:
+            tracemalloc.start()
+            predict(A, name, **kwargs[path])
+            peak = tracemalloc.get_traced_memory()[1] / 2**20
+            tracemalloc.stop()
+        out[path] = {"nnz": int(csr.nnz), "seconds": statistics.median(times[path]),
+                     "seconds_min": min(times[path]), "repeats": reps[path], "peak_mb": peak,
+                     "gemm_seconds": statistics.median(gemms[path])}
+    send(("ok", out))
 
 
 def _worker(conn) -> None:  # pragma: no cover - runs in the child process
@@ -182,6 +199,8 @@ class _Worker:
         return self.conn.recv() if self.conn.poll(wait) else None
 
     def ask(self, task: dict) -> tuple[str, Any]:
+        """``("ok", {path: result | "timeout"})``, ``("timeout", path)`` when a call
+        overran and the worker was killed, or ``("error", message)``."""
         if self.proc is None:
             ctx = mp.get_context("spawn")  # fork after BLAS/numba threads start can deadlock
             self.conn, child = ctx.Pipe()
@@ -190,14 +209,22 @@ class _Worker:
         self.conn.send(task)
         T = task["timeout"]
         msg = self._recv(600.0)  # building the layer is not timed
-        if msg is not None and msg[0] == "ready":
+        if msg is None or msg[0] != "ready":
+            return self._fail(msg, task["paths"][0])
+        slowest = 0.0
+        for path in task["paths"]:
             # the timed phase: warm-up calls, each allowed the timeout (+ slack)
             msg = self._recv(T * task["warmup"] + 5.0)
-            if msg is not None and msg[0] == "warm":
-                msg = self._recv(_REPEAT_BUDGET_S + 2 * max(T, msg[1]) + 60.0)
-        if msg is None:
+            if msg is None or msg[0] != "warm":
+                return self._fail(msg, path)
+            slowest = max(slowest, msg[1][1])
+        budget = len(task["paths"]) * (_REPEAT_BUDGET_S + 2 * max(T, slowest)) + 60.0
+        return self._fail(self._recv(budget), task["paths"][-1])
+
+    def _fail(self, msg: tuple[str, Any] | None, path: str) -> tuple[str, Any]:
+        if msg is None:  # silence past the deadline: the call at ``path`` overran
             self.kill()
-            return "timeout", None
+            return "timeout", path
         return msg
 
     def kill(self) -> None:
@@ -286,45 +313,67 @@ def run(sizes: Iterable[int] = DEFAULT_SIZES, densities: Iterable[float] = DEFAU
     from tqdm.auto import tqdm
 
     versions, threads = _versions(), _threads()
-    rows: list[dict] = []
+    groups: dict[str, list[str]] = {}
+    for name, path in specs:  # paths of one predictor are timed together, interleaved
+        if path not in groups.setdefault(name, []):
+            groups[name].append(path)
+    done: dict[tuple, dict] = {}
     worker = _Worker()
+    specs = list(dict.fromkeys(specs))
     bar = tqdm(total=len(specs) * len(sizes) * len(densities), disable=not progress,
                desc="bench", unit="cfg")
     try:
-        for name, path in specs:
-            too_slow: list[tuple[int, float]] = []  # (n, density) that timed out
+        for name, paths in groups.items():
+            too_slow: dict[str, list[tuple[int, float]]] = {path: [] for path in paths}
             for n in sizes:
                 for p in densities:
-                    bar.set_postfix_str(f"{name}:{path} n={n} p={p:g}")
-                    row = {"method": name, "path": path, "backend": backend, "n_in": n,
-                           "n_out": n, "density": p, "nnz": round(p * n * n),
-                           "status": "ok", "seconds": float("nan"),
-                           "seconds_min": float("nan"), "repeats": 0,
-                           "gemm_seconds": float("nan"), "ratio_to_gemm": float("nan"),
-                           "peak_mb": float("nan"), "threads": threads, "versions": versions}
-                    if any(n >= n0 and p >= p0 for n0, p0 in too_slow):
-                        row["status"] = "skipped"
-                    else:
-                        task = {"name": name, "path": path, "n": n, "density": p,
+                    bar.set_postfix_str(f"{name} n={n} p={p:g}")
+                    rows = {path: _empty_row(name, path, backend, n, p, threads, versions)
+                            for path in paths}
+                    active = []
+                    for path in paths:
+                        if any(n >= n0 and p >= p0 for n0, p0 in too_slow[path]):
+                            rows[path]["status"] = "skipped"
+                        else:
+                            active.append(path)
+                    while active:
+                        task = {"name": name, "paths": active, "n": n, "density": p,
                                 "seed": rng, "backend": backend, "repeats": repeats,
                                 "warmup": warmup, "timeout": float(timeout)}
                         status, result = worker.ask(task)
                         # a fresh process per configuration: glibc's malloc adapts its
                         # thresholds to earlier frees, which moved a 1.4 ms call by 0.45 ms
                         worker.close()
-                        if status == "ok":
-                            row.update(result)
-                            row["ratio_to_gemm"] = row["seconds"] / row["gemm_seconds"]
-                        else:
-                            row["status"] = status if status == "timeout" else f"error: {result}"
-                            if status == "timeout":
-                                too_slow.append((n, p))
-                    rows.append(row)
-                    bar.update()
+                        if status == "timeout":  # that path overran: the others go again
+                            result = {result: "timeout"}
+                        elif status != "ok":
+                            result = dict.fromkeys(active, f"error: {result}")
+                        for path, res in result.items():
+                            row = rows[path]
+                            if isinstance(res, dict):
+                                row.update(res)
+                                row["ratio_to_gemm"] = row["seconds"] / row["gemm_seconds"]
+                            else:
+                                row["status"] = res
+                                if res == "timeout":
+                                    too_slow[path].append((n, p))
+                            active.remove(path)
+                    for path, row in rows.items():
+                        done[(name, path, n, p)] = row
+                    bar.update(len(paths))
     finally:
         bar.close()
         worker.close()
-    return rows
+    return [done[(name, path, n, p)] for name, path in specs for n in sizes for p in densities]
+
+
+def _empty_row(name: str, path: str, backend: str, n: int, p: float, threads: int,
+               versions: str) -> dict:
+    return {"method": name, "path": path, "backend": backend, "n_in": n, "n_out": n,
+            "density": p, "nnz": round(p * n * n), "status": "ok", "seconds": float("nan"),
+            "seconds_min": float("nan"), "repeats": 0, "gemm_seconds": float("nan"),
+            "ratio_to_gemm": float("nan"), "peak_mb": float("nan"), "threads": threads,
+            "versions": versions}
 
 
 def _fmt(v: Any) -> str:

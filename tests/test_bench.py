@@ -105,3 +105,33 @@ def test_same_seed_same_layers():
                    progress=False, rng=3)
     assert r1[0]["nnz"] == r2[0]["nnz"] == 160
     assert np.isfinite(r1[0]["seconds"])
+
+
+def test_paths_of_one_predictor_share_a_worker_and_timeouts_stay_per_path(monkeypatch):
+    # a path that overruns is killed and recorded; the other paths of the same
+    # predictor are timed again in a fresh worker and keep their numbers
+    rows = bench.run(sizes=(300,), densities=(0.3,),
+                     methods=("ch3_l3p:numpy", "ch3_l3p:numba", "ch3_l3p:numpy"),
+                     repeats=1, timeout=0.002, progress=False)
+    assert [(r["path"], r["status"]) for r in rows] == [("numpy", "timeout"),
+                                                         ("numba", "timeout")]
+    rows = bench.run(sizes=(24, 48), densities=(0.1,),
+                     methods=("l3_paths", "ch2_l3n:sparse", "ch2_l3n:dense"),
+                     repeats=1, timeout=60, progress=False)
+    assert [(r["method"], r["path"], r["n_in"]) for r in rows] == [
+        ("l3_paths", "auto", 24), ("l3_paths", "auto", 48), ("ch2_l3n", "sparse", 24),
+        ("ch2_l3n", "sparse", 48), ("ch2_l3n", "dense", 24), ("ch2_l3n", "dense", 48)]
+    assert all(r["status"] == "ok" and r["seconds"] > 0 for r in rows)
+
+
+def test_worker_reports_timeouts_by_path():
+    task = {"name": "ch3_l3p", "paths": ["numba", "numpy"], "n": 400, "density": 0.3,
+            "seed": 0, "backend": "numpy", "repeats": 1, "warmup": 1, "timeout": 1e-4}
+    worker = bench._Worker()
+    try:
+        # both warm-ups finish within the parent's slack, over the 0.1 ms timeout
+        assert worker.ask(task) == ("ok", {"numba": "timeout", "numpy": "timeout"})
+    finally:
+        worker.close()
+    # silence past the deadline names the path whose call was running, and kills
+    assert worker._fail(None, "numpy") == ("timeout", "numpy") and worker.proc is None

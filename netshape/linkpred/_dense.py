@@ -23,7 +23,7 @@ path takes a shorter road, :func:`_bitgram_numpy`. ``A`` is binary, so ``C``
 and ``C'`` are Gram matrices of bit vectors: with the rows packed 64 to a
 word, ``C[u, v] = popcount(a_u & a_v)`` summed over ``n_out / 64`` words, each
 pair counted once for both triangles, and the weights written as the counts
-come out. That costs about 0.13 of one float32 product where OpenBLAS's
+come out. That costs about 0.1-0.25 of one float32 product where OpenBLAS's
 ``ssyrk`` takes 0.6-0.9, and stays exact. Both halves then go through one
 BLAS product, ``S = [F | A] @ [A ; F'ᵀ]`` — ``F'ᵀ`` needs no transpose because
 ``C'`` is symmetric: ``F'ᵀ[k, j] = f(C'[k, j], deg_out[k])``.

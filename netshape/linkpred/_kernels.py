@@ -142,6 +142,12 @@ def _l3n_walks(indptr, indices, f_indptr, f_indices, f_data, g_indptr, g_indices
 #: rows per task of the bit-packed Gram kernel (their packed rows stay in L1)
 _GRAM_BLOCK = 32
 
+#: the Gram kernel runs on one thread below this many word operations. It usually
+#: follows BLAS work, and OpenBLAS's idle threads spin for ~0.1 s after each call: on
+#: 2 cores a parallel kernel then waits for a descheduled thread (512 x 512 took 6.5 ms
+#: parallel against 1.2 ms serial right after a product, 0.5 ms parallel when idle)
+GRAM_PARALLEL_MIN_WORK = 1 << 24
+
 
 def pack_rows(Ab: np.ndarray) -> np.ndarray:
     """Rows of a boolean matrix as bits in uint64 words, zero-padded: ``(n, ceil(m/64))``.
@@ -235,7 +241,8 @@ class _Kernels:
     def gram_weights(self, B, deg, out, by_column, ch3):
         """``out <- f(B Bᵀ, deg)`` from bit-packed rows ``B`` (see :func:`pack_rows`)."""
         work = B.shape[0] * B.shape[0] * B.shape[1] // 2
-        self._pick(self._gram, work)(B, deg, out, by_column, ch3, _GRAM_BLOCK)
+        kernel = self._gram[0] if work >= GRAM_PARALLEL_MIN_WORK else self._gram[1]
+        kernel(B, deg, out, by_column, ch3, _GRAM_BLOCK)
 
 
 @functools.cache

@@ -16,13 +16,15 @@ __all__ = ["ch2_l3n", "ch3_l3n", "choose_path"]
 _METHODS = ("auto", "dense", "sparse")
 
 #: time model of the two paths, fitted on the benchmark machine (2 shared cores,
-#: OpenBLAS; benchmarks/results/linkpred_runtime.md): seconds per dense multiply-add
-#: and per call, seconds per
-#: sparse walk step (numba; scipy alone builds a sparse result, ~6x slower), per dense
-#: result entry and per call
-DENSE_S_PER_MAC, DENSE_S_FIXED = 60e-12, 0.002
-SPARSE_S_PER_STEP = {True: 3e-9, False: 25e-9}
-SPARSE_S_PER_ENTRY, SPARSE_S_FIXED = 1.5e-9, 0.002
+#: OpenBLAS, 2 threads; benchmarks/results/linkpred_runtime.md), keyed by whether
+#: numba is present: seconds per multiply-add of the dense product
+#: ``n_in n_out (n_in + n_out)`` (with numba, the bit-packed route: one BLAS product;
+#: without, four products) and per call; seconds per sparse walk step (without numba
+#: scipy builds a sparse result, ~10x slower), per dense result entry and per call
+DENSE_S_PER_MAC = {True: 12e-12, False: 60e-12}
+DENSE_S_FIXED = 0.0003
+SPARSE_S_PER_STEP = {True: 2e-9, False: 25e-9}
+SPARSE_S_PER_ENTRY, SPARSE_S_FIXED = 3e-9, 0.0005
 
 
 def _expected_walk_work(n_in: int, n_out: int, nnz: int) -> float:
@@ -43,15 +45,16 @@ def choose_path(n_in: int, n_out: int, nnz: int) -> str:
 
     A time model fitted on the benchmark (constants at module level):
 
-    - dense: ``2 ms + 60 ps * n_in n_out (n_in + n_out)`` — the multiply-adds
-      of the four products, whatever the density;
-    - sparse: ``2 ms + 3 ns * W + 1.5 ns * n_in n_out`` — one step per
+    - dense: ``0.3 ms + 12 ps * n_in n_out (n_in + n_out)`` — the
+      multiply-adds of the final product, whatever the density (60 ps
+      without numba, where four products run);
+    - sparse: ``0.5 ms + 2 ns * W + 3 ns * n_in n_out`` — one step per
       length-3 walk, ``W ≈`` :func:`_expected_walk_work` (25 ns per step
       without numba), plus filling the dense result.
 
-    Auto takes the cheaper one. On square layers that is sparse below about
-    4.5 % density at 256, 3.7 % at 512, 3.1 % at 1024, 2.6 % at 2048 and 2.2 % at
-    4096.
+    Auto takes the cheaper one. With numba, on square layers that is sparse
+    below about 0.7 % density at 256, 2.1 % at 512, 1.8 % at 1024, 1.5 % at
+    2048 and 1.2 % at 4096.
 
     >>> choose_path(4096, 4096, int(0.003 * 4096 * 4096)), choose_path(1024, 1024, 52429)
     ('sparse', 'dense')
@@ -61,9 +64,9 @@ def choose_path(n_in: int, n_out: int, nnz: int) -> str:
     from ._kernels import numba_kernels
 
     cells = n_in * n_out
-    dense = DENSE_S_FIXED + DENSE_S_PER_MAC * cells * (n_in + n_out)
-    step = SPARSE_S_PER_STEP[numba_kernels() is not None]
-    sparse = SPARSE_S_FIXED + step * _expected_walk_work(n_in, n_out, nnz) \
+    fast = numba_kernels() is not None
+    dense = DENSE_S_FIXED + DENSE_S_PER_MAC[fast] * cells * (n_in + n_out)
+    sparse = SPARSE_S_FIXED + SPARSE_S_PER_STEP[fast] * _expected_walk_work(n_in, n_out, nnz) \
         + SPARSE_S_PER_ENTRY * cells
     return "sparse" if sparse < dense else "dense"
 
@@ -126,20 +129,25 @@ def ch2_l3n(A: Any, *, method: str = "auto", memory_budget: int | None = None) -
         columns its outputs (``nn.Linear.weight`` is ``(out, in)``: pass
         ``mask.T``). Any nonzero entry is a link; NaN/inf raise.
     method : {"auto", "dense", "sparse"}
-        ``"dense"``: four float32 matrix products (numpy/BLAS, torch or CuPy on
-        the input's device), two of them symmetric rank-k updates; row-tiled
-        when the square intermediates exceed ``memory_budget``.
+        ``"dense"``: the matrix form. With numba, numpy input computes the
+        common-neighbour counts exactly by popcount on bit-packed rows and
+        both halves in one float32 BLAS product ``[F | A] @ [A ; F'ᵀ]``;
+        otherwise (torch or CuPy on the input's device, no numba, or beyond
+        ``memory_budget``) four float32 products, two of them symmetric
+        rank-k updates, row-tiled to fit the budget.
         ``"sparse"``: scipy.sparse (cupyx for CuPy) products whose cost follows
         the number of length-3 walks, far faster on ultra-sparse layers.
         ``"auto"``: :func:`choose_path` from size and density (a time model
-        fitted on the benchmark) — sparse below about 3.1 % density at
-        1024 x 1024, 2.6 % at 2048 x 2048 and 2.2 % at 4096 x 4096, dense above.
+        fitted on the benchmark) — sparse below about 1.8 % density at
+        1024 x 1024, 1.5 % at 2048 x 2048 and 1.2 % at 4096 x 4096, dense above.
         A torch tensor on a GPU always takes the dense path (its sparse path
         would run on the host).
     memory_budget : int, optional
-        Bytes allowed for the square intermediates of the dense path (default
-        1 GiB). The result, a float32 copy of ``A`` and the input come on top:
-        a 16384 x 16384 layer runs in about 3.3 GB.
+        Bytes allowed for the working matrices of the dense path (default
+        1 GiB): the bit-packed route needs ``4 (n_in² + n_out² + 2 n_in n_out)``
+        bytes, otherwise the square intermediates are row-tiled to fit. The
+        result and the input come on top: a 16384 x 16384 layer runs in about
+        3.3 GB.
 
     Returns
     -------
