@@ -58,7 +58,7 @@ _BACKENDS = ("numpy", "scipy", "torch", "torch-cuda", "cupy")
 #: a configuration keeps repeating only while its timed calls fit this many seconds
 _REPEAT_BUDGET_S = 8.0
 #: short calls repeat until their timed calls add up to about this many seconds ...
-_MIN_TIMED_S = 0.5
+_MIN_TIMED_S = 1.0
 #: ... but at most this many times
 _MAX_REPEATS = 101
 
@@ -285,7 +285,7 @@ def run(sizes: Iterable[int] = DEFAULT_SIZES, densities: Iterable[float] = DEFAU
         Input type handed to the predictor (the layer is built before timing).
     repeats, warmup : int
         Timed calls (median reported): at least ``repeats``, more for calls
-        shorter than 5 ms (up to 101, about 0.5 s of timed calls), fewer when
+        shorter than 10 ms (up to 101, about 1 s of timed calls), fewer when
         one call exceeds 8 s / repeats; and untimed calls before them.
     timeout : float
         Seconds one call may take; slower configurations are ``"timeout"`` and

@@ -22,7 +22,7 @@ _METHODS = ("auto", "dense", "sparse")
 #: without, four products) and per call; seconds per sparse walk step (without numba
 #: scipy builds a sparse result, ~10x slower), per dense result entry and per call
 DENSE_S_PER_MAC = {True: 12e-12, False: 60e-12}
-DENSE_S_FIXED = 0.0003
+DENSE_S_FIXED = 0.0006
 SPARSE_S_PER_STEP = {True: 2e-9, False: 25e-9}
 SPARSE_S_PER_ENTRY, SPARSE_S_FIXED = 3e-9, 0.0005
 
@@ -45,7 +45,7 @@ def choose_path(n_in: int, n_out: int, nnz: int) -> str:
 
     A time model fitted on the benchmark (constants at module level):
 
-    - dense: ``0.3 ms + 12 ps * n_in n_out (n_in + n_out)`` — the
+    - dense: ``0.6 ms + 12 ps * n_in n_out (n_in + n_out)`` — the
       multiply-adds of the final product, whatever the density (60 ps
       without numba, where four products run);
     - sparse: ``0.5 ms + 2 ns * W + 3 ns * n_in n_out`` — one step per
@@ -53,7 +53,7 @@ def choose_path(n_in: int, n_out: int, nnz: int) -> str:
       without numba), plus filling the dense result.
 
     Auto takes the cheaper one. With numba, on square layers that is sparse
-    below about 0.7 % density at 256, 2.1 % at 512, 1.8 % at 1024, 1.5 % at
+    below about 2.7 % density at 256, 2.2 % at 512, 1.8 % at 1024, 1.5 % at
     2048 and 1.2 % at 4096.
 
     >>> choose_path(4096, 4096, int(0.003 * 4096 * 4096)), choose_path(1024, 1024, 52429)
