@@ -58,7 +58,7 @@ _BACKENDS = ("numpy", "scipy", "torch", "torch-cuda", "cupy")
 #: a configuration keeps repeating only while its timed calls fit this many seconds
 _REPEAT_BUDGET_S = 8.0
 #: short calls repeat until their timed calls add up to about this many seconds ...
-_MIN_TIMED_S = 1.0
+_MIN_TIMED_S = 3.0
 #: ... but at most this many times
 _MAX_REPEATS = 101
 
@@ -148,6 +148,13 @@ def _measure(task: dict, send) -> None:
         if first > T:
             out[path] = "timeout"
             continue
+        if first < 1.0:
+            # the warm-up call may carry one-time costs (loading numba's cached
+            # kernels): an untimed probe call sets the number of repeats instead
+            t0 = time.perf_counter()
+            predict(A, name, **kw)
+            sync()
+            first = time.perf_counter() - t0
         # Short calls get more repeats (a stable median of ms-scale timings on a noisy
         # machine); long ones fewer, so a configuration stays within the budget.
         r = max(task["repeats"], min(_MAX_REPEATS, int(_MIN_TIMED_S // max(first, 1e-9))))
@@ -285,8 +292,9 @@ def run(sizes: Iterable[int] = DEFAULT_SIZES, densities: Iterable[float] = DEFAU
         Input type handed to the predictor (the layer is built before timing).
     repeats, warmup : int
         Timed calls (median reported): at least ``repeats``, more for calls
-        shorter than 10 ms (up to 101, about 1 s of timed calls), fewer when
-        one call exceeds 8 s / repeats; and untimed calls before them.
+        shorter than 1 s (up to 101, about 3 s of timed calls), fewer when
+        one call exceeds 8 s / repeats; and untimed calls before them (plus one
+        untimed probe for calls under 1 s, whose time sets the count).
     timeout : float
         Seconds one call may take; slower configurations are ``"timeout"`` and
         larger or denser ones of the same method are ``"skipped"``.
