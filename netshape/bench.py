@@ -4,8 +4,11 @@ A sweep times every ``method × size × density`` configuration on random (ER)
 square layers, each in a fresh worker process (so that one configuration's
 memory history cannot change the next one's timings); the paths of one
 predictor (``ch2_l3n:dense``, ``:sparse``, ``:auto``) share that process and
-are timed interleaved, a call of each per round, so that their ratios
-compare like with like. The worker is killed when one
+are timed interleaved, a call of each per round in a fresh random order, so
+that their ratios compare like with like. The worker starts with
+:data:`QUIET_POOLS` (``OPENBLAS_THREAD_TIMEOUT=4``, ``OMP_WAIT_POLICY=PASSIVE``)
+unless the environment sets them: idle thread pools then sleep instead of
+spinning into the next call. The worker is killed when one
 call exceeds the per-configuration timeout, so that a slow method (CH3-L3p grows as N·d³) costs
 at most ``timeout`` seconds and is recorded as ``"timeout"``, never as a number.
 Each configuration gets warm-up calls, then the median of ``repeats`` timed
@@ -24,6 +27,7 @@ arrays are not included).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import math
@@ -161,8 +165,11 @@ def _measure(task: dict, send) -> None:
         reps[path] = max(1, min(r, int(_REPEAT_BUDGET_S // max(first, 1e-9))))
     times: dict[str, list[float]] = {path: [] for path in reps}
     gemms: dict[str, list[float]] = {path: [] for path in reps}
+    order_rng = np.random.default_rng(task["seed"])
     for i in range(max(reps.values(), default=0)):
-        for path in reps:
+        # a fresh order each round: every path follows every other one equally often,
+        # so what one call leaves behind (caches, the allocator) weighs on all alike
+        for path in order_rng.permutation(list(reps)):
             if i >= reps[path]:
                 continue
             # the reference product right beside each timed call: same machine load
@@ -195,6 +202,24 @@ def _worker(conn) -> None:  # pragma: no cover - runs in the child process
             conn.send(("error", f"{type(exc).__name__}: {exc}"))
 
 
+#: set in the worker's environment unless the user set them: idle BLAS/OpenMP threads
+#: sleep at once instead of spinning (OpenBLAS: ~0.1 s) into the next timed call; on
+#: 2 cores a spinning pool held one core during the call that followed a product
+QUIET_POOLS = {"OPENBLAS_THREAD_TIMEOUT": "4", "OMP_WAIT_POLICY": "PASSIVE"}
+
+
+@contextlib.contextmanager
+def _quiet_thread_pools():
+    """:data:`QUIET_POOLS` in ``os.environ`` while a worker process starts."""
+    added = [k for k in QUIET_POOLS if k not in os.environ]
+    os.environ.update({k: QUIET_POOLS[k] for k in added})
+    try:
+        yield
+    finally:
+        for k in added:
+            os.environ.pop(k, None)
+
+
 class _Worker:
     """A child process that runs configurations and is killed when a call overruns."""
 
@@ -212,7 +237,8 @@ class _Worker:
             ctx = mp.get_context("spawn")  # fork after BLAS/numba threads start can deadlock
             self.conn, child = ctx.Pipe()
             self.proc = ctx.Process(target=_worker, args=(child,), daemon=True)
-            self.proc.start()
+            with _quiet_thread_pools():
+                self.proc.start()
         self.conn.send(task)
         T = task["timeout"]
         msg = self._recv(600.0)  # building the layer is not timed

@@ -135,3 +135,15 @@ def test_worker_reports_timeouts_by_path():
         worker.close()
     # silence past the deadline names the path whose call was running, and kills
     assert worker._fail(None, "numpy") == ("timeout", "numpy") and worker.proc is None
+
+
+def test_worker_environment_quiets_idle_thread_pools(monkeypatch):
+    import os
+
+    monkeypatch.delenv("OPENBLAS_THREAD_TIMEOUT", raising=False)
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # a user's own choice is kept
+    with bench._quiet_thread_pools():
+        assert os.environ["OPENBLAS_THREAD_TIMEOUT"] == "4"
+        assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+    assert "OPENBLAS_THREAD_TIMEOUT" not in os.environ
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"

@@ -96,11 +96,15 @@ def _bitgram_numpy(Ab: np.ndarray, ch3: bool, kernels) -> np.ndarray:
     return np.matmul(X, Y)
 
 
+def bitgram_ready(n_in: int, n_out: int, budget: int) -> bool:
+    """Whether :func:`dense_numpy` takes the bit-packed route (numba, and within budget)."""
+    return numba_kernels() is not None and bitgram_bytes(n_in, n_out) <= budget
+
+
 def dense_numpy(Ab: np.ndarray, *, ch3: bool = False, budget: int = DEFAULT_BUDGET) -> np.ndarray:
     """Dense scores for a boolean numpy layer; float32 ``(n_in, n_out)``."""
-    kernels = numba_kernels()
-    if kernels is not None and bitgram_bytes(*Ab.shape) <= budget:
-        S = _bitgram_numpy(Ab, ch3, kernels)
+    if bitgram_ready(*Ab.shape, budget):
+        S = _bitgram_numpy(Ab, ch3, numba_kernels())
         np.copyto(S, 0.0, where=Ab)
         return S
     A = Ab.astype(np.float32)

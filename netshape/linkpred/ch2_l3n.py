@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from .._validation import check_choice, check_positive_int
-from ._dense import DEFAULT_BUDGET, dense_numpy, dense_torch, dense_xp
+from ._dense import DEFAULT_BUDGET, bitgram_ready, dense_numpy, dense_torch, dense_xp
 from ._inputs import Layer, as_layer, to_family
 from ._sparse import sparse_numpy, sparse_scores, sparse_to_dense
 
@@ -85,8 +85,11 @@ def _node_scores(A: Any, method: str, memory_budget: int | None, ch3: bool) -> A
     else:
         path = choose_path(n_in, n_out, layer.nnz)
     if fam == "torch":
-        if path == "dense":
+        if path == "dense" and (layer.dense.device.type != "cpu" or not bitgram_ready(
+                n_in, n_out, budget)):
             return dense_torch(layer.dense, ch3=ch3, budget=budget)
+        if path == "dense":  # on the CPU the bit-packed route does half the products
+            return to_family(dense_numpy(layer.host_dense(), ch3=ch3, budget=budget), layer)
         return to_family(sparse_to_dense(layer.csr, ch3=ch3), layer)
     if fam == "cupy":
         cupy = sys.modules["cupy"]
@@ -129,10 +132,11 @@ def ch2_l3n(A: Any, *, method: str = "auto", memory_budget: int | None = None) -
         columns its outputs (``nn.Linear.weight`` is ``(out, in)``: pass
         ``mask.T``). Any nonzero entry is a link; NaN/inf raise.
     method : {"auto", "dense", "sparse"}
-        ``"dense"``: the matrix form. With numba, numpy input computes the
-        common-neighbour counts exactly by popcount on bit-packed rows and
-        both halves in one float32 BLAS product ``[F | A] @ [A ; F'ᵀ]``;
-        otherwise (torch or CuPy on the input's device, no numba, or beyond
+        ``"dense"``: the matrix form. With numba, host input (numpy, scipy,
+        CPU torch) has its common-neighbour counts computed exactly by
+        popcount on bit-packed rows and both halves summed in one float32
+        BLAS product ``[F | A] @ [A ; F'ᵀ]``;
+        otherwise (CUDA torch or CuPy on their device, no numba, or beyond
         ``memory_budget``) four float32 products, two of them symmetric
         rank-k updates, row-tiled to fit the budget.
         ``"sparse"``: scipy.sparse (cupyx for CuPy) products whose cost follows
