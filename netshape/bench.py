@@ -300,7 +300,7 @@ def _threads() -> int:
 
 def run(sizes: Iterable[int] = DEFAULT_SIZES, densities: Iterable[float] = DEFAULT_DENSITIES,
         methods: Iterable[str] = DEFAULT_METHODS, *, backend: str = "numpy",
-        repeats: int = 3, warmup: int = 1, timeout: float = 30.0, rng: int = 0,
+        repeats: int = 5, warmup: int = 1, timeout: float = 30.0, rng: int = 0,
         progress: bool = True) -> list[dict]:
     """Time every configuration; one row per ``method × size × density``.
 
