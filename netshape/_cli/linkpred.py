@@ -50,7 +50,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument("--backend", default="numpy",
                    choices=("numpy", "scipy", "torch", "torch-cuda", "cupy"),
                    help="input type given to the predictor (default numpy)")
-    b.add_argument("--repeats", type=int, default=5, help="timed calls per configuration (at least)")
+    b.add_argument("--repeats", type=int, default=5,
+                   help="timed calls per configuration (at least)")
     b.add_argument("--warmup", type=int, default=1, help="untimed calls first")
     b.add_argument("--timeout", type=float, default=30.0,
                    help="seconds one call may take before the configuration is a timeout")
