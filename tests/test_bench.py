@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from netshape import bench
+from netshape import _bench_worker, bench
 from netshape.linkpred._bench_report import targets_text
 
 
@@ -28,7 +28,7 @@ def test_rows_are_tidy_and_complete(quick_rows):
         assert math.isclose(r["ratio_to_gemm"], r["seconds"] / r["gemm_seconds"])
         assert r["nnz"] == round(r["density"] * r["n_in"] * r["n_out"])
         assert r["peak_mb"] > 0 and "numpy=" in r["versions"] and r["threads"] >= 1
-        assert 1 <= r["repeats"] <= bench._MAX_REPEATS  # short calls repeat more
+        assert 1 <= r["repeats"] <= _bench_worker._MAX_REPEATS  # short calls repeat more
 
 
 def test_timeout_is_recorded_not_timed():
@@ -127,14 +127,14 @@ def test_paths_of_one_predictor_share_a_worker_and_timeouts_stay_per_path(monkey
 def test_worker_reports_timeouts_by_path():
     task = {"name": "ch3_l3p", "paths": ["numba", "numpy"], "n": 400, "density": 0.3,
             "seed": 0, "backend": "numpy", "repeats": 1, "warmup": 1, "timeout": 1e-4}
-    worker = bench._Worker()
+    worker = _bench_worker._Worker()
     try:
         # both warm-ups finish within the parent's slack, over the 0.1 ms timeout
         assert worker.ask(task) == ("ok", {"numba": "timeout", "numpy": "timeout"})
     finally:
         worker.close()
     # silence past the deadline names the path whose call was running, and kills
-    assert worker._fail(None, "numpy") == ("timeout", "numpy") and worker.proc is None
+    assert worker._settle(None, "numpy") == ("timeout", "numpy") and worker.proc is None
 
 
 def test_worker_environment_quiets_idle_thread_pools(monkeypatch):
@@ -142,7 +142,7 @@ def test_worker_environment_quiets_idle_thread_pools(monkeypatch):
 
     monkeypatch.delenv("OPENBLAS_THREAD_TIMEOUT", raising=False)
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # a user's own choice is kept
-    with bench._quiet_thread_pools():
+    with _bench_worker._quiet_thread_pools():
         assert os.environ["OPENBLAS_THREAD_TIMEOUT"] == "4"
         assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
     assert "OPENBLAS_THREAD_TIMEOUT" not in os.environ

@@ -210,8 +210,8 @@ class _Kernels:
         self._row_popcounts = nb.njit(cache=True)(clone(_row_popcounts, "_serial"))
 
     @staticmethod
-    def _pick(pair, work):
-        return pair[0] if work >= PARALLEL_MIN_WORK else pair[1]
+    def _pick(pair, work, threshold=PARALLEL_MIN_WORK):
+        return pair[0] if work >= threshold else pair[1]
 
     def full_fill(self, X, deg, ch3):
         self._pick(self._fill, X.size)(X, deg, ch3)
@@ -225,11 +225,8 @@ class _Kernels:
     def pack_columns(self, Ab: np.ndarray) -> np.ndarray:
         """Columns of a boolean matrix as bit-packed rows: ``pack_rows(Ab.T)``, faster."""
         n, m = Ab.shape
-        P = np.empty((m, max(1, -(-n // 64))), dtype=np.uint64)
-        if n == 0:
-            P[:] = 0
-        else:
-            self._pick(self._pack_columns, n * m)(np.ascontiguousarray(Ab), P)
+        P = np.empty((m, max(1, -(-n // 64))), dtype=np.uint64)  # every word is written
+        self._pick(self._pack_columns, n * m)(np.ascontiguousarray(Ab), P)
         return P
 
     def row_popcounts(self, B: np.ndarray) -> np.ndarray:
@@ -241,8 +238,8 @@ class _Kernels:
     def gram_weights(self, B, deg, out, by_column, ch3):
         """``out <- f(B Bᵀ, deg)`` from bit-packed rows ``B`` (see :func:`pack_rows`)."""
         work = B.shape[0] * B.shape[0] * B.shape[1] // 2
-        kernel = self._gram[0] if work >= GRAM_PARALLEL_MIN_WORK else self._gram[1]
-        kernel(B, deg, out, by_column, ch3, _GRAM_BLOCK)
+        self._pick(self._gram, work, GRAM_PARALLEL_MIN_WORK)(B, deg, out, by_column, ch3,
+                                                            _GRAM_BLOCK)
 
 
 @functools.cache
