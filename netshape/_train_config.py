@@ -9,10 +9,7 @@ from typing import Any
 from ._validation import check_choice, check_density, check_positive_int
 from .datasets import DATASETS
 
-__all__ = ["DATASET_DEFAULTS", "METHODS", "TrainConfig", "resolve"]
-
-#: ``fc`` (no sparsification) and the adapter's presets
-METHODS = ("fc", "set", "rigl", "mest", "gmp", "granet", "cht", "chts", "chtss", "dense")
+__all__ = ["DATASET_DEFAULTS", "TrainConfig", "methods", "resolve"]
 
 #: per-dataset defaults for the fields left as None in :class:`TrainConfig`
 DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -33,8 +30,12 @@ class TrainConfig:
     hidden ``nn.Linear`` layers; the classifier stays dense). ``zeta`` and
     ``overrides`` are passed to :func:`netshape.torch.sparsify` when set;
     otherwise the preset's own values apply. ``steps_per_epoch`` caps the
-    batches of an epoch (quick tests); ``snapshot_every`` counts topology
-    updates between snapshots (default: about ten per run; 0: none).
+    batches of an epoch (quick tests); ``update_every`` is the number of
+    optimizer steps between topology updates (default: one update per epoch);
+    ``snapshot_every`` counts topology updates between snapshots (default:
+    about ten per run; 0: none). The learning rate, the soft-removal and
+    temperature ramps and the density schedules are fractions of the whole
+    run's steps, whatever ``update_every`` is.
 
     ``init_scale="fan_in"`` (default) rescales each sparsified layer's initial
     weights row by row so that output neuron :math:`j` with :math:`k_j` links
@@ -59,6 +60,7 @@ class TrainConfig:
     rng: int = 0
     data_dir: str | None = None
     steps_per_epoch: int | None = None
+    update_every: int | None = None
     snapshot_every: int | None = None
     init_scale: str = "fan_in"
     overrides: dict = dataclasses.field(default_factory=dict)
@@ -89,7 +91,7 @@ def _positive_real(v, name: str) -> float:
 def resolve(config: TrainConfig) -> TrainConfig:
     """Fill dataset defaults and validate every field (before any data is read)."""
     check_choice(config.dataset, "dataset", DATASETS)
-    check_choice(config.method, "method", METHODS)
+    check_choice(config.method, "method", methods())
     defaults = DATASET_DEFAULTS[config.dataset]
     c = dataclasses.replace(config, overrides=dict(config.overrides or {}))
     for key in ("hidden", "density", "epochs"):
@@ -113,18 +115,19 @@ def resolve(config: TrainConfig) -> TrainConfig:
         raise ValueError(f"rng={c.rng!r} must be a non-negative integer seed")
     if c.steps_per_epoch is not None:
         c.steps_per_epoch = check_positive_int(c.steps_per_epoch, "steps_per_epoch")
+    if c.update_every is not None:
+        c.update_every = check_positive_int(c.update_every, "update_every")
     if c.snapshot_every is not None and c.snapshot_every != 0:
         c.snapshot_every = check_positive_int(c.snapshot_every, "snapshot_every")
     check_choice(c.init_scale, "init_scale", ("fan_in", "dense"))
-    if c.method != "fc":
-        _check_preset(c.method)
     return c
 
 
-def _check_preset(method: str) -> None:
+def methods() -> tuple[str, ...]:
+    """``fc`` (no sparsification) and every preset of :data:`netshape.torch.PRESETS`."""
     try:
         from .torch import PRESETS
     except ImportError as exc:
-        raise ImportError(f"method={method!r} needs netshape's torch adapter "
+        raise ImportError(f"netshape train needs netshape's torch adapter "
                           f"(netshape.torch), which failed to import: {exc}") from exc
-    check_choice(method, "method", ["fc", *PRESETS])
+    return ("fc", *PRESETS)

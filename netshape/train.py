@@ -37,13 +37,16 @@ import torch
 from torch.nn import functional as F
 
 from . import _train_rundir as rd
-from ._train_config import DATASET_DEFAULTS, METHODS, TrainConfig, resolve
+from ._train_config import DATASET_DEFAULTS, TrainConfig, methods, resolve
 from ._train_model import anp_of_chain, build_mlp, epoch_order, evaluate, linear_lr
 from ._train_table import comparison_rows, format_text, write_comparison
 from ._validation import check_choice, check_positive_int
 from .datasets import load as load_dataset
 
 __all__ = ["DATASET_DEFAULTS", "METHODS", "TrainConfig", "compare", "resolve", "resume", "train"]
+
+#: ``fc`` (no sparsification) and every preset of :data:`netshape.torch.PRESETS`
+METHODS = methods()
 
 #: calibration rows handed to the adapter (CSTI initialisation correlates inputs)
 _CALIBRATION_ROWS = 1024
@@ -61,6 +64,22 @@ class _Data:
         self.y = torch.from_numpy(ds.y_train)
         self.X_test = torch.from_numpy((ds.X_test - mean) / std)
         self.y_test = torch.from_numpy(ds.y_test)
+
+
+def _steps(cfg: TrainConfig, n: int) -> tuple[int, int]:
+    """(steps per epoch, total steps) of a run over ``n`` training samples."""
+    spe = math.ceil(n / cfg.batch_size)
+    if cfg.steps_per_epoch is not None:
+        spe = min(spe, cfg.steps_per_epoch)
+    return spe, cfg.epochs * spe
+
+
+def _check_update_every(cfg: TrainConfig, n: int) -> None:
+    spe, total = _steps(cfg, n)
+    if cfg.method != "fc" and cfg.update_every is not None and cfg.update_every >= total:
+        raise ValueError(f"update_every={cfg.update_every!r} leaves no topology update in a run "
+                         f"of {total} steps ({cfg.epochs} epochs of {spe}); allowed: 1 to "
+                         f"{total - 1}")
 
 
 def _check_fresh_run_dir(output) -> Path:
@@ -86,6 +105,7 @@ def train(config: TrainConfig, output: str | os.PathLike, *, progress: bool = Tr
     if threads is not None:
         torch.set_num_threads(check_positive_int(threads, "threads"))
     data = _Data(cfg)  # missing data files fail here, before the run directory exists
+    _check_update_every(cfg, len(data.y))
     run = _check_fresh_run_dir(output)
     rd.write_json(run / rd.CONFIG, cfg.to_dict())
     return _fit(cfg, run, data, None, progress, on_step, on_epoch_end)
@@ -140,10 +160,7 @@ def _fit(cfg: TrainConfig, run: Path, data: _Data, ckpt: dict | None, progress: 
     from tqdm.auto import tqdm
 
     n = len(data.y)
-    spe = math.ceil(n / cfg.batch_size)
-    if cfg.steps_per_epoch is not None:
-        spe = min(spe, cfg.steps_per_epoch)
-    total = cfg.epochs * spe
+    spe, total = _steps(cfg, n)
     model = build_mlp(data.n_features, cfg.hidden, data.n_classes, seed=cfg.rng)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                           weight_decay=cfg.weight_decay)
@@ -183,7 +200,8 @@ def _fit(cfg: TrainConfig, run: Path, data: _Data, ckpt: dict | None, progress: 
                 out = model(xb)
                 loss = F.cross_entropy(out, yb)
                 loss.backward()
-                opt.step()
+                if dst is None or not dst.replaces_optimizer_step():
+                    opt.step()
                 if dst is not None:
                     ts = time.perf_counter()
                     if dst.step():
@@ -235,7 +253,8 @@ def _sparsify(cfg, model, opt, data, run, total, spe):
         kwargs["zeta"] = cfg.zeta
     every = max(1, cfg.epochs // 10) if cfg.snapshot_every is None else cfg.snapshot_every
     return sparsify(model, opt, method=cfg.method, density=cfg.density, total_steps=total,
-                    update_every=spe, rng=cfg.rng, calibration=data.X[:_CALIBRATION_ROWS],
+                    update_every=cfg.update_every or spe, rng=cfg.rng,
+                    calibration=data.X[:_CALIBRATION_ROWS],
                     snapshot_dir=run / rd.SNAPSHOTS if every else None,
                     snapshot_every=every or None, **kwargs)
 

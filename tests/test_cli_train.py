@@ -15,8 +15,8 @@ torch = pytest.importorskip("torch")
 
 from netshape._cli.train import parse_hidden, parse_overrides  # noqa: E402
 from netshape.cli import main  # noqa: E402
+from netshape.torch import PRESETS  # noqa: E402
 
-PRESETS = ("set", "rigl", "mest", "gmp", "granet", "cht", "chts", "chtss", "dense")
 QUICK = ["--hidden", "24,16", "--density", "0.3", "--epochs", "2", "--steps-per-epoch", "4",
          "-q"]
 
@@ -72,6 +72,9 @@ def test_resume_continues_a_run(tmp_path, capsys):
     (["--set", "bogus=1"], "bogus"),
     (["--method", "fc", "--compare", "fc,set"], "not both"),
     (["--compare", "fc,zzz"], "zzz"),
+    (["--update-every", "0"], "update_every=0"),
+    (["--update-every", "-5"], "update_every=-5"),
+    (["--update-every", "1800"], "update_every=1800 leaves no topology update"),
 ])
 def test_bad_input_exits_2_before_training(tmp_path, capsys, argv, message):
     out = tmp_path / "r"

@@ -14,10 +14,10 @@ torch = pytest.importorskip("torch")
 from netshape import _train_rundir as rd  # noqa: E402
 from netshape._train_model import anp_of_chain, build_mlp, epoch_order, linear_lr  # noqa: E402
 from netshape._train_table import comparison_rows, format_markdown, format_text  # noqa: E402
+from netshape.torch import PRESETS  # noqa: E402
 from netshape.train import TrainConfig, compare, resume, train  # noqa: E402
 
 TIMING = ("topology_seconds", "epoch_seconds")
-PRESETS = ("set", "rigl", "mest", "gmp", "granet", "cht", "chts", "chtss", "dense")
 
 
 def tiny(method="fc", **kw) -> TrainConfig:
@@ -199,6 +199,54 @@ def test_every_preset_trains_a_few_steps(tmp_path, method):
     assert s["layers"]["0"]["links"] == int(masks["0"].sum())
     assert 0 < s["anp"] <= 1 and 0 < s["itop"] <= 1
     assert sorted(p.name for p in (run / "snapshots").iterdir())  # the update wrote one
+
+
+def test_update_every_sets_the_update_steps(tmp_path):
+    # 2 epochs x 4 steps = 8 steps; an update every 3 steps: steps 3 and 6
+    s = train(tiny("set", epochs=2, steps_per_epoch=4, update_every=3), tmp_path / "u3",
+              progress=False)
+    rows = rd.read_metrics(tmp_path / "u3" / "metrics.csv")
+    assert [r["topology_updates"] for r in rows] == [1, 1] and s["finished"]
+    sd = torch.load(tmp_path / "u3" / "checkpoint.pt", weights_only=True)["dst"]
+    assert sd["update_every"] == 3 and sd["updates"] == 2
+    s = train(tiny("set", epochs=2, steps_per_epoch=4, update_every=1), tmp_path / "u1",
+              progress=False)
+    rows = rd.read_metrics(tmp_path / "u1" / "metrics.csv")
+    assert [r["topology_updates"] for r in rows] == [4, 3]  # steps 1..7; none at the last
+    # the default is one update per epoch
+    train(tiny("set", epochs=3, steps_per_epoch=4), tmp_path / "ud", progress=False)
+    assert [r["topology_updates"] for r in rd.read_metrics(tmp_path / "ud" / "metrics.csv")] \
+        == [1, 1, 0]
+
+
+def test_update_every_longer_than_the_run_is_refused_before_writing(tmp_path):
+    with pytest.raises(ValueError, match=r"update_every=8 leaves no topology update in a run "
+                                         r"of 8 steps .* allowed: 1 to 7"):
+        train(tiny("chts", epochs=2, steps_per_epoch=4, update_every=8), tmp_path / "r",
+              progress=False)
+    assert not (tmp_path / "r").exists()
+    # fc has no topology: any update_every is accepted and ignored
+    assert train(tiny("fc", epochs=1, steps_per_epoch=2, update_every=50), tmp_path / "fc",
+                 progress=False)["finished"]
+
+
+def test_rigl_update_steps_take_no_optimizer_step(tmp_path, monkeypatch):
+    calls = []
+    real = torch.optim.SGD.step
+
+    def counting(self, *a, **k):
+        calls.append(1)
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(torch.optim.SGD, "step", counting)
+    train(tiny("rigl", epochs=2, steps_per_epoch=4, update_every=2), tmp_path / "r",
+          progress=False)
+    # 8 steps, updates at 2, 4, 6 (rigl updates until 0.75 of training): 8 - 3 = 5 steps taken
+    assert len(calls) == 5
+    calls.clear()
+    train(tiny("set", epochs=2, steps_per_epoch=4, update_every=2), tmp_path / "s",
+          progress=False)
+    assert len(calls) == 8
 
 
 def test_zeta_and_overrides_reach_the_adapter(tmp_path):

@@ -10,8 +10,8 @@ from ._common import add_rng
 
 #: flags that define a run; with --resume they come from RUN_DIR/config.json instead
 _RUN_FLAGS = ("dataset", "method", "compare", "density", "epochs", "hidden", "batch_size", "lr",
-              "lr_end", "zeta", "data_dir", "steps_per_epoch", "snapshot_every", "set",
-              "init_scale")
+              "lr_end", "zeta", "data_dir", "steps_per_epoch", "update_every", "snapshot_every",
+              "set", "init_scale")
 
 _EPILOG = """\
 examples:
@@ -56,6 +56,9 @@ def register(subparsers) -> None:
                         "weights with the bound 1/sqrt(its links); dense keeps nn.Linear's")
     p.add_argument("--steps-per-epoch", type=int, default=None,
                    help="cap the batches per epoch (quick trials)")
+    p.add_argument("--update-every", type=int, default=None, metavar="STEPS",
+                   help="optimizer steps between topology updates (default: one update per "
+                        "epoch); schedules still span the whole run")
     p.add_argument("--snapshot-every", type=int, default=None,
                    help="topology snapshot every N updates (default: ~10 per run; 0: none)")
     p.add_argument("--data-dir", default=None,
@@ -116,7 +119,7 @@ def _config(args):
     from ..train import TrainConfig
 
     keys = ("dataset", "density", "epochs", "batch_size", "lr", "lr_end", "zeta", "data_dir",
-            "steps_per_epoch", "snapshot_every", "init_scale")
+            "steps_per_epoch", "update_every", "snapshot_every", "init_scale")
     given = {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
     if args.hidden is not None:
         given["hidden"] = parse_hidden(args.hidden)

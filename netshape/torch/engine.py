@@ -157,7 +157,36 @@ class DynamicSparseTrainer(PersistenceMixin):
             lay.pm.capture = on
             lay.pm.dense_grad = None
 
+    def steepest_cut(self) -> tuple[int, int, float, float] | None:
+        """The scheduled update that removes the largest fraction of the remaining links.
+
+        Returns ``(update, step, density_before, density_after)`` (``update``
+        counts from 1), or None when no update lowers the density.
+        """
+        d_prev, worst, best_frac = self.density_at(0), None, 0.0
+        for i, s in enumerate(range(self.update_every, self.total_steps, self.update_every), 1):
+            if s > self.config["update_until"] * self.total_steps:
+                break
+            d = self.density_at(s)
+            if d_prev > 0 and 1.0 - d / d_prev > best_frac + 1e-12:
+                best_frac, worst = 1.0 - d / d_prev, (i, s, d_prev, d)
+            d_prev = d
+        return worst
+
     # ------------------------------------------------------------------ public API
+    def replaces_optimizer_step(self) -> bool:
+        """True when the coming :meth:`step` is a topology update that replaces the
+        optimizer step of this iteration (option ``update_replaces_step``, RigL).
+
+        Ask before ``optimizer.step()``::
+
+            loss.backward()
+            if not dst.replaces_optimizer_step():
+                optimizer.step()
+            dst.step()
+        """
+        return bool(self.config["update_replaces_step"]) and self._is_update(self.step_count + 1)
+
     @property
     def masks(self) -> OrderedDict[str, torch.Tensor]:
         """Layer name -> bool mask shaped like the weight ``(out, in)`` (= ``A.T``)."""
@@ -333,6 +362,14 @@ class DynamicSparseTrainer(PersistenceMixin):
         rem = torch.nonzero((old & ~pruned).reshape(-1)).reshape(-1)
         # regrown: in the new mask but not kept throughout (pruned may revive links: GMP)
         reg = torch.nonzero((new & ~(pruned & old)).reshape(-1)).reshape(-1)
+        lay.stats["removed"] = int(rem.numel())
+        lay.stats["regrown"] = int(reg.numel())
+        lay.stats["overlap"] = overlap_rate(rem.cpu().numpy(), reg.cpu().numpy())
+        if self.config["reregrown"] == "keep":
+            # a link removed and regrown in one update was never gone: only the
+            # difference between the old and the new mask changes (pruned is inside new)
+            rem = torch.nonzero((old & ~new).reshape(-1)).reshape(-1)
+            reg = torch.nonzero((new & ~old).reshape(-1)).reshape(-1)
         W = lay.weight.view(-1)  # a slot's rows are contiguous: a view, writes go through
         if self.config["new_weights"] == "historical":
             if lay.hist is None:
@@ -340,11 +377,8 @@ class DynamicSparseTrainer(PersistenceMixin):
             lay.hist.view(-1)[rem] = W[rem]
         lay.mask.copy_(new)
         W[rem] = 0
-        # a link removed and regrown in one update restarts too (zero or its last value)
+        # under "restart", a link removed and regrown in one update restarts too
         W[reg] = lay.hist.view(-1)[reg] if lay.hist is not None else 0
         reset_optimizer_state(self.optimizer, lay.param, torch.cat([rem, reg]) + lay.offset)
-        lay.stats["removed"] = int(rem.numel())
-        lay.stats["regrown"] = int(reg.numel())
-        lay.stats["overlap"] = overlap_rate(rem.cpu().numpy(), reg.cpu().numpy())
         lay.stats["anp"] = lay._anp()
         return bool(rem.numel() or reg.numel())

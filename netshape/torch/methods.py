@@ -40,6 +40,17 @@ schedule
 new_weights
     ``zero`` or ``historical`` (Appendix J: a regrown link restarts at the
     value it had when it was last removed, 0 if never).
+reregrown
+    A link removed and regrown in the same update: ``restart`` (it enters
+    like any regrown link: new weight, zero optimizer state) or ``keep``
+    (its weight and optimizer state survive, as in the RigL and GraNet
+    reference code, where only links absent before the update are new).
+update_replaces_step
+    ``True``: a topology update replaces that iteration's optimizer step
+    (RigL's reference code applies either the mask update or the gradients,
+    never both). The training loop asks
+    :meth:`~netshape.torch.DynamicSparseTrainer.replaces_optimizer_step`
+    before ``optimizer.step()``; a loop that never asks takes both.
 percolation
     ``True`` to remove inactive neurons after removal (chains and coupled
     groups from :mod:`netshape.torch.groups`).
@@ -72,6 +83,7 @@ COMPONENTS: dict[str, tuple] = {
                 "magnitude_gradient", "none"),
     "prune": ("magnitude", "ri", "magnitude_gradient", "magnitude_historical"),
     "regrowth": (*_REGROWTH, *(f"{r}_soft" for r in _REGROWTH), "none"),
+    "reregrown": ("restart", "keep"),
     "schedule": ("constant", "sigmoid", "cubic", "mest"),
     "zeta_schedule": ("constant", "cosine"),
     "new_weights": ("zero", "historical"),
@@ -86,7 +98,7 @@ _DEFAULTS: dict[str, Any] = {
     "schedule": "constant", "initial_density": 0.5, "decay_start": 0.0, "decay_end": 0.75,
     "k": 6.0, "half_length": False, "prune": "magnitude",
     "new_weights": "zero", "percolation": False, "update_until": 1.0, "shard": False,
-    "early_stop": None,
+    "early_stop": None, "reregrown": "restart", "update_replaces_step": False,
 }
 
 #: documented presets (Appendix G); every key can be overridden in ``sparsify(**overrides)``
@@ -96,7 +108,8 @@ PRESETS: dict[str, dict[str, Any]] = {
             "init": "er", "removal": "magnitude", "regrowth": "random"},
     "rigl": {"description": "RigL: magnitude removal, gradient regrowth, cosine zeta",
              "init": "er", "removal": "magnitude", "regrowth": "gradient",
-             "zeta_schedule": "cosine", "update_until": 0.75},
+             "zeta_schedule": "cosine", "update_until": 0.75, "reregrown": "keep",
+             "update_replaces_step": True},
     "mest": {"description": "MEST EM&S: |W|+0.01|grad| removal, random regrowth, two-stage density",
              "init": "er", "removal": "magnitude_gradient", "regrowth": "random",
              "schedule": "mest", "prune": "magnitude_gradient"},
@@ -107,7 +120,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "granet": {"description": "GraNet: cubic magnitude pruning, magnitude removal, "
                               "gradient regrowth",
                "init": "er", "removal": "magnitude", "regrowth": "gradient",
-               "schedule": "cubic", "prune": "magnitude"},
+               "schedule": "cubic", "prune": "magnitude", "reregrown": "keep"},
     "cht": {"description": "CHT: BSW init, magnitude removal, CH3-L3p top-k regrowth, "
                            "percolation, topological early stop at overlap 0.9",
             "init": "bsw", "removal": "magnitude", "regrowth": "ch3_l3p", "percolation": True,
@@ -121,6 +134,14 @@ PRESETS: dict[str, dict[str, Any]] = {
               "init": "brf", "removal": "soft", "alpha": 1.0, "regrowth": "ch2_l3n_soft",
               "new_weights": "historical", "percolation": True,
               "schedule": "sigmoid", "prune": "ri"},
+    "chts_ri": {"description": "CHTs with relative-importance soft removal (Eq. 2 with "
+                               "alpha=0), the variant the paper prefers on Fashion-MNIST",
+                "init": "brf", "removal": "soft", "alpha": 0.0, "regrowth": "ch2_l3n_soft",
+                "new_weights": "historical", "percolation": True},
+    "chtss_ri": {"description": "CHTss with relative-importance soft removal (alpha=0)",
+                 "init": "brf", "removal": "soft", "alpha": 0.0, "regrowth": "ch2_l3n_soft",
+                 "new_weights": "historical", "percolation": True,
+                 "schedule": "sigmoid", "prune": "ri"},
 }
 
 METHODS = tuple(PRESETS)
@@ -190,6 +211,7 @@ def resolve_method(method: str, overrides: dict[str, Any]) -> dict[str, Any]:
     cfg["half_length"] = bool(cfg["half_length"])
     cfg["percolation"] = bool(cfg["percolation"])
     cfg["shard"] = bool(cfg["shard"])
+    cfg["update_replaces_step"] = bool(cfg["update_replaces_step"])
     if cfg["early_stop"] is not None:
         cfg["early_stop"] = _real(cfg["early_stop"], "early_stop", 0.0, 1.0, lo_open=True)
     cfg["method"] = method
@@ -203,11 +225,11 @@ def preset_table() -> str:
     | method | init | removal | regrowth | s
     """
     head = ("| method | init | removal | regrowth | schedule | zeta | new weights | percolation "
-            "| early stop |")
-    rows = [head, "|" + "---|" * 9]
+            "| early stop | reregrown | update replaces step |")
+    rows = [head, "|" + "---|" * 11]
     for name in METHODS:
         if name == "dense":
-            rows.append("| dense | dense | - | - | - | - | - | - | - |")
+            rows.append("| dense | dense | - | - | - | - | - | - | - | - | - |")
             continue
         c = resolve_method(name, {})
         removal = c["removal"] + (f" (alpha={c['alpha']:g})" if c["removal"] == "soft" else "")
@@ -215,5 +237,6 @@ def preset_table() -> str:
         zeta = f"{c['zeta']:g} {c['zeta_schedule']}"
         rows.append(f"| {name} | {c['init']} | {removal} | {c['regrowth']} | {sched} | {zeta} "
                     f"| {c['new_weights']} | {'yes' if c['percolation'] else 'no'} "
-                    f"| {'-' if c['early_stop'] is None else c['early_stop']} |")
+                    f"| {'-' if c['early_stop'] is None else c['early_stop']} "
+                    f"| {c['reregrown']} | {'yes' if c['update_replaces_step'] else 'no'} |")
     return "\n".join(rows)

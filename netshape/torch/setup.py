@@ -7,6 +7,7 @@ rejected here, before the model is touched or any training step runs.
 from __future__ import annotations
 
 import os
+import warnings
 from collections import OrderedDict
 
 import numpy as np
@@ -20,7 +21,11 @@ from .engine import DynamicSparseTrainer, _Layer
 from .groups import Slot, find_slots
 from .masking import apply_mask, get_original, is_masked
 
-__all__ = ["sparsify"]
+__all__ = ["MAX_CUT_FRACTION", "sparsify"]
+
+#: a decaying schedule whose single update removes more than this fraction of the
+#: remaining links gets a warning from :func:`sparsify` (too few updates for the decay)
+MAX_CUT_FRACTION = 0.5
 
 
 def _calibration_inputs(model, slots, calibration) -> dict[str, torch.Tensor]:
@@ -153,6 +158,7 @@ def sparsify(model: nn.Module, optimizer: torch.optim.Optimizer, method: str = "
                                snapshot_dir=snapshot_dir, snapshot_every=snapshot_every,
                                pairs=pairs)
     d0 = dst.density_at(0)
+    _warn_steep_cut(dst)
     for s in slots:  # check every scheduled count before touching the model
         for d in (d0, density):
             link_count(d, s.n_in, s.n_out, name=f"density of {s.name}")
@@ -189,3 +195,17 @@ def sparsify(model: nn.Module, optimizer: torch.optim.Optimizer, method: str = "
     dst._track_itop()
     dst._arm_capture()
     return dst
+
+
+def _warn_steep_cut(dst: DynamicSparseTrainer) -> None:
+    if dst.config["schedule"] == "constant":
+        return
+    cut = dst.steepest_cut()
+    if cut is not None and 1.0 - cut[3] / cut[2] > MAX_CUT_FRACTION:
+        update, step, before, after = cut
+        warnings.warn(
+            f"schedule={dst.config['schedule']!r}: update {update} (step {step}) removes "
+            f"{100 * (1 - after / before):.0f} % of the remaining links (density {before:.4g} "
+            f"-> {after:.4g}), more than {100 * MAX_CUT_FRACTION:.0f} %; a smaller "
+            f"update_every (now {dst.update_every}) spreads the decay over more updates",
+            UserWarning, stacklevel=3)
