@@ -272,7 +272,7 @@ def plot_curves(epoch_rows: list[dict], methods, path: Path, title: str) -> None
 
 
 def write_report(protocol: str, rows: list[dict], epoch_rows: list[dict], md: Path,
-                 png: Path, epochs: int, update_every: int) -> None:
+                 png: Path, epochs: int, update_every: int, docs: Path | None = None) -> None:
     from netshape._atomic import atomic_write_text
 
     p = PROTOCOLS[protocol]
@@ -310,11 +310,26 @@ def write_report(protocol: str, rows: list[dict], epoch_rows: list[dict], md: Pa
     planned = len(methods) * len(p["seeds"])
     lines += ["", f"Runs finished: {done} of {planned}."
               + ("" if done == planned else " The verdicts use the finished runs only."), "",
-              f"![accuracy per epoch, protocol {protocol}](../benchmarks/results/{png.name})", ""]
+              f"![accuracy per epoch, protocol {protocol}]({png.name})", ""]
     atomic_write_text(md, "\n".join(lines))
+    if docs is not None and docs.is_file():
+        block = "\n".join(lines).replace(f"]({png.name})", f"](../benchmarks/results/{png.name})")
+        update_docs_block(docs, f"reproduction_{protocol}", block)
     if epoch_rows:
         plot_curves(epoch_rows, methods, png,
                     f"Fashion-MNIST, protocol {protocol}: test accuracy per epoch")
+
+
+def update_docs_block(path: Path, name: str, text: str) -> None:
+    """Replace the text between ``<!-- name:begin -->`` and ``<!-- name:end -->`` in ``path``."""
+    from netshape._atomic import atomic_write_text
+
+    page = path.read_text()
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    i, j = page.find(begin), page.find(end)
+    if i < 0 or j < i:
+        return
+    atomic_write_text(path, page[:i + len(begin)] + "\n" + text.strip() + "\n" + page[j:])
 
 
 def main(argv=None) -> int:
@@ -330,6 +345,8 @@ def main(argv=None) -> int:
     ap.add_argument("--update-every", type=int, default=None,
                     help="smoke tests only (default: the protocol's 300)")
     ap.add_argument("--report", action="store_true", help="rewrite the page and figure only")
+    ap.add_argument("--docs", default=str(HERE.parent / "docs" / "results.md"),
+                    help="results page whose marked block is rewritten ('' for none)")
     ap.add_argument("-q", "--quiet", action="store_true")
     args = ap.parse_args(argv)
     p = PROTOCOLS[args.protocol]
@@ -351,6 +368,7 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(args.threads)
     rows, epoch_rows = _read(csv_path), _read(ep_path)
+    docs = Path(args.docs) if args.docs else None
     if not args.report:
         for seed in seeds:
             for method in methods:
@@ -367,7 +385,7 @@ def main(argv=None) -> int:
                 _write(csv_path, rows, COLUMNS)
                 _write(ep_path, epoch_rows, EPOCH_COLUMNS)
                 write_report(args.protocol, rows, epoch_rows, md_path, png_path, args.epochs,
-                             args.update_every)
+                             args.update_every, docs)
                 print(f"{method} seed {seed}: test acc {100 * float(row['test_acc']):.2f}%, "
                       f"density {float(row['density']):.4f}, {time.time() - t0:.0f} s wall, "
                       f"{row['cpu_seconds']} CPU s ({platform.machine()}, pid {os.getpid()})",
@@ -377,7 +395,7 @@ def main(argv=None) -> int:
     finished = {(r["method"], r["rng"]) for r in rows}
     epoch_rows = [r for r in epoch_rows if (r["method"], r["rng"]) in finished]
     write_report(args.protocol, rows, epoch_rows, md_path, png_path, args.epochs,
-                             args.update_every)
+                             args.update_every, docs)
     print(f"results: {md_path}", file=sys.stderr)
     return 0
 
