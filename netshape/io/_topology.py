@@ -13,7 +13,9 @@ File layout (format version 1), all plain numpy arrays:
 from __future__ import annotations
 
 import os
+import struct
 import zipfile
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,10 @@ from .._validation import as_biadjacency, canonical_csr
 __all__ = ["load_topology", "save_topology"]
 
 FORMAT_VERSION = 1
+#: default limit on the uncompressed size of a topology file (2 GiB)
+MAX_BYTES = 2**31
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with members, an empty zip
+_NPY_MAGIC = b"\x93NUMPY"
 ORIENTATION = "biadjacency (n_in, n_out): rows are inputs, columns outputs; torch mask = A.T"
 
 
@@ -102,14 +108,59 @@ def _read_layer(data, idx: int, path: Path) -> sp.csr_array:
     return canonical_csr(A)
 
 
-def load_topology(path: str | os.PathLike) -> sp.csr_array | dict[str, sp.csr_array]:
+def _check_container(path: Path, max_bytes: int | None) -> None:
+    """Refuse, before anything is decompressed or allocated, files that are not a sane .npz."""
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if head.startswith(_NPY_MAGIC):
+        raise ValueError(f"{str(path)!r} is a single-array .npy file, not a netshape .npz "
+                         "topology file (write one with netshape.io.save_topology)")
+    if not head.startswith(_ZIP_MAGIC):
+        raise ValueError(f"{str(path)!r} is not a netshape topology file: an .npz file is a zip "
+                         "archive, and this file does not start like one")
+    with zipfile.ZipFile(path) as zf:
+        infos = zf.infolist()
+        total = 0
+        for info in infos:
+            if not info.filename.endswith(".npy"):
+                raise ValueError(f"{str(path)!r} is not a netshape topology file: it holds "
+                                 f"{info.filename!r}, which is not an .npy array")
+            total += info.file_size
+            if max_bytes is not None and total > max_bytes:
+                raise ValueError(
+                    f"{str(path)!r} declares more than {max_bytes} bytes of uncompressed data "
+                    f"(max_bytes={max_bytes}); refusing to decompress it. Pass a larger "
+                    "max_bytes= (or None) if the file is trusted")
+            with zf.open(info) as member:  # the .npy header alone: a few hundred bytes
+                version = np.lib.format.read_magic(member)
+                if version == (1, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+                else:
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+            if dtype.hasobject:
+                raise ValueError(f"{str(path)!r}: entry {info.filename!r} holds Python objects "
+                                 "(pickled data), which netshape never loads")
+            needed = int(np.prod(shape, dtype=object)) * dtype.itemsize
+            if needed > info.file_size:
+                raise ValueError(f"{str(path)!r}: entry {info.filename!r} declares shape "
+                                 f"{shape} ({needed} bytes) but holds only {info.file_size} "
+                                 "bytes; the file is corrupt or crafted")
+
+
+def load_topology(path: str | os.PathLike, *, max_bytes: int | None = MAX_BYTES
+                  ) -> sp.csr_array | dict[str, sp.csr_array]:
     """Read a file written by :func:`save_topology`.
 
     Returns a canonical boolean ``csr_array`` ``(n_in, n_out)`` for a
     single-layer file and an ordered ``dict[str, csr_array]`` for a network
     file. Loads with ``allow_pickle=False``; a missing file raises
-    ``FileNotFoundError``; a truncated, corrupt or foreign file raises a
-    ``ValueError`` naming the file.
+    ``FileNotFoundError``; a truncated, corrupt or foreign file (a text file,
+    a single ``.npy`` array, an archive with other members, duplicate layer
+    names) raises a ``ValueError`` naming the file. Before anything is
+    decompressed, the archive's declared sizes are checked against the
+    ``.npy`` headers and against ``max_bytes`` (default 2 GiB of uncompressed
+    data; ``None`` for no limit), so a decompression bomb or a header that
+    declares a huge shape is refused at once.
 
     Examples
     --------
@@ -121,9 +172,17 @@ def load_topology(path: str | os.PathLike) -> sp.csr_array | dict[str, sp.csr_ar
     {'fc1': (6, 4), 'fc2': (4, 2)}
     """
     path = Path(path)
+    if max_bytes is not None and (isinstance(max_bytes, bool) or not isinstance(max_bytes, int)
+                                  or max_bytes <= 0):
+        raise ValueError(f"max_bytes={max_bytes!r} must be a positive integer or None")
     if not path.exists():
         raise FileNotFoundError(f"no such topology file: {str(path)!r}")
+    if path.is_dir():
+        raise IsADirectoryError(f"{str(path)!r} is a directory, not a topology file")
+    if not path.is_file():  # a device or a pipe could block or never end
+        raise ValueError(f"{str(path)!r} is not a regular file (a device, pipe or socket)")
     try:
+        _check_container(path, max_bytes)
         with np.load(path, allow_pickle=False) as data:
             if "netshape_format" not in data.files:
                 raise ValueError(f"{str(path)!r} is not a netshape topology file "
@@ -138,10 +197,17 @@ def load_topology(path: str | os.PathLike) -> sp.csr_array | dict[str, sp.csr_ar
             if kind != "network":
                 raise ValueError(f"{str(path)!r} has unknown kind {kind!r}")
             names = [str(n) for n in data["names"]]
+            dup = sorted({n for n in names if names.count(n) > 1})
+            if dup:
+                raise ValueError(f"{str(path)!r} names layers {dup} more than once; layer names "
+                                 "in a network file must be unique")
             return {name: _read_layer(data, i, path) for i, name in enumerate(names)}
-    except (zipfile.BadZipFile, EOFError, OSError, KeyError) as exc:
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, KeyError, NotImplementedError,
+            struct.error, UnicodeDecodeError, TypeError, IndexError) as exc:
+        if isinstance(exc, (FileNotFoundError, IsADirectoryError)):
+            raise
         raise ValueError(f"{str(path)!r} is truncated or corrupt, or not a netshape topology "
-                         f"file: {exc}") from exc
+                         f"file: {type(exc).__name__}: {exc}") from exc
     except ValueError as exc:
         if str(path) in str(exc):
             raise
