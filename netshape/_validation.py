@@ -33,6 +33,7 @@ __all__ = [
     "check_real",
     "check_unit_interval",
     "link_count",
+    "memory_bytes",
 ]
 
 
@@ -47,8 +48,10 @@ def check_positive_int(value: Any, name: str) -> int:
     TypeError: n_in=2.5 must be a positive integer
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        if isinstance(value, (float, np.floating)) and float(value).is_integer() and value > 0:
-            # 4096.0 is a common slip from arithmetic; accept exact integers only
+        if (isinstance(value, (float, np.floating)) and float(value).is_integer()
+                and 0 < value <= 2**53):
+            # 4096.0 is a common slip from arithmetic; accept exact integers only (1e20 is
+            # not one: floats above 2**53 no longer count every integer)
             return int(value)
         raise TypeError(f"{name}={value!r} must be a positive integer")
     if int(value) <= 0:
@@ -112,7 +115,24 @@ def link_count(density: float, n_in: int, n_out: int, *, name: str = "density") 
             f"{name}={density!r} gives 0 links on a {n_in}x{n_out} layer; "
             f"the smallest usable density is {0.5 / total:.3g}"
         )
+    # a CSR layer costs about 16 bytes a link plus 8 a row; refuse what cannot fit
+    need, cap = 16 * m + 8 * (int(n_in) + int(n_out) + 1), memory_bytes()
+    if need > cap:
+        raise ValueError(
+            f"n_in={n_in}, n_out={n_out} and {name}={density!r} ask for {m} links "
+            f"(about {need / 2**30:.3g} GiB), more than this machine's memory "
+            f"({cap / 2**30:.3g} GiB)")
     return m
+
+
+def memory_bytes() -> int:
+    """Physical memory of this machine in bytes (2**40 where the OS does not say)."""
+    import os
+
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return 2**40
 
 
 def canonical_csr(A: sp.spmatrix | sp.sparray) -> sp.csr_array:

@@ -44,6 +44,23 @@ def _check_alpha_delta(alpha: float, delta: float) -> tuple[float, float]:
     return float(alpha), float(delta)
 
 
+def _numpy_weights(W, name: str = "W") -> np.ndarray:
+    try:
+        a = np.asarray(W, dtype=np.float64)
+    except (TypeError, ValueError) as exc:  # ragged lists, strings, objects
+        raise TypeError(f"{name} must be a 2-D numeric array; got {type(W).__name__} "
+                        f"({exc})") from None
+    if a.ndim != 2:
+        raise ValueError(f"{name} must be 2-D, got shape {a.shape}")
+    return a
+
+
+def _check_finite(ok: bool, name: str = "W") -> None:
+    if not ok:
+        raise ValueError(f"{name} has NaN or infinite weights; removal scores need finite "
+                         "weights (check the training for divergence)")
+
+
 def removal_scores(W, *, alpha: float = 1.0, delta: float = 0.5):
     r"""Importance of each existing link for soft removal (paper Eq. 2).
 
@@ -91,20 +108,26 @@ def removal_scores(W, *, alpha: float = 1.0, delta: float = 0.5):
         a = W.detach().abs()
         if not a.is_floating_point():
             a = a.float()
+        _check_finite(bool(torch.isfinite(a).all()))
         row = alpha + (1.0 - alpha) * a.sum(dim=1, keepdim=True)
         col = alpha + (1.0 - alpha) * a.sum(dim=0, keepdim=True)
         # where a == 0 its sums may be 0 too; clamp the denominators, the numerator is 0
         tiny = torch.finfo(a.dtype).tiny
         s = 0.5 * a / row.clamp_min(tiny) + 0.5 * a / col.clamp_min(tiny)
         return s if expo == 1.0 else s.pow(expo)
-    a = np.abs(np.asarray(W, dtype=np.float64))
-    if a.ndim != 2:
-        raise ValueError(f"W must be 2-D, got shape {a.shape}")
+    a = np.abs(_numpy_weights(W))
+    _check_finite(bool(np.isfinite(a).all()))
     row = alpha + (1.0 - alpha) * a.sum(axis=1, keepdims=True)
     col = alpha + (1.0 - alpha) * a.sum(axis=0, keepdims=True)
     tiny = np.finfo(np.float64).tiny
     s = 0.5 * a / np.maximum(row, tiny) + 0.5 * a / np.maximum(col, tiny)
     return s if expo == 1.0 else s**expo
+
+
+def _check_index(lo: int, hi: int, size: int) -> None:
+    if lo < 0 or hi >= size:
+        raise ValueError(f"index holds positions from {lo} to {hi}; W has {size} entries, so "
+                         f"the allowed flat positions are 0 to {size - 1}")
 
 
 def torch_generator(rng, device=None):
@@ -243,7 +266,10 @@ def choose_links(scores, k: int, *, allowed, soft: bool = False, temperature: fl
     _check_temperature(temperature)
     if _is_torch(scores):
         return _choose_links_torch(scores, k, allowed, soft, temperature, rng)
-    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    try:
+        s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"scores must be a numeric array or tensor ({exc})") from None
     ok = np.asarray(allowed, dtype=bool).reshape(-1)
     if ok.size != s.size:
         raise ValueError("allowed must have the same number of entries as scores")
@@ -273,7 +299,8 @@ def _choose_links_torch(scores, k, allowed, soft, temperature, rng):
     import torch
 
     s = scores.detach().reshape(-1)
-    ok = allowed.reshape(-1).to(device=s.device, dtype=torch.bool)
+    ok = torch.as_tensor(np.asarray(allowed) if not isinstance(allowed, torch.Tensor)
+                         else allowed).reshape(-1).to(device=s.device, dtype=torch.bool)
     if ok.numel() != s.numel():
         raise ValueError("allowed must have the same number of entries as scores")
     if bool((ok & ~(s >= 0)).any()):  # catches NaN and negatives on allowed positions
@@ -322,14 +349,20 @@ def removal_scores_at(W, index, *, alpha: float = 1.0, delta: float = 0.5):
     """
     alpha, delta = _check_alpha_delta(alpha, delta)
     expo = delta / (1.0 - delta)
+    if not _is_torch(W):
+        W = _numpy_weights(W)
+    if W.ndim != 2:
+        raise ValueError(f"W must be 2-D, got shape {tuple(W.shape)}")
     n_rows, n_cols = W.shape
     if _is_torch(W):
         import torch
 
         idx = torch.as_tensor(index, device=W.device).reshape(-1).long()
+        _check_index(idx.numel() and int(idx.min()), idx.numel() and int(idx.max()), W.numel())
         a = W.detach().reshape(-1)[idx].abs()
         if not a.is_floating_point():
             a = a.float()
+        _check_finite(bool(torch.isfinite(a).all()))
         r, c = idx // n_cols, idx % n_cols
         rs = torch.zeros(n_rows, dtype=a.dtype, device=a.device).index_add_(0, r, a)
         cs = torch.zeros(n_cols, dtype=a.dtype, device=a.device).index_add_(0, c, a)
@@ -338,8 +371,13 @@ def removal_scores_at(W, index, *, alpha: float = 1.0, delta: float = 0.5):
         den_c = (alpha + (1.0 - alpha) * cs[c]).clamp_min(tiny)
         out = 0.5 * a / den_r + 0.5 * a / den_c
         return out if expo == 1.0 else out.pow(expo)
-    idx = np.asarray(index, dtype=np.int64).reshape(-1)
-    a = np.abs(np.asarray(W, dtype=np.float64).reshape(-1)[idx])
+    try:
+        idx = np.asarray(index, dtype=np.int64).reshape(-1)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"index must be an array of flat integer positions ({exc})") from None
+    _check_index(idx.size and int(idx.min()), idx.size and int(idx.max()), W.size)
+    a = np.abs(W.reshape(-1)[idx])
+    _check_finite(bool(np.isfinite(a).all()))
     r, c = idx // n_cols, idx % n_cols
     rs = np.bincount(r, weights=a, minlength=n_rows)
     cs = np.bincount(c, weights=a, minlength=n_cols)

@@ -57,10 +57,14 @@ def _progress(step: float, start: float, end: float) -> float:
 def constant(step, *, value: float) -> float:
     """A constant schedule: ``value`` at every step.
 
+    ``value`` is a density: a finite number in (0, 1].
+
     >>> constant(10, value=0.05)
     0.05
     """
-    return float(value)
+    from ._validation import check_density
+
+    return check_density(value, "value")
 
 
 def sigmoid_density(step, *, start, end, s_init, s_final, k: float = 6.0,
