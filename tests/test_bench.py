@@ -7,8 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from netshape import _bench_worker, bench
-from netshape.linkpred._bench_report import targets_text
+from netshape import bench
+from netshape.bench import _worker as _bench_worker
+from netshape.bench._report import targets_text
 
 
 @pytest.fixture(scope="module")

@@ -83,7 +83,7 @@ def _top_rows(S, k: int, layer: str | None):
 def run_predict(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .._atomic import atomic_path, atomic_write_text
+    from .._fs import atomic_path, atomic_write_text
     from ..io import load_topology
     from ..linkpred import predict
 
@@ -130,7 +130,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
 def run_bench(args: argparse.Namespace) -> int:
     from .. import bench
-    from ..linkpred._bench_report import targets_text
+    from ..bench._report import targets_text
 
     outdir = check_writable_dir(args.output, "--output")
     grid = dict(sizes=bench.DEFAULT_SIZES, densities=bench.DEFAULT_DENSITIES,

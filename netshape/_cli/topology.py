@@ -101,7 +101,7 @@ def _build(args):
 
 
 def _save_png(fig, path: Path) -> None:
-    from .._atomic import atomic_path
+    from .._fs import atomic_path
 
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120)

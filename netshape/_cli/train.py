@@ -131,7 +131,7 @@ def _config(args):
 
 def run(args) -> int:
     from .. import train as tr
-    from .._train_table import comparison_rows, format_text
+    from ..train._table import comparison_rows, format_text
 
     if args.threads is not None and args.threads <= 0:
         raise ValueError(f"--threads={args.threads!r} must be a positive integer")

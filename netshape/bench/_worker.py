@@ -78,8 +78,8 @@ def _measure(task: dict, send) -> None:
     """
     import tracemalloc
 
-    from .generators import er
-    from .linkpred import predict
+    from ..generators import er
+    from ..linkpred import predict
 
     name, T = task["name"], task["timeout"]
     csr = er(task["n"], task["n"], task["density"], rng=task["seed"])

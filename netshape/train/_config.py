@@ -6,8 +6,8 @@ import dataclasses
 import math
 from typing import Any
 
-from ._validation import check_choice, check_density, check_positive_int
-from .datasets import DATASETS
+from .._validation import check_choice, check_density, check_positive_int
+from ..datasets import DATASETS
 
 __all__ = ["DATASET_DEFAULTS", "TrainConfig", "methods", "resolve"]
 
@@ -126,7 +126,7 @@ def resolve(config: TrainConfig) -> TrainConfig:
 def methods() -> tuple[str, ...]:
     """``fc`` (no sparsification) and every preset of :data:`netshape.torch.PRESETS`."""
     try:
-        from .torch import PRESETS
+        from ..torch import PRESETS
     except ImportError as exc:
         raise ImportError(f"netshape train needs netshape's torch adapter "
                           f"(netshape.torch), which failed to import: {exc}") from exc

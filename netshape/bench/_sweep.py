@@ -7,7 +7,7 @@ predictor (``ch2_l3n:dense``, ``:sparse``, ``:auto``) share that process and
 are timed interleaved, a call of each per round in a fresh random order, so
 that their ratios compare like with like. The worker starts with
 ``OPENBLAS_THREAD_TIMEOUT=4`` and ``OMP_WAIT_POLICY=PASSIVE``
-(:mod:`netshape._bench_worker`) unless the environment sets them: idle
+(:mod:`netshape.bench._worker`) unless the environment sets them: idle
 thread pools then sleep instead of spinning into the next call. The worker is killed when one
 call exceeds the per-configuration timeout, so that a slow method (CH3-L3p grows as N·d³) costs
 at most ``timeout`` seconds and is recorded as ``"timeout"``, never as a number.
@@ -38,9 +38,9 @@ from typing import Any
 
 import numpy as np
 
-from ._atomic import atomic_write_text
-from ._bench_worker import _Worker
-from ._validation import check_density, check_positive_int
+from .._fs import atomic_write_text
+from .._validation import check_density, check_positive_int
+from ._worker import _Worker
 
 __all__ = ["COLUMNS", "DEFAULT_DENSITIES", "DEFAULT_METHODS", "DEFAULT_SIZES", "QUICK",
            "read_csv", "run", "to_csv", "to_markdown", "write_results"]
@@ -57,7 +57,7 @@ COLUMNS = ("method", "path", "backend", "n_in", "n_out", "density", "nnz", "stat
 
 _BACKENDS = ("numpy", "scipy", "torch", "torch-cuda", "cupy")
 def _split_method(spec: str) -> tuple[str, str]:
-    from .linkpred import available
+    from ..linkpred import available
 
     name, _, path = spec.partition(":")
     if name not in available():
@@ -246,8 +246,8 @@ def write_results(rows: Sequence[dict], outdir: str | os.PathLike,
     atomic_write_text(paths["csv"], to_csv(rows))
     atomic_write_text(paths["md"], to_markdown(rows))
     if plot:
-        from ._atomic import atomic_path
-        from .plot import runtime
+        from .._fs import atomic_path
+        from ..plot import runtime
 
         axes = runtime(rows)
         fig = np.ravel(axes)[0].figure
@@ -262,6 +262,6 @@ def write_results(rows: Sequence[dict], outdir: str | os.PathLike,
 
 def to_markdown(rows: Sequence[dict]) -> str:
     """Markdown report: the performance targets, then seconds per configuration."""
-    from .linkpred._bench_report import to_markdown as _md
+    from ._report import to_markdown as _md
 
     return _md(rows)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ._validation import as_biadjacency, canonical_csr
+from .._validation import as_biadjacency, canonical_csr
 
 __all__ = ["LayerPercolation", "PercolationReport", "percolate"]
 

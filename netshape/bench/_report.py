@@ -50,7 +50,7 @@ def _targets(rows: Sequence[dict]) -> list[str]:
 
     # auto runs exactly the path choose_path names; judging that choice by the two
     # paths' own times in this run separates the rule from timing noise of a third sample
-    from .ch2_l3n import choose_path
+    from ..linkpred.ch2_l3n import choose_path
 
     worst_c, worst_c_at, n_c = 0.0, "", 0
     for r in rows:
