@@ -9,8 +9,6 @@ from test_linkpred_reference import TINY, ch_path, support
 
 from netshape.linkpred import _kernels, ch2_l3p, ch3_l3p
 
-torch = pytest.importorskip("torch")
-
 
 @pytest.mark.parametrize("engine", ["numba", "numpy", "auto"])
 @pytest.mark.parametrize("ch2", [False, True], ids=["ch3", "ch2"])
@@ -52,14 +50,14 @@ def test_auto_without_numba_uses_fallback(monkeypatch):
         ch3_l3p(TINY, engine="numba")
 
 
-def test_torch_in_torch_out():
+def test_torch_in_torch_out(torch):
     S = ch3_l3p(torch.from_numpy(TINY.T.copy()).bool().T)
     assert isinstance(S, torch.Tensor) and S.dtype == torch.float32
     np.testing.assert_allclose(S.numpy(), ch_path(TINY), rtol=1e-6)
 
 
 @pytest.mark.gpu
-def test_torch_cuda_in_cuda_out():
+def test_torch_cuda_in_cuda_out(torch):
     if not torch.cuda.is_available():
         pytest.skip("torch has no CUDA device")
     S = ch2_l3p(torch.from_numpy(TINY).cuda())
