@@ -9,7 +9,6 @@ import pytest
 
 from netshape import bench
 from netshape.bench import _worker as _bench_worker
-from netshape.bench._report import targets_text
 
 
 @pytest.fixture(scope="module")
@@ -52,22 +51,42 @@ def test_csv_round_trip_and_outputs(quick_rows, tmp_path):
         assert a["method"] == b["method"] and a["n_in"] == b["n_in"]
         assert math.isclose(a["seconds"], b["seconds"], rel_tol=1e-5)
     md = paths["md"].read_text()
-    assert "## Targets" in md and "`ch2_l3n` (dense)" in md and "| 64 |" in md
+    assert "## GEMM reference" in md and "`ch2_l3n` (dense)" in md and "| 64 |" in md
+    assert "## Targets" not in md  # the project's targets live in benchmarks/, not the library
     assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_markdown_marks_timeouts_and_targets():
-    row = dict(method="ch2_l3n", path="dense", backend="numpy", n_in=2048, n_out=2048,
-               density=0.05, nnz=1, status="ok", seconds=3.0, seconds_min=3.0, repeats=1,
-               gemm_seconds=1.0, ratio_to_gemm=3.0, peak_mb=10.0, threads=2, versions="x")
-    slow = dict(row, method="ch3_l3p", path="auto", n_in=1024, n_out=1024, status="timeout",
-                seconds=float("nan"), ratio_to_gemm=float("nan"))
-    md = bench.to_markdown([row, slow])
-    assert "timeout" in md
-    lines = targets_text([row, slow])
+ROW = dict(method="ch2_l3n", path="dense", backend="numpy", n_in=2048, n_out=2048,
+           density=0.05, nnz=1, status="ok", seconds=3.0, seconds_min=3.0, repeats=1,
+           gemm_seconds=1.0, ratio_to_gemm=3.0, peak_mb=10.0, threads=2, versions="x")
+SLOW = dict(ROW, method="ch3_l3p", path="auto", n_in=1024, n_out=1024, status="timeout",
+            seconds=float("nan"), ratio_to_gemm=float("nan"))
+
+
+def test_markdown_marks_timeouts_and_takes_an_extra_section():
+    md = bench.to_markdown([ROW, SLOW], extra=["## Mine", "", "text"])
+    assert "| 1024 | timeout |" in md.split("## `ch3_l3p` (auto)")[1]
+    assert md.index("## Mine") < md.index("## GEMM reference")
+
+
+def _targets_module():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "linkpred_targets.py"
+    spec = importlib.util.spec_from_file_location("linkpred_targets", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_project_targets_are_judged_in_benchmarks():
+    targets = _targets_module()
+    lines = targets.targets_text([ROW, SLOW])
     assert lines[0].endswith("[met]") and "3.00" in lines[0]
     assert "n/a" in lines[3]  # the timed-out CH3-L3p gives no number
-    assert "[missed]" in targets_text([dict(row, ratio_to_gemm=4.0)])[0]
+    assert "[missed]" in targets.targets_text([dict(ROW, ratio_to_gemm=4.0)])[0]
+    assert targets.targets_markdown([ROW])[0] == "## Targets"
 
 
 def test_runtime_plot(quick_rows, tmp_path):

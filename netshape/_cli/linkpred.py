@@ -130,7 +130,6 @@ def run_predict(args: argparse.Namespace) -> int:
 
 def run_bench(args: argparse.Namespace) -> int:
     from .. import bench
-    from ..bench._report import targets_text
 
     outdir = check_writable_dir(args.output, "--output")
     grid = dict(sizes=bench.DEFAULT_SIZES, densities=bench.DEFAULT_DENSITIES,
@@ -150,8 +149,6 @@ def run_bench(args: argparse.Namespace) -> int:
               for s in ("ok", "timeout", "skipped", "error")}
     print(f"{len(rows)} configurations in {time.perf_counter() - t0:.0f} s: "
           + ", ".join(f"{v} {k}" for k, v in counts.items() if v))
-    for line in targets_text(rows):
-        print("  " + line)
     for kind, path in paths.items():
         print(f"{kind}: {Path(path)}")
     return 0

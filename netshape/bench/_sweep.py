@@ -238,13 +238,15 @@ def read_csv(path: str | os.PathLike) -> list[dict]:
 
 
 def write_results(rows: Sequence[dict], outdir: str | os.PathLike,
-                  stem: str = "linkpred_runtime", plot: bool = True) -> dict[str, Path]:
-    """Write ``stem.csv``, ``stem.md`` and (with matplotlib) ``stem.png``, atomically."""
+                  stem: str = "linkpred_runtime", plot: bool = True,
+                  extra: Sequence[str] = ()) -> dict[str, Path]:
+    """Write ``stem.csv``, ``stem.md`` (``extra`` markdown lines after its introduction)
+    and (with matplotlib) ``stem.png``, atomically."""
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     paths = {"csv": outdir / f"{stem}.csv", "md": outdir / f"{stem}.md"}
     atomic_write_text(paths["csv"], to_csv(rows))
-    atomic_write_text(paths["md"], to_markdown(rows))
+    atomic_write_text(paths["md"], to_markdown(rows, extra))
     if plot:
         from .._fs import atomic_path
         from ..plot import runtime
@@ -260,8 +262,8 @@ def write_results(rows: Sequence[dict], outdir: str | os.PathLike,
     return paths
 
 
-def to_markdown(rows: Sequence[dict]) -> str:
-    """Markdown report: the performance targets, then seconds per configuration."""
+def to_markdown(rows: Sequence[dict], extra: Sequence[str] = ()) -> str:
+    """Markdown report: ``extra`` lines (a caller's section), then seconds per configuration."""
     from ._report import to_markdown as _md
 
-    return _md(rows)
+    return _md(rows, extra)
