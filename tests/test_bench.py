@@ -14,7 +14,7 @@ from netshape.bench import _worker as _bench_worker
 @pytest.fixture(scope="module")
 def quick_rows():
     return bench.run(sizes=(32, 64), densities=(0.05, 0.3),
-                     methods=("ch2_l3n:dense", "ch2_l3n:sparse", "ch2_l3n:auto", "ch3_l3p"),
+                     predictors=("ch2_l3n:dense", "ch2_l3n:sparse", "ch2_l3n:auto", "ch3_l3p"),
                      repeats=2, timeout=60, progress=False)
 
 
@@ -33,7 +33,7 @@ def test_rows_are_tidy_and_complete(quick_rows):
 
 def test_timeout_is_recorded_not_timed():
     # a 1 ms budget: the first configuration times out, the larger/denser ones are skipped
-    rows = bench.run(sizes=(400, 500), densities=(0.2, 0.3), methods=("ch3_l3p:numpy",),
+    rows = bench.run(sizes=(400, 500), densities=(0.2, 0.3), predictors=("ch3_l3p:numpy",),
                      repeats=1, timeout=0.001, progress=False)
     status = [(r["n_in"], r["density"], r["status"]) for r in rows]
     assert status[0] == (400, 0.2, "timeout")
@@ -108,7 +108,8 @@ def test_runtime_plot(quick_rows, tmp_path):
 @pytest.mark.parametrize("kw, words", [
     ({"sizes": (0,)}, "sizes"),
     ({"densities": (1.5,)}, "densities"),
-    ({"methods": ("ch9",)}, "unknown predictor"),
+    ({"predictors": ("ch9",)}, "unknown predictor"),
+    ({"predictors": ("l3_paths:dense",)}, "has no path 'dense'"),
     ({"backend": "jax"}, "backend"),
     ({"timeout": -1}, "timeout"),
     ({"repeats": 0}, "repeats"),
@@ -119,9 +120,9 @@ def test_bad_arguments(kw, words):
 
 
 def test_same_seed_same_layers():
-    r1 = bench.run(sizes=(40,), densities=(0.1,), methods=("l3_paths",), repeats=1,
+    r1 = bench.run(sizes=(40,), densities=(0.1,), predictors=("l3_paths",), repeats=1,
                    progress=False, rng=3)
-    r2 = bench.run(sizes=(40,), densities=(0.1,), methods=("l3_paths",), repeats=1,
+    r2 = bench.run(sizes=(40,), densities=(0.1,), predictors=("l3_paths",), repeats=1,
                    progress=False, rng=3)
     assert r1[0]["nnz"] == r2[0]["nnz"] == 160
     assert np.isfinite(r1[0]["seconds"])
@@ -131,12 +132,12 @@ def test_paths_of_one_predictor_share_a_worker_and_timeouts_stay_per_path(monkey
     # a path that overruns is killed and recorded; the other paths of the same
     # predictor are timed again in a fresh worker and keep their numbers
     rows = bench.run(sizes=(300,), densities=(0.3,),
-                     methods=("ch3_l3p:numpy", "ch3_l3p:numba", "ch3_l3p:numpy"),
+                     predictors=("ch3_l3p:numpy", "ch3_l3p:numba", "ch3_l3p:numpy"),
                      repeats=1, timeout=0.002, progress=False)
     assert [(r["path"], r["status"]) for r in rows] == [("numpy", "timeout"),
                                                          ("numba", "timeout")]
     rows = bench.run(sizes=(24, 48), densities=(0.1,),
-                     methods=("l3_paths", "ch2_l3n:sparse", "ch2_l3n:dense"),
+                     predictors=("l3_paths", "ch2_l3n:sparse", "ch2_l3n:dense"),
                      repeats=1, timeout=60, progress=False)
     assert [(r["method"], r["path"], r["n_in"]) for r in rows] == [
         ("l3_paths", "auto", 24), ("l3_paths", "auto", 48), ("ch2_l3n", "sparse", 24),

@@ -14,6 +14,7 @@ from ._sweep import (
     COLUMNS,
     DEFAULT_DENSITIES,
     DEFAULT_METHODS,
+    DEFAULT_PREDICTORS,
     DEFAULT_SIZES,
     QUICK,
     read_csv,
@@ -23,5 +24,5 @@ from ._sweep import (
     write_results,
 )
 
-__all__ = ["COLUMNS", "DEFAULT_DENSITIES", "DEFAULT_METHODS", "DEFAULT_SIZES", "QUICK",
-           "read_csv", "run", "to_csv", "to_markdown", "write_results"]
+__all__ = ["COLUMNS", "DEFAULT_DENSITIES", "DEFAULT_METHODS", "DEFAULT_PREDICTORS",
+           "DEFAULT_SIZES", "QUICK", "read_csv", "run", "to_csv", "to_markdown", "write_results"]

@@ -24,8 +24,8 @@ zeta, zeta_schedule
 regrowth
     ``random`` (SET), ``gradient`` (RigL/GraNet: |dense gradient| of missing
     links, captured only on update steps), or a link predictor of
-    :func:`netshape.linkpred.predict` (``ch2_l3n``, ``ch3_l3p``, ``ch2_l3p``,
-    ``l3_paths``, ``ra_l3``); add ``_soft`` to sample :math:`\\propto`
+    :func:`netshape.linkpred.available` (``ch2_l3n``, ``ch3_l3n``, ``ch3_l3p``,
+    ``ch2_l3p``, ``l3_paths``, ``ra_l3``); add ``_soft`` to sample :math:`\\propto`
     score^(1/T) instead of taking the top-k (``T`` a number, or a
     ``(start, end)`` pair ramped linearly like ``delta``); ``none`` for no regrowth.
 schedule
@@ -70,15 +70,18 @@ import numbers
 from typing import Any
 
 from .._validation import check_choice, check_unit_interval
+from ..generators import available as _generators
+from ..linkpred import available as _predictors
 
 __all__ = ["COMPONENTS", "METHODS", "PRESETS", "preset_table", "resolve_method"]
 
-_LINKPRED = ("ch2_l3n", "ch3_l3p", "ch2_l3p", "l3_paths", "ra_l3")
-_REGROWTH = ("random", "gradient", *_LINKPRED)
+#: "random" is SET's uniform regrowth (the ``random`` predictor's scores are uniform too);
+#: every other name comes from the link-prediction registry
+_REGROWTH = ("random", "gradient", *(name for name in _predictors() if name != "random"))
 
 #: allowed values of each categorical component
 COMPONENTS: dict[str, tuple] = {
-    "init": ("er", "bsw", "brf", "bsf", "csti", "dense"),
+    "init": (*_generators(), "dense"),
     "removal": ("magnitude", "ri", "magnitude_soft", "ri_soft", "soft",
                 "magnitude_gradient", "none"),
     "prune": ("magnitude", "ri", "magnitude_gradient", "magnitude_historical"),
