@@ -66,10 +66,11 @@ shard
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any
 
-from .._validation import check_choice, check_unit_interval
+from .._validation import check_choice, check_range, check_unit_interval
 from ..generators import available as _generators
 from ..linkpred import available as _predictors
 
@@ -150,17 +151,6 @@ PRESETS: dict[str, dict[str, Any]] = {
 METHODS = tuple(PRESETS)
 
 
-def _real(v: Any, name: str, lo: float, hi: float, *, lo_open=False, hi_open=False) -> float:
-    if isinstance(v, bool) or not isinstance(v, numbers.Real):
-        raise TypeError(f"{name}={v!r} must be a real number")
-    x = float(v)
-    ok = (x > lo if lo_open else x >= lo) and (x < hi if hi_open else x <= hi)
-    if not ok:
-        lb, rb = "(" if lo_open else "[", ")" if hi_open else "]"
-        raise ValueError(f"{name}={v!r} is outside the allowed range {lb}{lo}, {hi}{rb}")
-    return x
-
-
 def resolve_method(method: str, overrides: dict[str, Any]) -> dict[str, Any]:
     """Merge ``overrides`` into preset ``method`` and validate every component.
 
@@ -190,18 +180,18 @@ def resolve_method(method: str, overrides: dict[str, Any]) -> dict[str, Any]:
     cfg["r"] = check_unit_interval(cfg["r"], "r")
     cfg["beta"] = check_unit_interval(cfg["beta"], "beta")
     cfg["alpha"] = check_unit_interval(cfg["alpha"], "alpha")
-    cfg["gamma"] = _real(cfg["gamma"], "gamma", 0.0, float("inf"), lo_open=True, hi_open=True)
-    cfg["zeta"] = _real(cfg["zeta"], "zeta", 0.0, 1.0, hi_open=True)
+    cfg["gamma"] = check_range(cfg["gamma"], "gamma", 0.0, math.inf, lo_open=True, hi_open=True)
+    cfg["zeta"] = check_range(cfg["zeta"], "zeta", 0.0, 1.0, hi_open=True)
     t = cfg["T"]
     t = (t, t) if isinstance(t, numbers.Real) and not isinstance(t, bool) else tuple(t)
     if len(t) != 2:
         raise ValueError(f"T={cfg['T']!r} must be a number or a (start, end) pair")
-    cfg["T"] = tuple(_real(x, "T", 0.0, float("inf"), lo_open=True, hi_open=True) for x in t)
-    cfg["k"] = _real(cfg["k"], "k", 0.0, float("inf"), lo_open=True, hi_open=True)
-    cfg["initial_density"] = _real(cfg["initial_density"], "initial_density", 0.0, 1.0,
+    cfg["T"] = tuple(check_range(x, "T", 0.0, math.inf, lo_open=True, hi_open=True) for x in t)
+    cfg["k"] = check_range(cfg["k"], "k", 0.0, math.inf, lo_open=True, hi_open=True)
+    cfg["initial_density"] = check_range(cfg["initial_density"], "initial_density", 0.0, 1.0,
                                    lo_open=True)
     for key in ("decay_start", "decay_end", "delta_end", "update_until"):
-        cfg[key] = _real(cfg[key], key, 0.0, 1.0)
+        cfg[key] = check_range(cfg[key], key, 0.0, 1.0)
     if cfg["decay_end"] < cfg["decay_start"]:
         raise ValueError(
             f"decay_end={cfg['decay_end']!r} must be >= decay_start={cfg['decay_start']!r}"
@@ -210,13 +200,13 @@ def resolve_method(method: str, overrides: dict[str, Any]) -> dict[str, Any]:
     d = (d, d) if isinstance(d, numbers.Real) and not isinstance(d, bool) else tuple(d)
     if len(d) != 2:
         raise ValueError(f"delta={cfg['delta']!r} must be a number or a (start, end) pair")
-    cfg["delta"] = tuple(_real(x, "delta", 0.0, 1.0, lo_open=True, hi_open=True) for x in d)
+    cfg["delta"] = tuple(check_range(x, "delta", 0.0, 1.0, lo_open=True, hi_open=True) for x in d)
     cfg["half_length"] = bool(cfg["half_length"])
     cfg["percolation"] = bool(cfg["percolation"])
     cfg["shard"] = bool(cfg["shard"])
     cfg["update_replaces_step"] = bool(cfg["update_replaces_step"])
     if cfg["early_stop"] is not None:
-        cfg["early_stop"] = _real(cfg["early_stop"], "early_stop", 0.0, 1.0, lo_open=True)
+        cfg["early_stop"] = check_range(cfg["early_stop"], "early_stop", 0.0, 1.0, lo_open=True)
     cfg["method"] = method
     return cfg
 
