@@ -12,9 +12,18 @@ import importlib.util
 collect_ignore_glob: list[str] = []
 
 _OPTIONAL = {
-    "torch": ["netshape/torch/*", "netshape/train.py", "netshape/_train_*.py"],
+    "torch": ["netshape/torch/*", "netshape/train/*"],
     "matplotlib": ["netshape/plot/*"],
 }
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # blocked by an import hook, or a None in sys.modules
+        return False
+
+
 for _module, _globs in _OPTIONAL.items():
-    if importlib.util.find_spec(_module) is None:
+    if not _installed(_module):
         collect_ignore_glob.extend(_globs)

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from netshape._atomic import atomic_write_text
+from netshape._fs import atomic_write_text
 from netshape.torch import sparsify
 
 SIZES = (784, 1568, 1568, 1568, 10)

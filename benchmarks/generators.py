@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 import netshape as ns
-from netshape._atomic import atomic_write_text
+from netshape._fs import atomic_write_text
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

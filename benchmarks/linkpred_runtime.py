@@ -7,7 +7,9 @@ Run from the repository root::
 
 Any ``netshape bench`` option is accepted. Without ``-o`` the results go to
 ``benchmarks/results/linkpred_runtime.{csv,md,png}`` and the plot is copied to
-``docs/img/linkpred_runtime.png`` for the documentation.
+``docs/img/linkpred_runtime.png`` for the documentation. The markdown report
+gets the project's performance targets (:mod:`linkpred_targets`), which are
+also printed.
 """
 
 from __future__ import annotations
@@ -16,9 +18,21 @@ import shutil
 import sys
 from pathlib import Path
 
+from linkpred_targets import targets_markdown, targets_text
+
+from netshape import bench
+from netshape._fs import atomic_write_text
 from netshape.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _output(args: list[str]) -> Path:
+    for flag in ("-o", "--output"):
+        if flag in args:
+            return Path(args[args.index(flag) + 1])
+    return Path("netshape-bench")
+
 
 if __name__ == "__main__":
     args = sys.argv[1:]
@@ -26,6 +40,13 @@ if __name__ == "__main__":
     if default_out:
         args += ["-o", str(ROOT / "benchmarks" / "results")]
     code = main(["bench", *args])
+    if code == 0:
+        out = _output(args)
+        rows = bench.read_csv(out / "linkpred_runtime.csv")
+        atomic_write_text(out / "linkpred_runtime.md", bench.to_markdown(rows,
+                                                                        targets_markdown(rows)))
+        for line in targets_text(rows):
+            print("  " + line)
     png = ROOT / "benchmarks" / "results" / "linkpred_runtime.png"
     if code == 0 and default_out and "--quick" not in args and png.exists():
         (ROOT / "docs" / "img").mkdir(parents=True, exist_ok=True)

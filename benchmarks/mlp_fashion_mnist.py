@@ -36,8 +36,8 @@ from pathlib import Path
 
 import torch
 
-from netshape._atomic import atomic_write_text
 from netshape._cli.train import parse_hidden
+from netshape._fs import atomic_write_text
 from netshape.train import TrainConfig, resume, train
 
 #: paper Table 7, FMNIST column: (accuracy %, ANP %); FC has no ANP

@@ -86,7 +86,7 @@ def _read(path: Path) -> list[dict]:
 
 
 def _write(path: Path, rows: list[dict], columns) -> None:
-    from netshape._atomic import atomic_write_text
+    from netshape._fs import atomic_write_text
 
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
@@ -108,7 +108,7 @@ class _CpuClock:
         return 0.0
 
     def __call__(self, row: dict) -> None:
-        from netshape._atomic import atomic_write_text
+        from netshape._fs import atomic_write_text
 
         now = time.process_time()
         total = self.total() + (now - self.last)
@@ -264,7 +264,7 @@ def plot_curves(epoch_rows: list[dict], methods, path: Path, title: str) -> None
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
     fig.tight_layout()
-    from netshape._atomic import atomic_path
+    from netshape._fs import atomic_path
 
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=120)
@@ -273,7 +273,7 @@ def plot_curves(epoch_rows: list[dict], methods, path: Path, title: str) -> None
 
 def write_report(protocol: str, rows: list[dict], epoch_rows: list[dict], md: Path,
                  png: Path, epochs: int, update_every: int, docs: Path | None = None) -> None:
-    from netshape._atomic import atomic_write_text
+    from netshape._fs import atomic_write_text
 
     p = PROTOCOLS[protocol]
     methods = p["methods"]
@@ -322,7 +322,7 @@ def write_report(protocol: str, rows: list[dict], epoch_rows: list[dict], md: Pa
 
 def update_docs_block(path: Path, name: str, text: str) -> None:
     """Replace the text between ``<!-- name:begin -->`` and ``<!-- name:end -->`` in ``path``."""
-    from netshape._atomic import atomic_write_text
+    from netshape._fs import atomic_write_text
 
     page = path.read_text()
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"

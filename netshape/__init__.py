@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = (
     "generators", "linkpred", "metrics", "schedules", "sampling", "io", "plot",
-    "bench", "datasets", "percolation",
+    "bench", "datasets", "percolation", "analyze",
 )
 _EXPORTS: dict[str, str | None] = {name: None for name in _SUBMODULES}
 _EXPORTS["percolate"] = "percolation"

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -25,11 +25,13 @@ from ._backend import array_family, to_numpy
 __all__ = [
     "as_biadjacency",
     "as_data_matrix",
+    "as_layers",
     "canonical_csr",
     "check_biadjacency_shape",
     "check_choice",
     "check_density",
     "check_positive_int",
+    "check_range",
     "check_real",
     "check_unit_interval",
     "link_count",
@@ -69,22 +71,38 @@ def check_real(value: Any, name: str) -> float:
     return v
 
 
+def check_range(value: Any, name: str, lo: float = -math.inf, hi: float = math.inf, *,
+                lo_open: bool = False, hi_open: bool = False) -> float:
+    """Return ``value`` as a float if it is a real number in the range, else raise.
+
+    The range is ``[lo, hi]``, each end open with ``lo_open`` / ``hi_open``;
+    NaN is never in range, and an infinite end is reached only when closed.
+    The message names the argument, its value and the range.
+
+    >>> check_range(0.5, "zeta", 0, 1, hi_open=True)
+    0.5
+    >>> check_range(0, "k", 0, math.inf, lo_open=True, hi_open=True)
+    Traceback (most recent call last):
+    ...
+    ValueError: k=0 is outside the allowed range (0, inf)
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}={value!r} must be a real number")
+    x = float(value)
+    if not ((x > lo if lo_open else x >= lo) and (x < hi if hi_open else x <= hi)):
+        raise ValueError(f"{name}={value!r} is outside the allowed range "
+                         f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}")
+    return x
+
+
 def check_unit_interval(value: Any, name: str) -> float:
     """Check ``value`` lies in the closed interval [0, 1] (``r``, ``beta``, ...)."""
-    v = check_real(value, name)
-    if not 0.0 <= v <= 1.0:
-        raise ValueError(f"{name}={value!r} is outside the allowed range [0, 1]")
-    return v
+    return check_range(value, name, 0.0, 1.0)
 
 
 def check_density(value: Any, name: str = "density", *, allow_one: bool = True) -> float:
     """Check a density lies in (0, 1] (or (0, 1) when ``allow_one=False``)."""
-    v = check_real(value, name)
-    hi_ok = v <= 1.0 if allow_one else v < 1.0
-    if not (v > 0.0 and hi_ok):
-        rng_txt = "(0, 1]" if allow_one else "(0, 1)"
-        raise ValueError(f"{name}={value!r} is outside the allowed range {rng_txt}")
-    return v
+    return check_range(value, name, 0.0, 1.0, lo_open=True, hi_open=not allow_one)
 
 
 def check_choice(value: Any, name: str, choices: Iterable[Any]) -> Any:
@@ -159,16 +177,34 @@ def check_biadjacency_shape(shape: tuple[int, ...], name: str = "A") -> tuple[in
     return shape[0], shape[1]
 
 
+def unsupported_topology(A: Any, name: str) -> TypeError:
+    """The error for a topology of a type no function accepts."""
+    return TypeError(
+        f"{name} of type {type(A).__name__} is not a supported topology; pass a scipy "
+        "sparse array/matrix, a numpy array, a torch tensor or a CuPy array"
+    )
+
+
+def complex_topology(name: str, dtype: Any) -> TypeError:
+    """The error for a topology with complex values (host or device)."""
+    return TypeError(f"{name} must be real, got dtype {dtype}")
+
+
+def nonfinite_topology(name: str, bad: Any = None) -> ValueError:
+    """The error for a topology holding NaN or inf (``bad``: the value, when at hand)."""
+    what = "a non-finite value" if bad is None else f"a non-finite value ({bad})"
+    return ValueError(f"{name} contains {what}; only finite values allowed")
+
+
 def _check_values(values: np.ndarray, name: str, strict: bool) -> None:
     if values.dtype == bool:
         return
     if not (np.issubdtype(values.dtype, np.number)):
         raise TypeError(f"{name} must hold numbers or booleans, got dtype {values.dtype}")
     if np.issubdtype(values.dtype, np.complexfloating):
-        raise TypeError(f"{name} must be real, got dtype {values.dtype}")
+        raise complex_topology(name, values.dtype)
     if np.issubdtype(values.dtype, np.floating) and not np.all(np.isfinite(values)):
-        bad = values[~np.isfinite(values)][0]
-        raise ValueError(f"{name} contains a non-finite value ({bad}); only finite values allowed")
+        raise nonfinite_topology(name, values[~np.isfinite(values)][0])
     if strict and not np.all((values == 0) | (values == 1)):
         bad = values[(values != 0) & (values != 1)][0]
         raise ValueError(f"{name} must be binary (0/1); found the value {bad}")
@@ -202,10 +238,7 @@ def as_biadjacency(A: Any, name: str = "A", *, strict: bool = False) -> sp.csr_a
         if isinstance(A, (list, tuple)):
             A = np.asarray(A)
         else:
-            raise TypeError(
-                f"{name} of type {type(A).__name__} is not a supported topology; pass a scipy "
-                "sparse array/matrix, a numpy array, a torch tensor or a CuPy array"
-            )
+            raise unsupported_topology(A, name)
     A = to_numpy(A)
     check_biadjacency_shape(A.shape, name)
     if sp.issparse(A):
@@ -215,6 +248,53 @@ def as_biadjacency(A: Any, name: str = "A", *, strict: bool = False) -> sp.csr_a
     A = np.asarray(A)
     _check_values(A, name, strict)
     return canonical_csr(sp.csr_array(A != 0))
+
+
+def _is_one_layer(x: Any) -> bool:
+    """An array, or a nested list of numbers (rows) — not a collection of layers."""
+    if sp.issparse(x) or hasattr(x, "shape"):
+        return True
+    return (isinstance(x, (list, tuple)) and len(x) > 0 and isinstance(x[0], (list, tuple))
+            and all(isinstance(v, numbers.Number) for v in x[0]))
+
+
+def as_layers(layers: Any, name: str = "layers", *,
+              single: bool = False) -> tuple[str, list[Any], list[sp.csr_array]]:
+    """Normalise a collection of layer topologies: ``(kind, keys, canonical layers)``.
+
+    The one rule for every function that takes several layers (percolation,
+    paths, neurons, exploration). ``kind`` is ``"mapping"`` for a mapping
+    ``name -> layer`` (keys: its keys, in order), ``"sequence"`` for any other
+    iterable of layers (keys: ``0 .. L-1``), and — only with ``single=True`` —
+    ``"single"`` for one layer (keys: ``[None]``). Each layer is a biadjacency
+    ``(n_in, n_out)`` passed through :func:`as_biadjacency`, named
+    ``name[key]`` in errors. An empty collection raises.
+
+    >>> import numpy as np
+    >>> kind, keys, mats = as_layers({"fc1": np.eye(2), "fc2": np.ones((2, 1))})
+    >>> kind, keys, [m.shape for m in mats]
+    ('mapping', ['fc1', 'fc2'], [(2, 2), (2, 1)])
+    >>> as_layers(np.eye(2), single=True)[0]
+    'single'
+    """
+    if isinstance(layers, Mapping):
+        kind, keys = "mapping", list(layers)
+        mats = [as_biadjacency(v, name=f"{name}[{k!r}]") for k, v in layers.items()]
+    elif _is_one_layer(layers):
+        if not single:
+            raise TypeError(f"{name} must be a sequence or mapping of layers, not a single "
+                            "array; wrap one layer in a list")
+        return "single", [None], [as_biadjacency(layers, name=name)]
+    elif isinstance(layers, (str, bytes)) or not isinstance(layers, Iterable):
+        raise TypeError(f"{name} of type {type(layers).__name__} is not allowed; pass a "
+                        "sequence of biadjacencies (a chain) or a mapping name -> biadjacency")
+    else:
+        items = list(layers)
+        kind, keys = "sequence", list(range(len(items)))
+        mats = [as_biadjacency(v, name=f"{name}[{i}]") for i, v in enumerate(items)]
+    if not mats:
+        raise ValueError(f"{name} is empty; pass at least one layer")
+    return kind, keys, mats
 
 
 def as_data_matrix(X: Any, name: str = "X") -> np.ndarray:

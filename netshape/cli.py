@@ -30,13 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"netshape {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _COMMAND_MODULES:
-        try:
-            mod = importlib.import_module(f"netshape._cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"netshape._cli.{name}":
-                continue  # command group not built yet
-            raise
-        mod.register(sub)
+        # a command module that fails to import is a bug: let it raise, never drop the command
+        importlib.import_module(f"netshape._cli.{name}").register(sub)
     return parser
 
 

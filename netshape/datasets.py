@@ -47,8 +47,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._atomic import atomic_path
 from ._backend import require
+from ._fs import atomic_path
 from ._random import as_rng
 from ._validation import check_choice
 

@@ -23,6 +23,7 @@ from ._random import (
     uniform_sample_without_replacement,
     weighted_sample_without_replacement,
 )
+from ._validation import check_range
 
 __all__ = ["choose_links", "removal_scores", "removal_scores_at", "sample_indices",
            "torch_generator"]
@@ -34,14 +35,8 @@ def _is_torch(x: Any) -> bool:
 
 
 def _check_alpha_delta(alpha: float, delta: float) -> tuple[float, float]:
-    for name, v in (("alpha", alpha), ("delta", delta)):
-        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
-            raise TypeError(f"{name}={v!r} must be a finite real number")
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha={alpha!r} is outside the allowed range [0, 1]")
-    if not 0.0 < delta < 1.0:
-        raise ValueError(f"delta={delta!r} is outside the allowed range (0, 1)")
-    return float(alpha), float(delta)
+    return (check_range(alpha, "alpha", 0, 1),
+            check_range(delta, "delta", 0, 1, lo_open=True, hi_open=True))
 
 
 def _numpy_weights(W, name: str = "W") -> np.ndarray:
@@ -154,10 +149,7 @@ def _check_k(k: Any) -> int:
 
 
 def _check_temperature(temperature: Any) -> float:
-    t = temperature
-    if isinstance(t, bool) or not isinstance(t, numbers.Real) or not (math.isfinite(t) and t > 0):
-        raise ValueError(f"temperature={t!r} must be a positive finite number")
-    return float(t)
+    return check_range(temperature, "temperature", 0, math.inf, lo_open=True, hi_open=True)
 
 
 def sample_indices(weights, k: int, *, temperature: float = 1.0, rng=None):

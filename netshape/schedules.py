@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 import numbers
 
+from ._validation import check_range
+
 __all__ = [
     "constant",
     "cosine_zeta",
@@ -39,10 +41,7 @@ def _check_window(step, start, end) -> tuple[float, float, float]:
 
 
 def _check_value(v, name: str) -> float:
-    _check_finite(v, name)
-    if not 0.0 <= float(v) <= 1.0:
-        raise ValueError(f"{name}={v!r} is outside the allowed range [0, 1]")
-    return float(v)
+    return check_range(v, name, 0, 1)
 
 
 def _progress(step: float, start: float, end: float) -> float:
@@ -110,8 +109,7 @@ def sigmoid_density(step, *, start, end, s_init, s_final, k: float = 6.0,
     """
     step, start, end = _check_window(step, start, end)
     s_init, s_final = _check_value(s_init, "s_init"), _check_value(s_final, "s_final")
-    if isinstance(k, bool) or not isinstance(k, numbers.Real) or not (k > 0 and math.isfinite(k)):
-        raise ValueError(f"k={k!r} must be a positive finite number")
+    check_range(k, "k", 0, math.inf, lo_open=True, hi_open=True)
     if half_length:
         end = start + (end - start) / 2.0
     p = _progress(step, start, end)

@@ -38,6 +38,16 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture
+def torch():
+    """torch, or a skip of this one test where torch is not installed.
+
+    The graph core runs without torch: a test module never skips as a whole
+    for want of it, only the cases that hand it torch tensors.
+    """
+    return pytest.importorskip("torch")
+
+
 def random_biadjacency(rng: np.random.Generator, n_in: int, n_out: int, p: float) -> np.ndarray:
     """Dense 0/1 matrix with independent links of probability ``p``."""
     return (rng.random((n_in, n_out)) < p).astype(np.float64)

@@ -7,14 +7,14 @@ import math
 import numpy as np
 import pytest
 
-from netshape import _bench_worker, bench
-from netshape.linkpred._bench_report import targets_text
+from netshape import bench
+from netshape.bench import _worker as _bench_worker
 
 
 @pytest.fixture(scope="module")
 def quick_rows():
     return bench.run(sizes=(32, 64), densities=(0.05, 0.3),
-                     methods=("ch2_l3n:dense", "ch2_l3n:sparse", "ch2_l3n:auto", "ch3_l3p"),
+                     predictors=("ch2_l3n:dense", "ch2_l3n:sparse", "ch2_l3n:auto", "ch3_l3p"),
                      repeats=2, timeout=60, progress=False)
 
 
@@ -33,7 +33,7 @@ def test_rows_are_tidy_and_complete(quick_rows):
 
 def test_timeout_is_recorded_not_timed():
     # a 1 ms budget: the first configuration times out, the larger/denser ones are skipped
-    rows = bench.run(sizes=(400, 500), densities=(0.2, 0.3), methods=("ch3_l3p:numpy",),
+    rows = bench.run(sizes=(400, 500), densities=(0.2, 0.3), predictors=("ch3_l3p:numpy",),
                      repeats=1, timeout=0.001, progress=False)
     status = [(r["n_in"], r["density"], r["status"]) for r in rows]
     assert status[0] == (400, 0.2, "timeout")
@@ -51,22 +51,42 @@ def test_csv_round_trip_and_outputs(quick_rows, tmp_path):
         assert a["method"] == b["method"] and a["n_in"] == b["n_in"]
         assert math.isclose(a["seconds"], b["seconds"], rel_tol=1e-5)
     md = paths["md"].read_text()
-    assert "## Targets" in md and "`ch2_l3n` (dense)" in md and "| 64 |" in md
+    assert "## GEMM reference" in md and "`ch2_l3n` (dense)" in md and "| 64 |" in md
+    assert "## Targets" not in md  # the project's targets live in benchmarks/, not the library
     assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_markdown_marks_timeouts_and_targets():
-    row = dict(method="ch2_l3n", path="dense", backend="numpy", n_in=2048, n_out=2048,
-               density=0.05, nnz=1, status="ok", seconds=3.0, seconds_min=3.0, repeats=1,
-               gemm_seconds=1.0, ratio_to_gemm=3.0, peak_mb=10.0, threads=2, versions="x")
-    slow = dict(row, method="ch3_l3p", path="auto", n_in=1024, n_out=1024, status="timeout",
-                seconds=float("nan"), ratio_to_gemm=float("nan"))
-    md = bench.to_markdown([row, slow])
-    assert "timeout" in md
-    lines = targets_text([row, slow])
+ROW = dict(method="ch2_l3n", path="dense", backend="numpy", n_in=2048, n_out=2048,
+           density=0.05, nnz=1, status="ok", seconds=3.0, seconds_min=3.0, repeats=1,
+           gemm_seconds=1.0, ratio_to_gemm=3.0, peak_mb=10.0, threads=2, versions="x")
+SLOW = dict(ROW, method="ch3_l3p", path="auto", n_in=1024, n_out=1024, status="timeout",
+            seconds=float("nan"), ratio_to_gemm=float("nan"))
+
+
+def test_markdown_marks_timeouts_and_takes_an_extra_section():
+    md = bench.to_markdown([ROW, SLOW], extra=["## Mine", "", "text"])
+    assert "| 1024 | timeout |" in md.split("## `ch3_l3p` (auto)")[1]
+    assert md.index("## Mine") < md.index("## GEMM reference")
+
+
+def _targets_module():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "linkpred_targets.py"
+    spec = importlib.util.spec_from_file_location("linkpred_targets", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_project_targets_are_judged_in_benchmarks():
+    targets = _targets_module()
+    lines = targets.targets_text([ROW, SLOW])
     assert lines[0].endswith("[met]") and "3.00" in lines[0]
     assert "n/a" in lines[3]  # the timed-out CH3-L3p gives no number
-    assert "[missed]" in targets_text([dict(row, ratio_to_gemm=4.0)])[0]
+    assert "[missed]" in targets.targets_text([dict(ROW, ratio_to_gemm=4.0)])[0]
+    assert targets.targets_markdown([ROW])[0] == "## Targets"
 
 
 def test_runtime_plot(quick_rows, tmp_path):
@@ -88,7 +108,8 @@ def test_runtime_plot(quick_rows, tmp_path):
 @pytest.mark.parametrize("kw, words", [
     ({"sizes": (0,)}, "sizes"),
     ({"densities": (1.5,)}, "densities"),
-    ({"methods": ("ch9",)}, "unknown predictor"),
+    ({"predictors": ("ch9",)}, "unknown predictor"),
+    ({"predictors": ("l3_paths:dense",)}, "has no path 'dense'"),
     ({"backend": "jax"}, "backend"),
     ({"timeout": -1}, "timeout"),
     ({"repeats": 0}, "repeats"),
@@ -99,9 +120,9 @@ def test_bad_arguments(kw, words):
 
 
 def test_same_seed_same_layers():
-    r1 = bench.run(sizes=(40,), densities=(0.1,), methods=("l3_paths",), repeats=1,
+    r1 = bench.run(sizes=(40,), densities=(0.1,), predictors=("l3_paths",), repeats=1,
                    progress=False, rng=3)
-    r2 = bench.run(sizes=(40,), densities=(0.1,), methods=("l3_paths",), repeats=1,
+    r2 = bench.run(sizes=(40,), densities=(0.1,), predictors=("l3_paths",), repeats=1,
                    progress=False, rng=3)
     assert r1[0]["nnz"] == r2[0]["nnz"] == 160
     assert np.isfinite(r1[0]["seconds"])
@@ -111,12 +132,12 @@ def test_paths_of_one_predictor_share_a_worker_and_timeouts_stay_per_path(monkey
     # a path that overruns is killed and recorded; the other paths of the same
     # predictor are timed again in a fresh worker and keep their numbers
     rows = bench.run(sizes=(300,), densities=(0.3,),
-                     methods=("ch3_l3p:numpy", "ch3_l3p:numba", "ch3_l3p:numpy"),
+                     predictors=("ch3_l3p:numpy", "ch3_l3p:numba", "ch3_l3p:numpy"),
                      repeats=1, timeout=0.002, progress=False)
     assert [(r["path"], r["status"]) for r in rows] == [("numpy", "timeout"),
                                                          ("numba", "timeout")]
     rows = bench.run(sizes=(24, 48), densities=(0.1,),
-                     methods=("l3_paths", "ch2_l3n:sparse", "ch2_l3n:dense"),
+                     predictors=("l3_paths", "ch2_l3n:sparse", "ch2_l3n:dense"),
                      repeats=1, timeout=60, progress=False)
     assert [(r["method"], r["path"], r["n_in"]) for r in rows] == [
         ("l3_paths", "auto", 24), ("l3_paths", "auto", 48), ("ch2_l3n", "sparse", 24),

@@ -116,7 +116,7 @@ def test_analyze_run_dir_with_snapshots(tmp_path, monkeypatch):
 
 
 def test_read_history_keeps_numeric_columns(tmp_path):
-    from netshape._report import read_history
+    from netshape.analyze import read_history
 
     (tmp_path / "m.csv").write_text("step,density,itop,test_acc\n1,0.5,0.5,\n2,0.4,nan,0.9\n")
     assert read_history(tmp_path / "m.csv") == {"step": [1.0, 2.0], "density": [0.5, 0.4]}

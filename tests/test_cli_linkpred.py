@@ -24,7 +24,7 @@ def topo(tmp_path):
 def test_predict_writes_scores_and_top_csv(topo, tmp_path, capsys):
     A, path, _ = topo
     out = tmp_path / "out" / "S.npz"
-    assert main(["predict", str(path), "--method", "ch2_l3n", "-o", str(out), "--top", "5"]) == 0
+    assert main(["predict", str(path), "--predictor", "ch2_l3n", "-o", str(out), "--top", "5"]) == 0
     with np.load(out, allow_pickle=False) as d:
         S = d["scores"]
         assert str(d["method"]) == "ch2_l3n"
@@ -43,10 +43,11 @@ def test_predict_writes_scores_and_top_csv(topo, tmp_path, capsys):
 def test_predict_network_file_and_layer(topo, tmp_path):
     _, _, net = topo
     out = tmp_path / "T.npz"
-    assert main(["predict", str(net), "--method", "ch3_l3p", "-o", str(out)]) == 0
+    assert main(["predict", str(net), "--predictor", "ch3_l3p", "--path", "numpy",
+                 "-o", str(out)]) == 0
     with np.load(out, allow_pickle=False) as d:
         assert {"scores.fc1", "scores.fc2"} <= set(d.files)
-    assert main(["predict", str(net), "--layer", "fc2", "--method", "random", "--rng", "4",
+    assert main(["predict", str(net), "--layer", "fc2", "--predictor", "random", "--rng", "4",
                  "-o", str(out)]) == 0
     with np.load(out, allow_pickle=False) as d:
         assert "scores.fc1" not in d.files and d["scores.fc2"].shape == (20, 10)
@@ -56,6 +57,10 @@ def test_predict_network_file_and_layer(topo, tmp_path):
     (["predict", "missing.npz", "-o", "x.npz"], "no such topology file"),
     (["predict", "{A}", "--layer", "fc9", "-o", "x.npz"], "--layer='fc9'"),
     (["predict", "{A}", "--top", "0", "-o", "x.npz"], "--top=0"),
+    (["predict", "{A}", "--predictor", "l3_paths", "--path", "dense", "-o", "x.npz"],
+     "--path='dense' does not apply to l3_paths"),
+    (["predict", "{A}", "--predictor", "ch2_l3n", "--method", "ch3_l3p", "-o", "x.npz"],
+     "disagree"),
 ])
 def test_predict_errors(topo, tmp_path, capsys, argv, words, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -65,15 +70,26 @@ def test_predict_errors(topo, tmp_path, capsys, argv, words, monkeypatch):
     assert not (tmp_path / "x.npz").exists()
 
 
-def test_predict_unknown_method_is_a_usage_error(topo):
+@pytest.mark.parametrize("flag", ["--predictor", "--method"])
+def test_predict_unknown_predictor_is_a_usage_error(topo, flag):
     with pytest.raises(SystemExit) as exc:
-        main(["predict", str(topo[1]), "--method", "magic", "-o", "x.npz"])
+        main(["predict", str(topo[1]), flag, "magic", "-o", "x.npz"])
     assert exc.value.code == 2
+
+
+def test_predict_method_is_a_deprecated_alias_of_predictor(topo, tmp_path, capsys):
+    A, path, _ = topo
+    out = tmp_path / "S.npz"
+    assert main(["predict", str(path), "--method", "ch3_l3p", "-o", str(out)]) == 0
+    assert "--method is deprecated; use --predictor" in capsys.readouterr().err
+    with np.load(out, allow_pickle=False) as d:
+        assert str(d["method"]) == "ch3_l3p"
+        np.testing.assert_array_equal(d["scores"], ns.linkpred.ch3_l3p(A))
 
 
 def test_bench_quick(tmp_path, capsys):
     out = tmp_path / "bench"
-    assert main(["bench", "--quick", "--sizes", "32", "--methods", "ch2_l3n:dense",
+    assert main(["bench", "--quick", "--sizes", "32", "--predictors", "ch2_l3n:dense",
                  "ch2_l3n:sparse", "-o", str(out), "--no-progress"]) == 0
     text = capsys.readouterr().out
     assert "4 configurations" in text and "4 ok" in text
@@ -81,9 +97,12 @@ def test_bench_quick(tmp_path, capsys):
     assert {(r["path"], r["density"]) for r in rows} == {
         ("dense", 0.02), ("dense", 0.2), ("sparse", 0.02), ("sparse", 0.2)}
     assert (out / "linkpred_runtime.png").stat().st_size > 1000
-    assert "## Targets" in (out / "linkpred_runtime.md").read_text()
+    assert "`ch2_l3n` (sparse)" in (out / "linkpred_runtime.md").read_text()
 
 
-def test_bench_bad_method(tmp_path, capsys):
-    assert main(["bench", "--quick", "--methods", "nope", "-o", str(tmp_path)]) == 2
-    assert "unknown predictor" in capsys.readouterr().err
+@pytest.mark.parametrize("flag", ["--predictors", "--methods"])
+def test_bench_bad_predictor(tmp_path, capsys, flag):
+    assert main(["bench", "--quick", flag, "nope", "-o", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown predictor" in err
+    assert ("deprecated" in err) == (flag == "--methods")

@@ -4,26 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import scipy.sparse as sp
-from test_linkpred_reference import TINY, path_count, ra_l3, support
+from test_linkpred_reference import TINY, as_numpy, converter, path_count, ra_l3, support
 
 import netshape.linkpred as lp
-
-torch = pytest.importorskip("torch")
 
 REQUIRED = ("ch2_l3n", "ch3_l3p", "ch2_l3p", "l3_paths", "ra_l3", "random")
 
 
-def _np(S):
-    return S.numpy() if isinstance(S, torch.Tensor) else np.asarray(S)
-
-
 @pytest.mark.parametrize("family", ["numpy", "scipy", "torch"])
 def test_l3_paths_and_ra_match_loops(small_layers, family):
-    conv = {"numpy": lambda A: A, "scipy": sp.csr_array, "torch": torch.from_numpy}[family]
+    conv = converter(family)
     for A in small_layers:
-        np.testing.assert_allclose(_np(lp.l3_paths(conv(A))), path_count(A), rtol=1e-6)
-        np.testing.assert_allclose(_np(lp.ra_l3(conv(A))), ra_l3(A), rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(as_numpy(lp.l3_paths(conv(A))), path_count(A), rtol=1e-6)
+        np.testing.assert_allclose(as_numpy(lp.ra_l3(conv(A))), ra_l3(A), rtol=1e-5, atol=1e-7)
 
 
 def test_random_scores():
@@ -32,11 +25,15 @@ def test_random_scores():
     np.testing.assert_array_equal(S1, S2)
     assert not np.array_equal(S1, lp.random_scores(A, rng=6))
     assert (S1[A] == 0).all() and (S1[~A] > 0).all() and (S1 <= 1).all()
-    St = lp.random_scores(torch.from_numpy(A), rng=5)
-    assert isinstance(St, torch.Tensor)
-    np.testing.assert_array_equal(St.numpy(), S1)
     with pytest.raises(TypeError, match="rng"):
         lp.random_scores(A, rng="seed")
+
+
+def test_random_scores_torch_match_numpy(torch):
+    A = np.random.default_rng(0).random((20, 30)) < 0.2
+    St = lp.random_scores(torch.from_numpy(A), rng=5)
+    assert isinstance(St, torch.Tensor)
+    np.testing.assert_array_equal(St.numpy(), lp.random_scores(A, rng=5))
 
 
 def test_available_lists_the_contract_names():
@@ -46,7 +43,7 @@ def test_available_lists_the_contract_names():
 
 
 @pytest.mark.parametrize("name", REQUIRED + ("ch3_l3n",))
-def test_predict_contract_for_adapter(small_layers, name):
+def test_predict_contract_for_adapter(small_layers, name, torch):
     for A in small_layers:
         mask = torch.from_numpy(A.T.copy()).bool()  # nn.Linear orientation
         S = lp.predict(mask.T, name, **({"rng": 0} if name == "random" else {}))

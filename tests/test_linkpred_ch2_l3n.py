@@ -5,12 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from test_linkpred_reference import TINY, ch_node, support
+from test_linkpred_reference import TINY, as_numpy, ch_node, converter, support
 
 from netshape.linkpred import _kernels, ch2_l3n, ch3_l3n
 from netshape.linkpred.ch2_l3n import choose_path
-
-torch = pytest.importorskip("torch")
 
 
 @pytest.fixture(params=[True, False], ids=["numba", "no-numba"])
@@ -29,13 +27,14 @@ def test_matches_loop_definition(small_layers, method, ch3, numba_mode):
         np.testing.assert_allclose(S, ch_node(A, ch3=ch3), rtol=1e-6, atol=0)
 
 
+@pytest.mark.parametrize("family", ["numpy", "torch"])
 @pytest.mark.parametrize("budget", [1, 64, 300])
-def test_tiled_dense_matches_untiled(small_layers, budget, numba_mode):
+def test_tiled_dense_matches_untiled(small_layers, budget, numba_mode, family):
+    conv = converter(family)
     for A in small_layers:
         ref = ch_node(A)
-        np.testing.assert_allclose(ch2_l3n(A, method="dense", memory_budget=budget), ref, rtol=1e-6)
-        St = ch2_l3n(torch.from_numpy(A), method="dense", memory_budget=budget)
-        np.testing.assert_allclose(St.numpy(), ref, rtol=1e-6)
+        S = ch2_l3n(conv(A), method="dense", memory_budget=budget)
+        np.testing.assert_allclose(as_numpy(S), ref, rtol=1e-6)
 
 
 def test_zero_on_links_and_support(small_layers):
@@ -62,13 +61,19 @@ def test_denominator_clamp_when_neighbourhood_contained():
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_dense_sparse_torch_agree_on_larger_layers(seed):
+def test_dense_sparse_agree_on_larger_layers(seed):
     rng = np.random.default_rng(seed)
     A = rng.random((150, 97)) < 0.04
     Sd = ch2_l3n(A, method="dense")
     np.testing.assert_allclose(ch2_l3n(A, method="sparse"), Sd, rtol=1e-5)
-    np.testing.assert_allclose(ch2_l3n(torch.from_numpy(A), method="dense").numpy(), Sd, rtol=1e-5)
     np.testing.assert_allclose(ch2_l3n(A, method="dense", memory_budget=20_000), Sd, rtol=1e-5)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_torch_dense_agrees_on_larger_layers(seed, torch):
+    A = np.random.default_rng(seed).random((150, 97)) < 0.04
+    np.testing.assert_allclose(ch2_l3n(torch.from_numpy(A), method="dense").numpy(),
+                               ch2_l3n(A, method="dense"), rtol=1e-5)
 
 
 def test_numba_and_fallback_agree_bitwise_on_counts(monkeypatch):
@@ -95,18 +100,18 @@ def test_scipy_families():
         np.testing.assert_array_equal(out, ch2_l3n(TINY))
 
 
-@pytest.mark.parametrize("dtype", [torch.bool, torch.float16, torch.float32, torch.float64,
-                                   torch.int8, torch.int64])
+@pytest.mark.parametrize("dtype", ["bool", "float16", "float32", "float64", "int8", "int64"])
 @pytest.mark.parametrize("method", ["dense", "sparse", "auto"])
-def test_torch_in_torch_out(dtype, method):
-    mask = torch.from_numpy(TINY.T.copy()).to(dtype)  # nn.Linear orientation (out, in)
+def test_torch_in_torch_out(dtype, method, torch):
+    # nn.Linear orientation (out, in)
+    mask = torch.from_numpy(TINY.T.copy()).to(getattr(torch, dtype))
     S = ch2_l3n(mask.T, method=method)  # a non-contiguous view
     assert isinstance(S, torch.Tensor) and S.dtype == torch.float32 and S.device == mask.device
     np.testing.assert_array_equal(S.numpy(), ch2_l3n(TINY))
 
 
 @pytest.mark.gpu
-def test_torch_cuda_matches_cpu():
+def test_torch_cuda_matches_cpu(torch):
     if not torch.cuda.is_available():
         pytest.skip("torch has no CUDA device")
     A = np.random.default_rng(0).random((300, 200)) < 0.05
@@ -161,7 +166,7 @@ def test_bad_input(bad, exc, words):
         ch2_l3n(bad)
 
 
-def test_bad_torch_input():
+def test_bad_torch_input(torch):
     with pytest.raises(ValueError, match="non-finite"):
         ch2_l3n(torch.tensor([[1.0, float("nan")]]))
     with pytest.raises(ValueError, match="2-D"):

@@ -118,3 +118,23 @@ def test_oracle_paths_hand_computed():
 
 def test_oracle_no_paths_in_a_matching():
     assert not support(np.eye(4)).any()
+
+
+# --- input families (torch only where a test asks for it) ---
+
+def converter(family: str):
+    """numpy array -> ``family`` ("numpy", "scipy", "torch"); torch skips the test without it."""
+    if family == "torch":
+        import pytest
+
+        return pytest.importorskip("torch").from_numpy
+    import scipy.sparse as sp
+
+    return {"numpy": lambda A: A, "scipy": sp.csr_array}[family]
+
+
+def as_numpy(S):
+    """Scores of any family as a numpy array (torch tensors through ``.numpy()``)."""
+    if hasattr(S, "toarray"):
+        return S.toarray()
+    return np.asarray(S.numpy() if hasattr(S, "numpy") and not isinstance(S, np.ndarray) else S)

@@ -288,14 +288,14 @@ def test_analysis_modules_import_without_torch():
     import sys
 
     code = ("import sys, netshape.percolation, netshape.metrics, netshape.io._checkpoint, "
-            "netshape._report, netshape.plot._training, netshape._cli.analyze; "
+            "netshape.analyze, netshape.plot._training, netshape._cli.analyze; "
             "assert 'torch' not in sys.modules, 'torch imported at module import time'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
 def test_pairs_inferred_without_torch_match_adapter_rules():
-    """``netshape._pairs`` (torch-free) gives LLaMA / Transformer / MLP relations."""
-    from netshape._pairs import infer_pairs
+    """``netshape.percolation._pairs`` (torch-free) gives LLaMA / Transformer / MLP relations."""
+    from netshape.percolation._pairs import infer_pairs
 
     llama = [("b.q_proj", 8, 8), ("b.k_proj", 8, 8), ("b.v_proj", 8, 8), ("b.o_proj", 8, 8),
              ("b.gate_proj", 8, 20), ("b.up_proj", 8, 20), ("b.down_proj", 20, 8)]

@@ -11,11 +11,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from netshape import _train_rundir as rd  # noqa: E402
-from netshape._train_model import anp_of_chain, build_mlp, epoch_order, linear_lr  # noqa: E402
-from netshape._train_table import comparison_rows, format_markdown, format_text  # noqa: E402
 from netshape.torch import PRESETS  # noqa: E402
 from netshape.train import TrainConfig, compare, resume, train  # noqa: E402
+from netshape.train import _rundir as rd  # noqa: E402
+from netshape.train._model import anp_of_chain, build_mlp, epoch_order, linear_lr  # noqa: E402
+from netshape.train._table import comparison_rows, format_markdown, format_text  # noqa: E402
 
 TIMING = ("topology_seconds", "epoch_seconds")
 
@@ -262,7 +262,7 @@ def test_zeta_and_overrides_reach_the_adapter(tmp_path):
 
 def test_fan_in_rescaling_of_initial_weights():
     from netshape.torch import get_original, sparsify
-    from netshape.train import _rescale_to_fan_in
+    from netshape.train._loop import _rescale_to_fan_in
 
     model = build_mlp(30, [20, 10], 3, seed=0)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)

@@ -124,7 +124,7 @@ def test_as_data_matrix():
 def test_atomic_write_permissions_and_no_partial_file(tmp_path):
     import os
 
-    from netshape._atomic import atomic_path, atomic_write_text
+    from netshape._fs import atomic_path, atomic_write_text
 
     target = tmp_path / "out.txt"
     atomic_write_text(target, "x")

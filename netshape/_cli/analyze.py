@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .._report import analyze_source, write_report
+    from ..analyze import analyze_source, write_report
 
     src = Path(args.source)
     if args.output is not None:

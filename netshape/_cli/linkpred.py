@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
 from ._common import add_rng, check_writable_dir, check_writable_file
 
-_PREDICTORS = ("ch2_l3n", "ch3_l3n", "ch3_l3p", "ch2_l3p", "l3_paths", "ra_l3", "random")
+
+def _predictors() -> tuple[str, ...]:
+    from ..linkpred import available
+
+    return available()
+
+
+def _paths() -> tuple[str, ...]:
+    """Every predictor's computation routes (``method=`` values), "auto" first."""
+    from ..linkpred import methods
+
+    return tuple(dict.fromkeys(m for name in _predictors() for m in methods(name)))
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,10 +33,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "'scores.<layer>' per layer; rows are inputs, columns outputs). With --top K, "
             "also write the K best candidates as an edge-list CSV beside it."))
     p.add_argument("topology", metavar="A.npz", help="topology file (netshape .npz)")
-    p.add_argument("--method", default="ch2_l3n", choices=_PREDICTORS,
+    p.add_argument("--predictor", default=None, choices=_predictors(),
                    help="link predictor (default ch2_l3n)")
-    p.add_argument("--path", default="auto", choices=("auto", "dense", "sparse"),
-                   help="computation path of ch2_l3n/ch3_l3n (default auto)")
+    p.add_argument("--method", dest="predictor_alias", default=None, choices=_predictors(),
+                   help=argparse.SUPPRESS)  # deprecated spelling of --predictor
+    p.add_argument("--path", default="auto", choices=_paths(),
+                   help="computation route, the predictor's method= (default auto): dense or "
+                        "sparse for ch2_l3n/ch3_l3n, numba or numpy for ch3_l3p/ch2_l3p")
     p.add_argument("--layer", default=None, metavar="NAME",
                    help="score only this layer of a network file (default: every layer)")
     p.add_argument("-o", "--output", required=True, metavar="S.npz", help="scores file")
@@ -36,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b = subparsers.add_parser(
         "bench", help="link-prediction runtime sweep (Figure 2 of the paper)",
         description=(
-            "Time link predictors over sizes x densities x methods on random square layers, "
+            "Time link predictors over sizes x densities x predictors on random square layers, "
             "with warm-up, median of repeats, a per-configuration timeout and, in the same "
             "run, one n x n float32 matrix product as the hardware reference. Writes "
             "linkpred_runtime.csv (tidy), .md (targets and tables) and .png (runtime plot)."))
@@ -44,9 +59,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="layer sizes n (n x n; default 256 512 1024 2048 4096)")
     b.add_argument("--densities", type=float, nargs="+", default=None, metavar="P",
                    help="densities (default 0.001 0.003 0.01 0.03 0.05 0.1 0.3)")
-    b.add_argument("--methods", nargs="+", default=None, metavar="NAME[:PATH]",
+    b.add_argument("--predictors", nargs="+", default=None, metavar="NAME[:PATH]",
                    help="e.g. ch2_l3n:dense ch2_l3n:sparse ch2_l3n:auto ch3_l3p "
                         "ch3_l3p:numpy l3_paths (default: the first four)")
+    b.add_argument("--methods", dest="predictors_alias", nargs="+", default=None,
+                   help=argparse.SUPPRESS)  # deprecated spelling of --predictors
     b.add_argument("--backend", default="numpy",
                    choices=("numpy", "scipy", "torch", "torch-cuda", "cupy"),
                    help="input type given to the predictor (default numpy)")
@@ -80,15 +97,30 @@ def _top_rows(S, k: int, layer: str | None):
     return rows
 
 
+def _predictor_of(args: argparse.Namespace) -> str:
+    """``--predictor``, or the deprecated ``--method`` (with a note on stderr)."""
+    if args.predictor_alias is not None:
+        if args.predictor is not None and args.predictor != args.predictor_alias:
+            raise ValueError(f"--method={args.predictor_alias!r} (deprecated) and "
+                             f"--predictor={args.predictor!r} disagree; give --predictor only")
+        print("netshape predict: --method is deprecated; use --predictor", file=sys.stderr)
+        return args.predictor_alias
+    return args.predictor or "ch2_l3n"
+
+
 def run_predict(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .._atomic import atomic_path, atomic_write_text
+    from .._fs import atomic_path, atomic_write_text
     from ..io import load_topology
-    from ..linkpred import predict
+    from ..linkpred import methods, predict
 
     if args.top is not None and args.top < 1:
         raise ValueError(f"--top={args.top} must be a positive integer")
+    predictor = _predictor_of(args)
+    if args.path not in methods(predictor):
+        raise ValueError(f"--path={args.path!r} does not apply to {predictor}; its paths: "
+                         f"{', '.join(methods(predictor))}")
     out = check_writable_file(args.output, "--output")
     topo = load_topology(args.topology)
     layers = topo if isinstance(topo, dict) else {None: topo}
@@ -97,15 +129,12 @@ def run_predict(args: argparse.Namespace) -> int:
             have = ", ".join(map(repr, topo)) if isinstance(topo, dict) else "none (one layer)"
             raise ValueError(f"--layer={args.layer!r} is not in {args.topology}; layers: {have}")
         layers = {args.layer: topo[args.layer]}
-    kw = {"rng": args.rng} if args.method == "random" else {}
-    if args.method in ("ch2_l3n", "ch3_l3n"):
-        kw["method"] = args.path
-    arrays = {"method": np.asarray(args.method),
+    arrays = {"method": np.asarray(predictor),
               "orientation": np.asarray("(n_in, n_out): rows inputs, columns outputs")}
     top = []
     t0 = time.perf_counter()
     for name, A in layers.items():
-        S = predict(A, args.method, **kw)
+        S = predict(A, predictor, method=args.path, rng=args.rng)
         S = S.toarray() if hasattr(S, "toarray") else np.asarray(S)
         arrays["scores" if name is None else f"scores.{name}"] = S.astype(np.float32)
         if args.top:
@@ -116,7 +145,7 @@ def run_predict(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - t0
     with atomic_path(out) as tmp, open(tmp, "wb") as fh:
         np.savez_compressed(fh, **arrays)
-    print(f"{args.method}: {elapsed:.3g} s; scores: {out}")
+    print(f"{predictor}: {elapsed:.3g} s; scores: {out}")
     if args.top:
         top_path = out.with_name(f"{out.stem}_top{args.top}.csv")
         lines = ["layer,input,output,score,rank"]
@@ -130,7 +159,6 @@ def run_predict(args: argparse.Namespace) -> int:
 
 def run_bench(args: argparse.Namespace) -> int:
     from .. import bench
-    from ..linkpred._bench_report import targets_text
 
     outdir = check_writable_dir(args.output, "--output")
     grid = dict(sizes=bench.DEFAULT_SIZES, densities=bench.DEFAULT_DENSITIES,
@@ -141,17 +169,17 @@ def run_bench(args: argparse.Namespace) -> int:
         grid["sizes"] = args.sizes
     if args.densities:
         grid["densities"] = args.densities
-    methods = args.methods or bench.DEFAULT_METHODS
+    if args.predictors_alias is not None:
+        print("netshape bench: --methods is deprecated; use --predictors", file=sys.stderr)
+    predictors = args.predictors or args.predictors_alias or bench.DEFAULT_PREDICTORS
     t0 = time.perf_counter()
-    rows = bench.run(methods=methods, backend=args.backend, warmup=args.warmup, rng=args.rng,
+    rows = bench.run(predictors=predictors, backend=args.backend, warmup=args.warmup, rng=args.rng,
                      progress=not args.no_progress, **grid)
     paths = bench.write_results(rows, outdir, plot=not args.no_plot)
     counts = {s: sum(1 for r in rows if r["status"].split(":")[0] == s)
               for s in ("ok", "timeout", "skipped", "error")}
     print(f"{len(rows)} configurations in {time.perf_counter() - t0:.0f} s: "
           + ", ".join(f"{v} {k}" for k, v in counts.items() if v))
-    for line in targets_text(rows):
-        print("  " + line)
     for kind, path in paths.items():
         print(f"{kind}: {Path(path)}")
     return 0

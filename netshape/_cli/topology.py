@@ -6,9 +6,10 @@ import argparse
 import time
 from pathlib import Path
 
+from ..generators import available as _generators
 from ._common import add_rng, check_writable_file
 
-MODELS = ("brf", "bsw", "bsf", "er", "csti")
+MODELS = _generators()
 #: options that only some models take (argparse default None means "not given")
 _ONLY = {"r": ("brf",), "degrees": ("brf",), "beta": ("bsw",), "gamma": ("bsf",),
          "equal_partition": ("bsf",), "resort": ("bsf",), "data": ("csti",)}
@@ -101,7 +102,7 @@ def _build(args):
 
 
 def _save_png(fig, path: Path) -> None:
-    from .._atomic import atomic_path
+    from .._fs import atomic_path
 
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120)

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from ..datasets import DATASETS
 from ._common import add_rng
 
 #: flags that define a run; with --resume they come from RUN_DIR/config.json instead
@@ -31,10 +32,10 @@ def register(subparsers) -> None:
                     "and prints one table.",
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", default=None,
-                   help="digits (default, embedded), fashion-mnist, mnist, emnist, cifar10")
+                   help=f"one of {', '.join(DATASETS)} (default digits, embedded)")
     p.add_argument("--method", default=None,
-                   help="fc or a preset: set, rigl, mest, gmp, granet, cht, chts (default), "
-                        "chtss, dense")
+                   help="fc (dense) or a DST preset of netshape.torch.PRESETS (default chts; "
+                        "the list: docs/training-loop.md)")
     p.add_argument("--compare", default=None, metavar="M1,M2,...",
                    help="train each method (e.g. fc,set,rigl,chts,chtss) and print one table")
     p.add_argument("--density", type=float, default=None,
@@ -131,7 +132,7 @@ def _config(args):
 
 def run(args) -> int:
     from .. import train as tr
-    from .._train_table import comparison_rows, format_text
+    from ..train._table import comparison_rows, format_text
 
     if args.threads is not None and args.threads <= 0:
         raise ValueError(f"--threads={args.threads!r} must be a positive integer")

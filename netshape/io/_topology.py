@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from .._atomic import atomic_path
+from .._fs import atomic_path
 from .._validation import as_biadjacency, canonical_csr
 
 __all__ = ["load_topology", "save_topology"]

@@ -11,7 +11,7 @@ shape, exactly 0 on existing links, in ``A``'s family and on its device.
 (dtype('float32'), (2, 2))
 """
 
-from ._registry import available, predict
+from ._registry import available, methods, predict
 from .baselines import l3_paths, ra_l3, random_scores
 from .ch2_l3n import ch2_l3n, ch3_l3n
 from .ch3_l3p import ch2_l3p, ch3_l3p
@@ -23,6 +23,7 @@ __all__ = [
     "ch3_l3n",
     "ch3_l3p",
     "l3_paths",
+    "methods",
     "predict",
     "ra_l3",
     "random_scores",

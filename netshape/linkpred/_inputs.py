@@ -17,7 +17,14 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._backend import array_family
-from .._validation import _check_values, as_biadjacency, check_biadjacency_shape
+from .._validation import (
+    _check_values,
+    as_biadjacency,
+    check_biadjacency_shape,
+    complex_topology,
+    nonfinite_topology,
+    unsupported_topology,
+)
 
 
 @dataclass
@@ -74,9 +81,9 @@ def _torch_layer(A: Any, name: str) -> Layer:
         A = A.to_dense()
     A = A.detach()
     if A.is_complex():
-        raise TypeError(f"{name} must be real, got dtype {A.dtype}")
+        raise complex_topology(name, A.dtype)
     if A.is_floating_point() and not bool(torch.isfinite(A).all()):
-        raise ValueError(f"{name} contains a non-finite value; only finite values allowed")
+        raise nonfinite_topology(name)
     return Layer("torch", shape, dense=A != 0)
 
 
@@ -86,9 +93,9 @@ def _cupy_layer(A: Any, name: str) -> Layer:
     if not isinstance(A, cupy.ndarray):  # cupyx sparse
         A = A.toarray()
     if cupy.iscomplexobj(A):
-        raise TypeError(f"{name} must be real, got dtype {A.dtype}")
+        raise complex_topology(name, A.dtype)
     if A.dtype.kind == "f" and not bool(cupy.isfinite(A).all()):
-        raise ValueError(f"{name} contains a non-finite value; only finite values allowed")
+        raise nonfinite_topology(name)
     return Layer("cupy", shape, dense=A != 0)
 
 
@@ -114,10 +121,7 @@ def as_layer(A: Any, name: str = "A") -> Layer:
         return Layer("scipy", csr.shape, _csr=csr)
     if isinstance(A, (list, tuple)):
         return _numpy_layer(np.asarray(A), name)
-    raise TypeError(
-        f"{name} of type {type(A).__name__} is not a supported topology; pass a scipy "
-        "sparse array/matrix, a numpy array, a torch tensor or a CuPy array"
-    )
+    raise unsupported_topology(A, name)
 
 
 def to_family(S: Any, layer: Layer) -> Any:

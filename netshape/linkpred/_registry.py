@@ -1,26 +1,42 @@
-"""Name -> predictor registry behind :func:`netshape.linkpred.predict`."""
+"""Name -> predictor registry behind :func:`netshape.linkpred.predict`.
+
+The one list of predictor names: the CLI's choices, the torch adapter's
+regrowth options and the runtime sweep all read :func:`available` (and
+:func:`methods` for the computation routes each one offers).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from .._validation import check_choice
 from .baselines import l3_paths, ra_l3, random_scores
+from .ch2_l3n import METHODS as NODE_METHODS
 from .ch2_l3n import ch2_l3n, ch3_l3n
+from .ch3_l3p import METHODS as PATH_METHODS
 from .ch3_l3p import ch2_l3p, ch3_l3p
 
-__all__ = ["available", "predict"]
+__all__ = ["available", "methods", "predict"]
+
+
+class _Predictor(NamedTuple):
+    fn: Callable[..., Any]
+    #: values of the predictor's ``method=`` (computation route); () if it has one route
+    methods: tuple[str, ...] = ()
+    #: True when the predictor draws random numbers (takes ``rng=``)
+    seeded: bool = False
+
 
 #: every predictor shares the contract of ``predict``; keyword arguments pass through
-_REGISTRY: dict[str, Callable[..., Any]] = {
-    "ch2_l3n": ch2_l3n,
-    "ch3_l3n": ch3_l3n,
-    "ch3_l3p": ch3_l3p,
-    "ch2_l3p": ch2_l3p,
-    "l3_paths": l3_paths,
-    "ra_l3": ra_l3,
-    "random": random_scores,
+_REGISTRY: dict[str, _Predictor] = {
+    "ch2_l3n": _Predictor(ch2_l3n, NODE_METHODS),
+    "ch3_l3n": _Predictor(ch3_l3n, NODE_METHODS),
+    "ch3_l3p": _Predictor(ch3_l3p, PATH_METHODS),
+    "ch2_l3p": _Predictor(ch2_l3p, PATH_METHODS),
+    "l3_paths": _Predictor(l3_paths),
+    "ra_l3": _Predictor(ra_l3),
+    "random": _Predictor(random_scores, seeded=True),
 }
 
 
@@ -33,7 +49,18 @@ def available() -> tuple[str, ...]:
     return tuple(_REGISTRY)
 
 
-def predict(A: Any, name: str, **kw: Any) -> Any:
+def methods(name: str) -> tuple[str, ...]:
+    """Values of predictor ``name``'s ``method=`` (its computation routes, ``"auto"`` first).
+
+    A predictor with a single route has only ``("auto",)``.
+
+    >>> methods("ch2_l3n"), methods("ch3_l3p"), methods("l3_paths")
+    (('auto', 'dense', 'sparse'), ('auto', 'numba', 'numpy'), ('auto',))
+    """
+    return _REGISTRY[check_choice(name, "name", _REGISTRY)].methods or ("auto",)
+
+
+def predict(A: Any, name: str, *, method: str = "auto", rng: Any = None, **kw: Any) -> Any:
     """Scores for every missing link of a layer with the predictor called ``name``.
 
     Parameters
@@ -45,10 +72,14 @@ def predict(A: Any, name: str, **kw: Any) -> Any:
     name : str
         One of :func:`available`: ``"ch2_l3n"``, ``"ch3_l3n"``, ``"ch3_l3p"``,
         ``"ch2_l3p"``, ``"l3_paths"``, ``"ra_l3"``, ``"random"``.
+    method : str
+        The computation route, one of :func:`methods` ``(name)``; ``"auto"``
+        (default) lets the predictor choose. Routes give the same scores.
+    rng : seed, optional
+        For the predictors that draw random numbers (``"random"``); the others
+        are deterministic and do not use it.
     **kw
-        Passed to the predictor: ``method=``/``memory_budget=`` for the
-        node-based ones, ``engine=`` for the path-based ones, ``rng=`` for
-        ``"random"``.
+        Passed to the predictor (``memory_budget=`` for the node-based ones).
 
     Returns
     -------
@@ -66,5 +97,12 @@ def predict(A: Any, name: str, **kw: Any) -> Any:
     >>> predict(A, "l3_paths")[0, 2], predict(A, "random", rng=0)[0, 0]
     (np.float32(1.0), np.float32(0.0))
     """
-    fn = _REGISTRY[check_choice(name, "name", _REGISTRY)]
-    return fn(A, **kw)
+    entry = _REGISTRY[check_choice(name, "name", _REGISTRY)]
+    if entry.methods:
+        kw["method"] = method
+    elif method != "auto":
+        raise TypeError(f"method={method!r}: predictor {name!r} has a single computation "
+                        "route; leave method at 'auto'")
+    if entry.seeded:
+        kw["rng"] = rng
+    return entry.fn(A, **kw)

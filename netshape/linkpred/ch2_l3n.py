@@ -13,7 +13,8 @@ from ._sparse import sparse_numpy, sparse_scores, sparse_to_dense
 
 __all__ = ["ch2_l3n", "ch3_l3n", "choose_path"]
 
-_METHODS = ("auto", "dense", "sparse")
+#: computation routes (``method=``): scipy's convention, "auto" picks one
+METHODS = ("auto", "dense", "sparse")
 
 #: time model of the two paths, fitted on the benchmark machine (2 shared cores,
 #: OpenBLAS, 2 threads; benchmarks/results/linkpred_runtime.md), keyed by whether
@@ -72,7 +73,7 @@ def choose_path(n_in: int, n_out: int, nnz: int) -> str:
 
 
 def _node_scores(A: Any, method: str, memory_budget: int | None, ch3: bool) -> Any:
-    method = check_choice(method, "method", _METHODS)
+    method = check_choice(method, "method", METHODS)
     budget = DEFAULT_BUDGET if memory_budget is None else check_positive_int(
         memory_budget, "memory_budget")
     layer: Layer = as_layer(A)

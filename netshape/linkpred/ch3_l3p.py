@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -12,7 +13,8 @@ from ._kernels import numba_kernels
 
 __all__ = ["ch2_l3p", "ch3_l3p"]
 
-_ENGINES = ("auto", "numba", "numpy")
+#: computation routes (``method=``): scipy's convention, "auto" picks one
+METHODS = ("auto", "numba", "numpy")
 
 #: cost of one walked path over one multiply-add of the grouped products (benchmark fit)
 _NUMPY_OVER_NUMBA = 50.0
@@ -83,8 +85,16 @@ def _paths_numpy(csr, Ab: np.ndarray, A: np.ndarray, G: np.ndarray, H: np.ndarra
     return S
 
 
+def _route(method: str, engine: str | None) -> str:
+    """``method``, or the deprecated ``engine=`` spelling of it (with a warning)."""
+    if engine is None:
+        return check_choice(method, "method", METHODS)
+    warnings.warn("engine= is deprecated; use method= (the same values: 'auto', 'numba', "
+                  "'numpy')", DeprecationWarning, stacklevel=3)
+    return check_choice(engine, "engine", METHODS)
+
+
 def _path_scores(A: Any, ch2: bool, engine: str) -> Any:
-    engine = check_choice(engine, "engine", _ENGINES)
     layer = as_layer(A)
     Ab = layer.host_dense()
     A32 = Ab.astype(np.float32)
@@ -92,7 +102,7 @@ def _path_scores(A: Any, ch2: bool, engine: str) -> Any:
     kernels = numba_kernels() if engine != "numpy" else None
     if engine == "numba" and kernels is None:
         raise ImportError(
-            "engine='numba' needs numba; install it with: pip install 'netshape[fast]'")
+            "method='numba' needs numba; install it with: pip install 'netshape[fast]'")
     if engine == "auto" and kernels is not None:
         # walking costs ~ nnz d_in d_out steps, the grouped products ~ nnz n_in n_out
         # multiply-adds about 50x cheaper each: products win above ~14 % density
@@ -111,7 +121,7 @@ def _path_scores(A: Any, ch2: bool, engine: str) -> Any:
     return to_family(S, layer)
 
 
-def ch3_l3p(A: Any, *, engine: str = "auto") -> Any:
+def ch3_l3p(A: Any, *, method: str = "auto", engine: str | None = None) -> Any:
     r"""CH3-L3p scores: a sum over every length-3 path (paper Appendix C, Eq. 5).
 
     Each path :math:`u - a - b - j` (``u``, ``b`` inputs; ``a``, ``j`` outputs)
@@ -127,12 +137,15 @@ def ch3_l3p(A: Any, *, engine: str = "auto") -> Any:
     A : scipy sparse, numpy array, torch tensor or CuPy array
         Biadjacency ``(n_in, n_out)``: rows are inputs, columns outputs
         (``nn.Linear.weight`` is ``(out, in)``: pass ``mask.T``). Any nonzero is a link.
-    engine : {"auto", "numba", "numpy"}
-        ``"numba"``: a compiled, thread-parallel kernel that walks the paths of
+    method : {"auto", "numba", "numpy"}
+        The computation route (scipy's ``method="auto"`` convention; the scores
+        are the same). ``"numba"``: a compiled, thread-parallel kernel that walks the paths of
         each input (the ``fast`` extra). ``"numpy"``: the pure-numpy fallback,
         dense products over chunks of links (cost ~ ``nnz * n_in * n_out``
         multiply-adds, but at BLAS speed). ``"auto"`` uses numba when it is
         installed and the density is below about 14 %, the products above.
+    engine : str, optional
+        Deprecated spelling of ``method`` (a :class:`DeprecationWarning`).
 
     Returns
     -------
@@ -154,10 +167,10 @@ def ch3_l3p(A: Any, *, engine: str = "auto") -> Any:
            [1., 0., 0.],
            [0., 1., 0.]], dtype=float32)
     """
-    return _path_scores(A, ch2=False, engine=engine)
+    return _path_scores(A, ch2=False, engine=_route(method, engine))
 
 
-def ch2_l3p(A: Any, *, engine: str = "auto") -> Any:
+def ch2_l3p(A: Any, *, method: str = "auto", engine: str | None = None) -> Any:
     r"""CH2-L3p: :func:`ch3_l3p` with each path also weighted by
     :math:`\sqrt{(1 + d_i^*(a))(1 + d_i^*(b))}`, :math:`d_i^*(a) = |N(a) \cap N(j)|`,
     :math:`d_i^*(b) = |N(b) \cap N(u)|`.
@@ -169,4 +182,4 @@ def ch2_l3p(A: Any, *, engine: str = "auto") -> Any:
     >>> float(ch2_l3p(np.array([[1, 1, 0], [0, 1, 1], [1, 0, 0]]))[0, 2])
     2.0
     """
-    return _path_scores(A, ch2=True, engine=engine)
+    return _path_scores(A, ch2=True, engine=_route(method, engine))

@@ -14,7 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._backend import array_family, to_numpy
-from .._validation import as_biadjacency
+from .._validation import as_biadjacency, as_layers
 
 __all__ = ["ITOPTracker", "itop", "overlap_rate", "snapshot_curves"]
 
@@ -29,13 +29,7 @@ def _popcount(packed: np.ndarray) -> int:
 
 def _as_layers(mask: Any, name: str) -> tuple[str, list[Any], list[sp.csr_array]]:
     """``("single"|"mapping"|"sequence", keys, canonical layers)``."""
-    if isinstance(mask, Mapping):
-        keys = list(mask)
-        return "mapping", keys, [as_biadjacency(v, name=f"{name}[{k!r}]") for k, v in mask.items()]
-    if isinstance(mask, (list, tuple)) and mask and array_family(mask[0]) != "other":
-        return "sequence", list(range(len(mask))), [
-            as_biadjacency(v, name=f"{name}[{i}]") for i, v in enumerate(mask)]
-    return "single", [None], [as_biadjacency(mask, name=name)]
+    return as_layers(mask, name, single=True)
 
 
 class ITOPTracker:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .._validation import as_biadjacency
-from ..percolation import _normalise_layers, build_channel_sets, channel_alive, percolate
+from ..percolation._percolate import _normalise_layers, build_channel_sets, channel_alive, percolate
 
 __all__ = ["DegreeStats", "NeuronGroup", "SideStats", "active_neurons", "anp", "degree_stats"]
 

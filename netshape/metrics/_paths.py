@@ -8,14 +8,13 @@ layer ``l+1``'s inputs.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy import stats
 
-from .._validation import as_biadjacency
+from .._validation import as_biadjacency, as_layers
 
 __all__ = ["CAPResult", "cap", "hub_alignment"]
 
@@ -35,21 +34,12 @@ class CAPResult:
 
 
 def _chain(layers: Any) -> list:
-    if isinstance(layers, Mapping):
-        items = list(layers.items())
-    elif isinstance(layers, (list, tuple)):
-        items = list(enumerate(layers))
-    else:
-        raise TypeError(f"layers of type {type(layers).__name__} is not allowed; pass a sequence "
-                        "or an ordered mapping of layers forming a chain")
-    if not items:
-        raise ValueError("layers is empty; pass at least one layer")
-    mats = [(k, as_biadjacency(v, name=f"layers[{k!r}]")) for k, v in items]
-    for (ka, a), (kb, b) in zip(mats, mats[1:]):  # noqa: B905 - offset pairs
+    _, keys, mats = as_layers(layers)
+    for (ka, a), (kb, b) in zip(zip(keys, mats), zip(keys[1:], mats[1:])):  # noqa: B905
         if a.shape[1] != b.shape[0]:
             raise ValueError(f"layers do not chain: layer {ka!r} has shape {a.shape} (n_in, n_out) "
                              f"but layer {kb!r} has shape {b.shape}")
-    return [m for _, m in mats]
+    return mats
 
 
 def hub_alignment(A: Any, B: Any) -> float:

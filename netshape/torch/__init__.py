@@ -1,8 +1,8 @@
-"""PyTorch adapter: dynamic sparse training (SET, RigL, MEST, GMP, GraNet, CHT, CHTs, CHTss).
+"""PyTorch adapter: dynamic sparse training with the presets of :data:`PRESETS`.
 
 >>> from netshape.torch import sparsify, PRESETS
->>> sorted(PRESETS)
-['cht', 'chts', 'chts_ri', 'chtss', 'chtss_ri', 'dense', 'gmp', 'granet', 'mest', 'rigl', 'set']
+>>> "chtss" in PRESETS, PRESETS["set"]["regrowth"]
+(True, 'random')
 
 Orientation: a mask is shaped like the weight, ``(out, in)`` for
 ``nn.Linear``: the transpose of netshape's ``(n_in, n_out)`` biadjacency.

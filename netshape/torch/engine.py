@@ -23,9 +23,9 @@ from .._validation import link_count
 from ..metrics import overlap_rate
 from ..sampling import choose_links, torch_generator
 from . import distributed as ddp
-from .components import keep_scores, regrowth_scores, uniform_missing
+from .components import initial_mask, keep_scores, regrowth_scores, uniform_missing
 from .groups import Slot, percolation_pairs
-from .masking import Mask, reset_optimizer_state, to_biadjacency
+from .masking import Mask, apply_mask, get_original, reset_optimizer_state, to_biadjacency
 from .persist import PersistenceMixin
 
 __all__ = ["DynamicSparseTrainer", "STAT_KEYS"]
@@ -77,7 +77,8 @@ class _Layer:
 
 
 class DynamicSparseTrainer(PersistenceMixin):
-    """Runs dynamic sparse training on a model; build it with :func:`sparsify`.
+    """Runs dynamic sparse training on a model; build it with :func:`sparsify`
+    (which validates, constructs, then calls :meth:`prepare`).
 
     Attributes
     ----------
@@ -103,6 +104,48 @@ class DynamicSparseTrainer(PersistenceMixin):
         from ..metrics import ITOPTracker
 
         self._itop = ITOPTracker()
+
+    @torch.no_grad()
+    def prepare(self, calibration: dict[str, torch.Tensor] | None = None) -> None:
+        """Draw the initial masks, mask the model's weights and start tracking them.
+
+        The second half of construction (as ``prepare()`` in
+        :mod:`torch.ao.pruning`): :func:`sparsify` validates everything, builds
+        the trainer, then calls this once. ``calibration`` maps slot names to
+        their input activations (``init='csti'``). Each slot's mask comes from
+        its own seed drawn from the trainer's ``rng``; slots that share a
+        parameter (row blocks of a packed weight) share one parametrization.
+        Under ``torch.distributed`` rank 0's masks and random stream are broadcast.
+        """
+        calibration = calibration or {}
+        slots, d0 = self._slots, self.density_at(0)
+        seeds = self._rng.integers(0, 2**63 - 1, size=len(slots))
+        by_param: dict[tuple[int, str], list[tuple[Slot, torch.Tensor]]] = {}
+        for s, seed in zip(slots, seeds, strict=True):
+            w = getattr(s.module, s.param)
+            m = initial_mask(self.config, s.n_in, s.n_out, d0, int(seed), calibration.get(s.name),
+                             w.device)
+            by_param.setdefault((id(s.module), s.param), []).append((s, m))
+        layers: dict[str, _Layer] = {}
+        for entries in by_param.values():
+            s0 = entries[0][0]
+            full = torch.zeros_like(getattr(s0.module, s0.param), dtype=torch.bool)
+            for s, m in entries:
+                full[s.rows if s.rows is not None else slice(None)] = m
+            pm = apply_mask(s0.module, full, s0.param)
+            for s, _ in entries:
+                layers[s.name] = _Layer(s, pm, get_original(s.module, s.param))
+        self._layers = OrderedDict((s.name, layers[s.name]) for s in slots)
+        if ddp.is_distributed():  # rank 0's initial topology and random stream are everyone's
+            self._rng.bit_generator.state = ddp.broadcast_object(self._rng.bit_generator.state)
+            pms = list({id(lay.pm): lay.pm for lay in self._layers.values()}.values())
+            ddp.broadcast_bool([pm.mask for pm in pms])
+            for lay in self._layers.values():
+                lay.weight.mul_(lay.mask.to(lay.weight.dtype))
+        for lay in self._layers.values():
+            lay.stats["target_links"] = int(lay.mask.sum())
+        self._track_itop()
+        self._arm_capture()
 
     def _track_itop(self) -> None:
         self._itop.update(OrderedDict((n, to_biadjacency(lay.mask))

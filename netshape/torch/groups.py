@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from .._pairs import CHAIN_PATTERNS, COUPLE_PATTERNS, LayerShape, infer_pairs
+from ..percolation._pairs import CHAIN_PATTERNS, COUPLE_PATTERNS, LayerShape, infer_pairs
 
 __all__ = ["COUPLE_PATTERNS", "CHAIN_PATTERNS", "Slot", "find_slots", "percolation_pairs"]
 
@@ -109,7 +109,7 @@ def find_slots(model: nn.Module, include=None, exclude=None) -> list[Slot]:
 def percolation_pairs(slots: list[Slot]) -> list[tuple]:
     """Couple / chain relations between slots, for :func:`netshape.percolate`.
 
-    The rules live in :mod:`netshape._pairs` (shared with ``netshape analyze``).
+    The rules live in :mod:`netshape.percolation._pairs` (shared with ``netshape analyze``).
     """
     return infer_pairs(
         LayerShape(s.name, s.n_in, s.n_out,

@@ -24,8 +24,8 @@ zeta, zeta_schedule
 regrowth
     ``random`` (SET), ``gradient`` (RigL/GraNet: |dense gradient| of missing
     links, captured only on update steps), or a link predictor of
-    :func:`netshape.linkpred.predict` (``ch2_l3n``, ``ch3_l3p``, ``ch2_l3p``,
-    ``l3_paths``, ``ra_l3``); add ``_soft`` to sample :math:`\\propto`
+    :func:`netshape.linkpred.available` (``ch2_l3n``, ``ch3_l3n``, ``ch3_l3p``,
+    ``ch2_l3p``, ``l3_paths``, ``ra_l3``); add ``_soft`` to sample :math:`\\propto`
     score^(1/T) instead of taking the top-k (``T`` a number, or a
     ``(start, end)`` pair ramped linearly like ``delta``); ``none`` for no regrowth.
 schedule
@@ -66,19 +66,23 @@ shard
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any
 
-from .._validation import check_choice, check_unit_interval
+from .._validation import check_choice, check_range, check_unit_interval
+from ..generators import available as _generators
+from ..linkpred import available as _predictors
 
 __all__ = ["COMPONENTS", "METHODS", "PRESETS", "preset_table", "resolve_method"]
 
-_LINKPRED = ("ch2_l3n", "ch3_l3p", "ch2_l3p", "l3_paths", "ra_l3")
-_REGROWTH = ("random", "gradient", *_LINKPRED)
+#: "random" is SET's uniform regrowth (the ``random`` predictor's scores are uniform too);
+#: every other name comes from the link-prediction registry
+_REGROWTH = ("random", "gradient", *(name for name in _predictors() if name != "random"))
 
 #: allowed values of each categorical component
 COMPONENTS: dict[str, tuple] = {
-    "init": ("er", "bsw", "brf", "bsf", "csti", "dense"),
+    "init": (*_generators(), "dense"),
     "removal": ("magnitude", "ri", "magnitude_soft", "ri_soft", "soft",
                 "magnitude_gradient", "none"),
     "prune": ("magnitude", "ri", "magnitude_gradient", "magnitude_historical"),
@@ -147,17 +151,6 @@ PRESETS: dict[str, dict[str, Any]] = {
 METHODS = tuple(PRESETS)
 
 
-def _real(v: Any, name: str, lo: float, hi: float, *, lo_open=False, hi_open=False) -> float:
-    if isinstance(v, bool) or not isinstance(v, numbers.Real):
-        raise TypeError(f"{name}={v!r} must be a real number")
-    x = float(v)
-    ok = (x > lo if lo_open else x >= lo) and (x < hi if hi_open else x <= hi)
-    if not ok:
-        lb, rb = "(" if lo_open else "[", ")" if hi_open else "]"
-        raise ValueError(f"{name}={v!r} is outside the allowed range {lb}{lo}, {hi}{rb}")
-    return x
-
-
 def resolve_method(method: str, overrides: dict[str, Any]) -> dict[str, Any]:
     """Merge ``overrides`` into preset ``method`` and validate every component.
 
@@ -187,18 +180,18 @@ def resolve_method(method: str, overrides: dict[str, Any]) -> dict[str, Any]:
     cfg["r"] = check_unit_interval(cfg["r"], "r")
     cfg["beta"] = check_unit_interval(cfg["beta"], "beta")
     cfg["alpha"] = check_unit_interval(cfg["alpha"], "alpha")
-    cfg["gamma"] = _real(cfg["gamma"], "gamma", 0.0, float("inf"), lo_open=True, hi_open=True)
-    cfg["zeta"] = _real(cfg["zeta"], "zeta", 0.0, 1.0, hi_open=True)
+    cfg["gamma"] = check_range(cfg["gamma"], "gamma", 0.0, math.inf, lo_open=True, hi_open=True)
+    cfg["zeta"] = check_range(cfg["zeta"], "zeta", 0.0, 1.0, hi_open=True)
     t = cfg["T"]
     t = (t, t) if isinstance(t, numbers.Real) and not isinstance(t, bool) else tuple(t)
     if len(t) != 2:
         raise ValueError(f"T={cfg['T']!r} must be a number or a (start, end) pair")
-    cfg["T"] = tuple(_real(x, "T", 0.0, float("inf"), lo_open=True, hi_open=True) for x in t)
-    cfg["k"] = _real(cfg["k"], "k", 0.0, float("inf"), lo_open=True, hi_open=True)
-    cfg["initial_density"] = _real(cfg["initial_density"], "initial_density", 0.0, 1.0,
+    cfg["T"] = tuple(check_range(x, "T", 0.0, math.inf, lo_open=True, hi_open=True) for x in t)
+    cfg["k"] = check_range(cfg["k"], "k", 0.0, math.inf, lo_open=True, hi_open=True)
+    cfg["initial_density"] = check_range(cfg["initial_density"], "initial_density", 0.0, 1.0,
                                    lo_open=True)
     for key in ("decay_start", "decay_end", "delta_end", "update_until"):
-        cfg[key] = _real(cfg[key], key, 0.0, 1.0)
+        cfg[key] = check_range(cfg[key], key, 0.0, 1.0)
     if cfg["decay_end"] < cfg["decay_start"]:
         raise ValueError(
             f"decay_end={cfg['decay_end']!r} must be >= decay_start={cfg['decay_start']!r}"
@@ -207,13 +200,13 @@ def resolve_method(method: str, overrides: dict[str, Any]) -> dict[str, Any]:
     d = (d, d) if isinstance(d, numbers.Real) and not isinstance(d, bool) else tuple(d)
     if len(d) != 2:
         raise ValueError(f"delta={cfg['delta']!r} must be a number or a (start, end) pair")
-    cfg["delta"] = tuple(_real(x, "delta", 0.0, 1.0, lo_open=True, hi_open=True) for x in d)
+    cfg["delta"] = tuple(check_range(x, "delta", 0.0, 1.0, lo_open=True, hi_open=True) for x in d)
     cfg["half_length"] = bool(cfg["half_length"])
     cfg["percolation"] = bool(cfg["percolation"])
     cfg["shard"] = bool(cfg["shard"])
     cfg["update_replaces_step"] = bool(cfg["update_replaces_step"])
     if cfg["early_stop"] is not None:
-        cfg["early_stop"] = _real(cfg["early_stop"], "early_stop", 0.0, 1.0, lo_open=True)
+        cfg["early_stop"] = check_range(cfg["early_stop"], "early_stop", 0.0, 1.0, lo_open=True)
     cfg["method"] = method
     return cfg
 

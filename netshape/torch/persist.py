@@ -56,7 +56,7 @@ class PersistenceMixin:
 
     def save(self, path) -> None:
         """Write :meth:`state_dict` to ``path`` atomically (``torch.save``, temp + rename)."""
-        from .._atomic import atomic_path
+        from .._fs import atomic_path
 
         with atomic_path(path) as tmp:
             torch.save(self.state_dict(), tmp)

@@ -15,11 +15,9 @@ import torch
 from torch import nn
 
 from .._validation import check_density, check_positive_int, link_count
-from . import distributed as ddp
-from .components import initial_mask
-from .engine import DynamicSparseTrainer, _Layer
-from .groups import Slot, find_slots
-from .masking import apply_mask, get_original, is_masked
+from .engine import DynamicSparseTrainer
+from .groups import find_slots
+from .masking import is_masked
 
 __all__ = ["MAX_CUT_FRACTION", "sparsify"]
 
@@ -77,8 +75,8 @@ def sparsify(model: nn.Module, optimizer: torch.optim.Optimizer, method: str = "
     optimizer : torch.optim.Optimizer
         Must already hold the weights of every sparsified layer.
     method : str
-        A preset of :data:`netshape.torch.PRESETS`: ``set``, ``rigl``, ``mest``,
-        ``gmp``, ``granet``, ``cht``, ``chts``, ``chtss`` or ``dense`` (no-op).
+        A preset of :data:`netshape.torch.PRESETS` (the table:
+        :func:`netshape.torch.preset_table`); ``dense`` is a no-op.
     density : float in (0, 1)
         Target (final) fraction of links kept in each sparsified layer.
     total_steps : int
@@ -168,32 +166,7 @@ def sparsify(model: nn.Module, optimizer: torch.optim.Optimizer, method: str = "
         calib = _calibration_inputs(model, slots, calibration)
     else:
         calib = {}
-    seeds = dst._rng.integers(0, 2**63 - 1, size=len(slots))
-    by_param: dict[tuple[int, str], list[tuple[Slot, torch.Tensor]]] = {}
-    for s, seed in zip(slots, seeds, strict=True):
-        w = getattr(s.module, s.param)
-        m = initial_mask(cfg, s.n_in, s.n_out, d0, int(seed), calib.get(s.name), w.device)
-        by_param.setdefault((id(s.module), s.param), []).append((s, m))
-    for entries in by_param.values():
-        s0 = entries[0][0]
-        full = torch.zeros_like(getattr(s0.module, s0.param), dtype=torch.bool)
-        for s, m in entries:
-            full[s.rows if s.rows is not None else slice(None)] = m
-        pm = apply_mask(s0.module, full, s0.param)
-        for s, _ in entries:
-            dst._layers[s.name] = _Layer(s, pm, get_original(s.module, s.param))
-    dst._layers = OrderedDict((s.name, dst._layers[s.name]) for s in slots)
-    if ddp.is_distributed():  # rank 0's initial topology and random stream are everyone's
-        dst._rng.bit_generator.state = ddp.broadcast_object(dst._rng.bit_generator.state)
-        pms = list({id(lay.pm): lay.pm for lay in dst._layers.values()}.values())
-        ddp.broadcast_bool([pm.mask for pm in pms])
-        with torch.no_grad():
-            for lay in dst._layers.values():
-                lay.weight.mul_(lay.mask.to(lay.weight.dtype))
-    for lay in dst._layers.values():
-        lay.stats["target_links"] = int(lay.mask.sum())
-    dst._track_itop()
-    dst._arm_capture()
+    dst.prepare(calib)  # the engine builds its layers: masks, parametrizations, state
     return dst
 
 

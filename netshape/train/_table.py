@@ -8,7 +8,7 @@ import math
 import os
 from collections.abc import Sequence
 
-from ._atomic import atomic_write_text
+from .._fs import atomic_write_text
 
 __all__ = ["COLUMNS", "comparison_rows", "format_markdown", "format_text", "write_comparison"]
 

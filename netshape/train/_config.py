@@ -6,8 +6,8 @@ import dataclasses
 import math
 from typing import Any
 
-from ._validation import check_choice, check_density, check_positive_int
-from .datasets import DATASETS
+from .._validation import check_choice, check_density, check_positive_int, check_range
+from ..datasets import DATASETS
 
 __all__ = ["DATASET_DEFAULTS", "TrainConfig", "methods", "resolve"]
 
@@ -82,12 +82,6 @@ class TrainConfig:
         return cls(**d)
 
 
-def _positive_real(v, name: str) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-        raise ValueError(f"{name}={v!r} must be a positive finite number")
-    return float(v)
-
-
 def resolve(config: TrainConfig) -> TrainConfig:
     """Fill dataset defaults and validate every field (before any data is read)."""
     check_choice(config.dataset, "dataset", DATASETS)
@@ -103,14 +97,12 @@ def resolve(config: TrainConfig) -> TrainConfig:
     c.density = check_density(c.density, "density", allow_one=False)
     c.epochs = check_positive_int(c.epochs, "epochs")
     c.batch_size = check_positive_int(c.batch_size, "batch_size")
-    c.lr = _positive_real(c.lr, "lr")
-    c.lr_end = _positive_real(c.lr_end, "lr_end")
-    if not 0.0 <= float(c.momentum) < 1.0:
-        raise ValueError(f"momentum={c.momentum!r} is outside the allowed range [0, 1)")
-    if float(c.weight_decay) < 0 or not math.isfinite(float(c.weight_decay)):
-        raise ValueError(f"weight_decay={c.weight_decay!r} must be a finite number >= 0")
-    if c.zeta is not None and not 0.0 < float(c.zeta) < 1.0:
-        raise ValueError(f"zeta={c.zeta!r} is outside the allowed range (0, 1)")
+    c.lr = check_range(c.lr, "lr", 0, math.inf, lo_open=True, hi_open=True)
+    c.lr_end = check_range(c.lr_end, "lr_end", 0, math.inf, lo_open=True, hi_open=True)
+    check_range(c.momentum, "momentum", 0, 1, hi_open=True)
+    check_range(c.weight_decay, "weight_decay", 0, math.inf, hi_open=True)
+    if c.zeta is not None:
+        check_range(c.zeta, "zeta", 0, 1, lo_open=True, hi_open=True)
     if isinstance(c.rng, bool) or not isinstance(c.rng, int) or c.rng < 0:
         raise ValueError(f"rng={c.rng!r} must be a non-negative integer seed")
     if c.steps_per_epoch is not None:
@@ -126,7 +118,7 @@ def resolve(config: TrainConfig) -> TrainConfig:
 def methods() -> tuple[str, ...]:
     """``fc`` (no sparsification) and every preset of :data:`netshape.torch.PRESETS`."""
     try:
-        from .torch import PRESETS
+        from ..torch import PRESETS
     except ImportError as exc:
         raise ImportError(f"netshape train needs netshape's torch adapter "
                           f"(netshape.torch), which failed to import: {exc}") from exc

@@ -1,6 +1,8 @@
-"""Atomic file writes: write to a temporary file beside the target, then rename.
+"""Files: atomic writes and output-path checks.
 
-A crash or Ctrl-C never leaves a half-written file under the final name.
+An atomic write goes to a temporary file beside the target, then is renamed
+over it: a crash or Ctrl-C never leaves a half-written file under the final
+name. The checks run before any work, so a bad output path fails at once.
 """
 
 from __future__ import annotations
@@ -57,3 +59,22 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+
+
+def check_writable_dir(path: str | os.PathLike, name: str = "--output") -> Path:
+    """Create ``path`` if needed and check files can be written there; raise otherwise."""
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=p, prefix=".netshape-probe-"):
+            pass
+    except OSError as exc:
+        raise PermissionError(f"{name}={str(path)!r} is not a writable directory: {exc}") from exc
+    return p
+
+
+def check_writable_file(path: str | os.PathLike, name: str = "--output") -> Path:
+    """Check the parent directory of ``path`` exists (created if needed) and is writable."""
+    p = Path(path)
+    check_writable_dir(p.parent if str(p.parent) else ".", name)
+    return p

@@ -17,14 +17,14 @@ forward sweep, which is not enough once layers are coupled).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from ._validation import as_biadjacency, canonical_csr
+from .._validation import as_layers, canonical_csr
 
 __all__ = ["LayerPercolation", "PercolationReport", "percolate"]
 
@@ -109,20 +109,9 @@ class ChannelSet:
 
 
 def _normalise_layers(layers: Any) -> tuple[list[Any], list[sp.csr_array], bool]:
-    if isinstance(layers, Mapping):
-        keys = list(layers.keys())
-        mats = [as_biadjacency(v, name=f"layers[{k!r}]") for k, v in layers.items()]
-        return keys, mats, True
-    if isinstance(layers, (str, bytes)) or not isinstance(layers, (Sequence, Iterable)):
-        raise TypeError(
-            f"layers of type {type(layers).__name__} is not allowed; pass a sequence of "
-            "biadjacencies (a chain) or a mapping name -> biadjacency"
-        )
-    if sp.issparse(layers) or hasattr(layers, "shape"):
-        raise TypeError("layers must be a sequence or mapping of layers, not a single array; "
-                        "wrap one layer in a list")
-    mats = [as_biadjacency(v, name=f"layers[{i}]") for i, v in enumerate(layers)]
-    return list(range(len(mats))), mats, False
+    """``(keys, canonical layers, is_mapping)`` through :func:`netshape._validation.as_layers`."""
+    kind, keys, mats = as_layers(layers)
+    return keys, mats, kind == "mapping"
 
 
 def _parse_pairs(pairs: Any, keys: list[Any], is_mapping: bool):
@@ -352,8 +341,6 @@ def percolate(layers: Any, *, pairs: Iterable[tuple] | None = None):
     True
     """
     keys, mats_list, is_mapping = _normalise_layers(layers)
-    if not keys:
-        raise ValueError("layers is empty; pass at least one layer")
     sets = build_channel_sets(keys, [m.shape for m in mats_list], pairs, is_mapping)
     before = dict(zip(keys, mats_list, strict=True))
     mats = dict(before)

@@ -1,13 +1,13 @@
 """Link-prediction runtime sweeps: the engine behind ``netshape bench`` and ``benchmarks/``.
 
-A sweep times every ``method × size × density`` configuration on random (ER)
+A sweep times every ``predictor × size × density`` configuration on random (ER)
 square layers, each in a fresh worker process (so that one configuration's
 memory history cannot change the next one's timings); the paths of one
 predictor (``ch2_l3n:dense``, ``:sparse``, ``:auto``) share that process and
 are timed interleaved, a call of each per round in a fresh random order, so
 that their ratios compare like with like. The worker starts with
 ``OPENBLAS_THREAD_TIMEOUT=4`` and ``OMP_WAIT_POLICY=PASSIVE``
-(:mod:`netshape._bench_worker`) unless the environment sets them: idle
+(:mod:`netshape.bench._worker`) unless the environment sets them: idle
 thread pools then sleep instead of spinning into the next call. The worker is killed when one
 call exceeds the per-configuration timeout, so that a slow method (CH3-L3p grows as N·d³) costs
 at most ``timeout`` seconds and is recorded as ``"timeout"``, never as a number.
@@ -19,7 +19,7 @@ time. Peak memory is the peak of the allocations :mod:`tracemalloc` sees during
 one extra call (numpy reports its buffers to it; BLAS workspaces and numba's own
 arrays are not included).
 
->>> rows = run(sizes=(32,), densities=(0.1,), methods=("ch2_l3n:dense",), repeats=1,
+>>> rows = run(sizes=(32,), densities=(0.1,), predictors=("ch2_l3n:dense",), repeats=1,
 ...            progress=False)
 >>> rows[0]["status"], rows[0]["n_in"], rows[0]["seconds"] > 0
 ('ok', 32, True)
@@ -38,16 +38,18 @@ from typing import Any
 
 import numpy as np
 
-from ._atomic import atomic_write_text
-from ._bench_worker import _Worker
-from ._validation import check_density, check_positive_int
+from .._fs import atomic_write_text
+from .._validation import check_density, check_positive_int
+from ._worker import _Worker
 
-__all__ = ["COLUMNS", "DEFAULT_DENSITIES", "DEFAULT_METHODS", "DEFAULT_SIZES", "QUICK",
-           "read_csv", "run", "to_csv", "to_markdown", "write_results"]
+__all__ = ["COLUMNS", "DEFAULT_DENSITIES", "DEFAULT_METHODS", "DEFAULT_PREDICTORS",
+           "DEFAULT_SIZES", "QUICK", "read_csv", "run", "to_csv", "to_markdown", "write_results"]
 
 DEFAULT_SIZES = (256, 512, 1024, 2048, 4096)
 DEFAULT_DENSITIES = (0.001, 0.003, 0.01, 0.03, 0.05, 0.1, 0.3)
-DEFAULT_METHODS = ("ch2_l3n:dense", "ch2_l3n:sparse", "ch2_l3n:auto", "ch3_l3p")
+DEFAULT_PREDICTORS = ("ch2_l3n:dense", "ch2_l3n:sparse", "ch2_l3n:auto", "ch3_l3p")
+#: former name of :data:`DEFAULT_PREDICTORS`
+DEFAULT_METHODS = DEFAULT_PREDICTORS
 #: the small grid of ``netshape bench --quick`` (seconds, for tests and smoke runs)
 QUICK = {"sizes": (64, 128), "densities": (0.02, 0.2), "repeats": 1, "timeout": 60.0}
 
@@ -56,14 +58,18 @@ COLUMNS = ("method", "path", "backend", "n_in", "n_out", "density", "nnz", "stat
            "peak_mb", "threads", "versions")
 
 _BACKENDS = ("numpy", "scipy", "torch", "torch-cuda", "cupy")
-def _split_method(spec: str) -> tuple[str, str]:
-    from .linkpred import available
+def _split_spec(spec: str) -> tuple[str, str]:
+    from ..linkpred import available, methods
 
     name, _, path = spec.partition(":")
     if name not in available():
-        raise ValueError(f"methods entry {spec!r}: unknown predictor {name!r}; "
+        raise ValueError(f"predictors entry {spec!r}: unknown predictor {name!r}; "
                          f"choose from {', '.join(available())}")
-    return name, path or "auto"
+    path = path or "auto"
+    if path not in methods(name):
+        raise ValueError(f"predictors entry {spec!r}: {name} has no path {path!r}; "
+                         f"choose from {', '.join(methods(name))}")
+    return name, path
 
 
 def _versions() -> str:
@@ -92,21 +98,26 @@ def _threads() -> int:
 
 
 def run(sizes: Iterable[int] = DEFAULT_SIZES, densities: Iterable[float] = DEFAULT_DENSITIES,
-        methods: Iterable[str] = DEFAULT_METHODS, *, backend: str = "numpy",
+        predictors: Iterable[str] = DEFAULT_PREDICTORS, *, backend: str = "numpy",
         repeats: int = 5, warmup: int = 1, timeout: float = 30.0, rng: int = 0,
-        progress: bool = True) -> list[dict]:
-    """Time every configuration; one row per ``method × size × density``.
+        progress: bool = True, methods: Iterable[str] | None = None) -> list[dict]:
+    """Time every configuration; one row per ``predictor × size × density``.
+
+    A row's ``method`` column names the predictor and ``path`` its computation
+    route (the predictor's ``method=``).
 
     Parameters
     ----------
     sizes : iterable of int
         Square layer sizes ``n`` (layers are ``n × n``, ER with the exact density).
     densities : iterable of float in (0, 1]
-    methods : iterable of str
+    predictors : iterable of str
         ``"name"`` or ``"name:path"`` with a name of
-        :func:`netshape.linkpred.available`; the path is ``method=`` for the
-        node-based predictors (``dense``, ``sparse``, ``auto``) and ``engine=``
-        for the path-based ones (``numba``, ``numpy``, ``auto``).
+        :func:`netshape.linkpred.available`; the path is the predictor's
+        ``method=`` (computation route), one of
+        :func:`netshape.linkpred.methods` (``dense``, ``sparse``, ``auto`` for
+        the node-based predictors; ``numba``, ``numpy``, ``auto`` for the
+        path-based ones).
     backend : {"numpy", "scipy", "torch", "torch-cuda", "cupy"}
         Input type handed to the predictor (the layer is built before timing).
     repeats, warmup : int
@@ -121,6 +132,8 @@ def run(sizes: Iterable[int] = DEFAULT_SIZES, densities: Iterable[float] = DEFAU
         Seed of the random layers (same seed, same layers).
     progress : bool
         Show a tqdm bar.
+    methods : iterable of str, optional
+        Deprecated spelling of ``predictors`` (a :class:`DeprecationWarning`).
 
     Returns
     -------
@@ -128,7 +141,13 @@ def run(sizes: Iterable[int] = DEFAULT_SIZES, densities: Iterable[float] = DEFAU
     """
     sizes = sorted({check_positive_int(n, "sizes") for n in sizes})
     densities = sorted({check_density(p, "densities") for p in densities})
-    specs = [_split_method(m) for m in methods]
+    if methods is not None:
+        import warnings
+
+        warnings.warn("run(methods=) is deprecated; use predictors= (the same entries)",
+                      DeprecationWarning, stacklevel=2)
+        predictors = methods
+    specs = [_split_spec(m) for m in predictors]
     if backend not in _BACKENDS:
         raise ValueError(f"backend={backend!r} is not allowed; choose one of {_BACKENDS}")
     if not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
@@ -136,7 +155,7 @@ def run(sizes: Iterable[int] = DEFAULT_SIZES, densities: Iterable[float] = DEFAU
     repeats = check_positive_int(repeats, "repeats")
     warmup = check_positive_int(warmup, "warmup")
     if not specs or not sizes or not densities:
-        raise ValueError("sizes, densities and methods must each have at least one entry")
+        raise ValueError("sizes, densities and predictors must each have at least one entry")
     from tqdm.auto import tqdm
 
     versions, threads = _versions(), _threads()
@@ -238,16 +257,18 @@ def read_csv(path: str | os.PathLike) -> list[dict]:
 
 
 def write_results(rows: Sequence[dict], outdir: str | os.PathLike,
-                  stem: str = "linkpred_runtime", plot: bool = True) -> dict[str, Path]:
-    """Write ``stem.csv``, ``stem.md`` and (with matplotlib) ``stem.png``, atomically."""
+                  stem: str = "linkpred_runtime", plot: bool = True,
+                  extra: Sequence[str] = ()) -> dict[str, Path]:
+    """Write ``stem.csv``, ``stem.md`` (``extra`` markdown lines after its introduction)
+    and (with matplotlib) ``stem.png``, atomically."""
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     paths = {"csv": outdir / f"{stem}.csv", "md": outdir / f"{stem}.md"}
     atomic_write_text(paths["csv"], to_csv(rows))
-    atomic_write_text(paths["md"], to_markdown(rows))
+    atomic_write_text(paths["md"], to_markdown(rows, extra))
     if plot:
-        from ._atomic import atomic_path
-        from .plot import runtime
+        from .._fs import atomic_path
+        from ..plot import runtime
 
         axes = runtime(rows)
         fig = np.ravel(axes)[0].figure
@@ -260,8 +281,8 @@ def write_results(rows: Sequence[dict], outdir: str | os.PathLike,
     return paths
 
 
-def to_markdown(rows: Sequence[dict]) -> str:
-    """Markdown report: the performance targets, then seconds per configuration."""
-    from .linkpred._bench_report import to_markdown as _md
+def to_markdown(rows: Sequence[dict], extra: Sequence[str] = ()) -> str:
+    """Markdown report: ``extra`` lines (a caller's section), then seconds per configuration."""
+    from ._report import to_markdown as _md
 
-    return _md(rows)
+    return _md(rows, extra)

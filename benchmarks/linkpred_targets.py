@@ -1,14 +1,19 @@
-"""Markdown report of a runtime sweep (:func:`netshape.bench.run` rows): targets, then tables."""
+"""The project's link-prediction performance targets, checked on a runtime sweep.
+
+These are netshape's own acceptance criteria (not a property of the library):
+``linkpred_runtime.py`` adds the table to the sweep's markdown report and
+prints it. Rows are those of :func:`netshape.bench.run`.
+"""
 
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Sequence
 
+from netshape.bench._report import _ok
+from netshape.linkpred.ch2_l3n import choose_path
 
-def _ok(r: dict) -> bool:
-    return r.get("status") == "ok" and not math.isnan(float(r.get("seconds", math.nan)))
+__all__ = ["targets_markdown", "targets_text"]
 
 
 def _find(rows, method, path, n, p):
@@ -20,6 +25,7 @@ def _find(rows, method, path, n, p):
 
 
 def _targets(rows: Sequence[dict]) -> list[str]:
+    """The target table as markdown lines."""
     out = ["| target | measured | verdict |", "|---|---|---|"]
 
     def line(text, value, ok):
@@ -50,8 +56,6 @@ def _targets(rows: Sequence[dict]) -> list[str]:
 
     # auto runs exactly the path choose_path names; judging that choice by the two
     # paths' own times in this run separates the rule from timing noise of a third sample
-    from .ch2_l3n import choose_path
-
     worst_c, worst_c_at, n_c = 0.0, "", 0
     for r in rows:
         if r["method"] != "ch2_l3n" or r["path"] != "dense" or not _ok(r):
@@ -98,66 +102,6 @@ def targets_text(rows: Sequence[dict]) -> list[str]:
     return lines
 
 
-def _cell(r: dict | None) -> str:
-    if r is None:
-        return ""
-    if r["status"] != "ok":
-        return r["status"].split(":")[0]
-    return f"{r['seconds']:.3g} s ({r['ratio_to_gemm']:.2g}×)"
-
-
-def to_markdown(rows: Sequence[dict]) -> str:
-    """The report: performance targets, GEMM reference, one table per method and path."""
-    rows = list(rows)
-    if not rows:
-        return "# Link-prediction runtime\n\nNo configurations were run.\n"
-    first = rows[0]
-    lines = [
-        "# Link-prediction runtime",
-        "",
-        f"Backend `{first['backend']}`, {first['threads']} BLAS threads, {first['versions']}. "
-        "Random ER layers n × n with the exact density; median of the timed calls after a "
-        "warm-up. `(k×)` is the time over one n × n float32 GEMM measured in the same run. "
-        "`timeout`: one call exceeded the per-configuration timeout; `skipped`: a smaller "
-        "or sparser configuration of the same method already timed out.",
-        "",
-        "## Targets",
-        "",
-        *_targets(rows),
-        "",
-        "## GEMM reference (one n × n float32 product, timed beside every configuration)",
-        "",
-        "| n | seconds |",
-        "|---|---|",
-    ]
-    for n in sorted({r["n_in"] for r in rows}):
-        g = [r["gemm_seconds"] for r in rows if r["n_in"] == n and not math.isnan(
-            float(r["gemm_seconds"]))]
-        lines.append(f"| {n} | {statistics.median(g):.4g} (median of {len(g)}; "
-                     f"{min(g):.4g}–{max(g):.4g}) |" if g else f"| {n} | — |")
-    sizes = sorted({r["n_in"] for r in rows})
-    dens = sorted({r["density"] for r in rows})
-    for key in dict.fromkeys((r["method"], r["path"]) for r in rows):
-        lines += ["", f"## `{key[0]}` ({key[1]})", "",
-                  "| n \\ density | " + " | ".join(f"{p:g}" for p in dens) + " |",
-                  "|---|" + "---|" * len(dens)]
-        for n in sizes:
-            cells = []
-            for p in dens:
-                match = [r for r in rows if (r["method"], r["path"]) == key
-                         and r["n_in"] == n and math.isclose(r["density"], p)]
-                cells.append(_cell(match[0] if match else None))
-            lines.append(f"| {n} | " + " | ".join(cells) + " |")
-    mem_rows = [r for r in rows if r["method"] == "ch2_l3n" and _ok(r)
-                and not math.isnan(r["peak_mb"])]
-    if mem_rows:
-        lines += ["", "## Peak memory of `ch2_l3n` (MB, tracemalloc, max over densities)", "",
-                  "| n | " + " | ".join(sorted({r["path"] for r in mem_rows})) + " |",
-                  "|---|" + "---|" * len({r["path"] for r in mem_rows})]
-        for n in sizes:
-            cells = []
-            for path in sorted({r["path"] for r in mem_rows}):
-                vals = [r["peak_mb"] for r in mem_rows if r["n_in"] == n and r["path"] == path]
-                cells.append(f"{max(vals):.0f}" if vals else "")
-            lines.append(f"| {n} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+def targets_markdown(rows: Sequence[dict]) -> list[str]:
+    """A ``## Targets`` section for :func:`netshape.bench.to_markdown`'s ``extra``."""
+    return ["## Targets", "", *_targets(rows)]

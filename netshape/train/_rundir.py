@@ -22,7 +22,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ._atomic import atomic_path, atomic_write_text
+from .._fs import atomic_path, atomic_write_text
 
 __all__ = [
     "CHECKPOINT",

@@ -8,7 +8,7 @@ embedded ``digits`` data gets small defaults (:data:`DATASET_DEFAULTS`).
 Every sparsified layer is an ``nn.Linear``; its weight is ``(out, in)`` so its
 mask is the transpose of netshape's biadjacency ``A`` of shape ``(n_in, n_out)``.
 
-A run writes a run directory (see :mod:`netshape._train_rundir`): config,
+A run writes a run directory (see :mod:`netshape.train._rundir`): config,
 per-epoch metrics, a checkpoint after every epoch (atomically, so Ctrl-C
 leaves the last complete one) that :func:`resume` continues bit-identically,
 topology snapshots and a summary.
@@ -36,12 +36,12 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 
-from . import _train_rundir as rd
-from ._train_config import DATASET_DEFAULTS, TrainConfig, methods, resolve
-from ._train_model import anp_of_chain, build_mlp, epoch_order, evaluate, linear_lr
-from ._train_table import comparison_rows, format_text, write_comparison
-from ._validation import check_choice, check_positive_int
-from .datasets import load as load_dataset
+from .._validation import check_choice, check_positive_int
+from ..datasets import load as load_dataset
+from . import _rundir as rd
+from ._config import DATASET_DEFAULTS, TrainConfig, methods, resolve
+from ._model import anp_of_chain, build_mlp, epoch_order, evaluate, linear_lr
+from ._table import comparison_rows, format_text, write_comparison
 
 __all__ = ["DATASET_DEFAULTS", "METHODS", "TrainConfig", "compare", "resolve", "resume", "train"]
 
@@ -83,7 +83,7 @@ def _check_update_every(cfg: TrainConfig, n: int) -> None:
 
 
 def _check_fresh_run_dir(output) -> Path:
-    from ._cli._common import check_writable_dir
+    from .._fs import check_writable_dir
 
     run = check_writable_dir(output, "output")
     if (run / rd.CONFIG).exists():
@@ -246,7 +246,7 @@ def _fit(cfg: TrainConfig, run: Path, data: _Data, ckpt: dict | None, progress: 
 def _sparsify(cfg, model, opt, data, run, total, spe):
     if cfg.method == "fc":
         return None
-    from .torch import sparsify
+    from ..torch import sparsify
 
     kwargs = dict(cfg.overrides)
     if cfg.zeta is not None:
@@ -261,7 +261,7 @@ def _sparsify(cfg, model, opt, data, run, total, spe):
 
 def _rescale_to_fan_in(model, dst) -> None:
     """Scale row j of each masked weight by sqrt(n_in / fan_in_j) (see TrainConfig)."""
-    from .torch import get_original
+    from ..torch import get_original
 
     with torch.no_grad():
         for name, mask in dst.masks.items():
@@ -316,7 +316,7 @@ def compare(methods: Sequence[str], config: TrainConfig, output: str | os.PathLi
     if not methods or len(set(methods)) != len(methods):
         raise ValueError(f"compare={methods!r} must name distinct methods")
     cfgs = [resolve(dataclasses.replace(config, method=m)) for m in methods]
-    from ._cli._common import check_writable_dir
+    from .._fs import check_writable_dir
 
     out = check_writable_dir(output, "output")
     rd.write_json(out / "compare.json", {"methods": methods, "config": config.to_dict()})

@@ -25,16 +25,6 @@ _MIN_TIMED_S = 3.0
 _MAX_REPEATS = 101
 
 
-def _call_kwargs(name: str, path: str) -> dict:
-    if name in ("ch2_l3n", "ch3_l3n"):
-        return {"method": path}
-    if name in ("ch3_l3p", "ch2_l3p"):
-        return {"engine": path}
-    if name == "random":
-        return {"rng": 0}
-    return {}
-
-
 def _prepare(csr, backend: str):
     """The layer as the backend's input type, and a function that waits for the device."""
     if backend == "scipy":
@@ -78,13 +68,14 @@ def _measure(task: dict, send) -> None:
     """
     import tracemalloc
 
-    from .generators import er
-    from .linkpred import predict
+    from ..generators import er
+    from ..linkpred import predict
 
     name, T = task["name"], task["timeout"]
     csr = er(task["n"], task["n"], task["density"], rng=task["seed"])
     A, sync = _prepare(csr, task["backend"])
-    kwargs = {path: _call_kwargs(name, path) for path in task["paths"]}
+    # the path is the predictor's method= (its computation route); rng for "random"
+    kwargs = {path: {"method": path, "rng": 0} for path in task["paths"]}
     _gemm_once(task["n"])  # operands and warm-up outside the timed phase
     send(("ready", None))
     reps: dict[str, int] = {}

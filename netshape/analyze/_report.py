@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._atomic import atomic_path, atomic_write_text
+from .._fs import atomic_path, atomic_write_text
 
 __all__ = ["Analysis", "analyze_source", "find_inputs", "write_report"]
 
@@ -85,7 +85,7 @@ def _fmt(v: Any) -> str:
 
 
 def _power_law(A: Any, side: str) -> tuple[float | None, float | None, float | None]:
-    from .metrics import fit_power_law
+    from ..metrics import fit_power_law
 
     try:
         f = fit_power_law(A, side=side)
@@ -98,7 +98,7 @@ def _power_law(A: Any, side: str) -> tuple[float | None, float | None, float | N
 
 def _layer_rows(layers: OrderedDict, report: Any, chain: bool,
                 pairs: list[tuple] | None) -> list[dict[str, Any]]:
-    from .metrics import degree_stats, hub_alignment
+    from ..metrics import degree_stats, hub_alignment
 
     names = list(layers)
     if chain:
@@ -132,9 +132,9 @@ def infer_pairs(layers: OrderedDict) -> list[tuple]:
 
     q/k and gate/up are coupled; v -> out_proj/o_proj, up/gate -> down, fc1 -> fc2,
     linear1 -> linear2 are chained; other consecutive siblings whose shapes chain
-    (an MLP) are chained. See :mod:`netshape._pairs`.
+    (an MLP) are chained. See :mod:`netshape.percolation._pairs`.
     """
-    from ._pairs import infer_pairs as _infer
+    from ..percolation._pairs import infer_pairs as _infer
 
     return _infer((name, int(A.shape[0]), int(A.shape[1])) for name, A in layers.items())
 
@@ -175,15 +175,15 @@ def analyze_source(source: str | Path, *, progress: bool = True) -> Analysis:
 
     from tqdm.auto import tqdm
 
-    from .io import read_checkpoint
-    from .metrics import active_neurons, cap, snapshot_curves
-    from .percolation import percolate
+    from ..io import read_checkpoint
+    from ..metrics import active_neurons, cap, snapshot_curves
+    from ..percolation import percolate
 
     ckpt, snap_paths = find_inputs(source)
     notes: list[str] = []
     snaps: list[tuple[int, OrderedDict]] = []
     if snap_paths:
-        from .io import load_topology
+        from ..io import load_topology
 
         for step, p in tqdm(snap_paths, desc="snapshots", disable=not progress or None):
             data = load_topology(p)
@@ -243,7 +243,7 @@ def _safe(name: str) -> str:
 
 
 def _save(fig: Any, path: Path) -> None:
-    from ._backend import require
+    from .._backend import require
 
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110)
@@ -259,10 +259,10 @@ def _table(rows: list[dict[str, Any]], cols: list[tuple[str, str]]) -> str:
 
 def _plots(an: Analysis, out: Path) -> list[tuple[str, str]]:
     """Write the PNGs; return (title, file name) pairs for the report."""
-    from ._backend import require
+    from .._backend import require
 
     plt = require("matplotlib.pyplot")
-    from . import plot
+    from .. import plot
 
     made = []
     for name, A in an.layers.items():
