@@ -108,6 +108,15 @@ def array_family(x: Any) -> str:
     return "other"
 
 
+def reject_meta(x: Any, name: str = "A") -> None:
+    """Raise for a torch tensor on the ``meta`` device: it has a shape but no values."""
+    dev = getattr(x, "device", None)
+    if getattr(dev, "type", None) == "meta":
+        raise ValueError(f"{name} is a tensor on the 'meta' device, which holds no values; "
+                         "materialise it first (e.g. model.to_empty(device='cpu') and load "
+                         "the weights)")
+
+
 def to_numpy(x: Any):
     """Return a numpy array or scipy sparse array on the host for any supported input."""
     import numpy as np
@@ -117,6 +126,7 @@ def to_numpy(x: Any):
         return x
     if fam == "torch":
         torch = sys.modules["torch"]
+        reject_meta(x)
         if x.layout != torch.strided:
             x = x.to_dense()
         return x.detach().cpu().numpy()

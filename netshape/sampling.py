@@ -135,9 +135,13 @@ def torch_generator(rng, device=None):
 
     if isinstance(rng, torch.Generator):
         return rng
+    try:
+        dev = torch.device(device) if device is not None else torch.device("cpu")
+        g = torch.Generator(device=dev)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device={device!r} is not a device torch can draw random numbers "
+                         f"on here ({exc})") from None
     seed = int(as_rng(rng).integers(0, 2**63 - 1))
-    dev = torch.device(device) if device is not None else torch.device("cpu")
-    g = torch.Generator(device=dev)
     g.manual_seed(seed)
     return g
 

@@ -126,6 +126,8 @@ def from_networkx(G, *, inputs: Sequence | None = None, outputs: Sequence | None
     >>> bool((from_networkx(to_networkx(A)).toarray() == A).all())
     True
     """
+    if not (hasattr(G, "nodes") and hasattr(G, "edges")):
+        raise TypeError(f"G must be a networkx graph; got {type(G).__name__}")
     if inputs is None or outputs is None:
         side = dict(G.nodes(data="bipartite"))
         missing = [v for v, s in side.items() if s not in (0, 1)]

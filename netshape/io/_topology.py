@@ -42,6 +42,20 @@ def _layer_arrays(prefix: str, A: sp.csr_array) -> dict[str, np.ndarray]:
             f"{prefix}.indices": A.indices.astype(np.int64)}
 
 
+def _check_output_file(path: str | os.PathLike) -> Path:
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path={path!r} must be a file name (str or os.PathLike)")
+    p = Path(path)
+    if str(path) == "" or p.name in ("", ".", ".."):
+        raise ValueError(f"path={str(path)!r} is not a file name")
+    if p.is_dir():
+        raise IsADirectoryError(f"path={str(path)!r} is a directory; give a file name")
+    if not p.parent.is_dir():
+        raise FileNotFoundError(f"path={str(path)!r}: the folder {str(p.parent)!r} does not "
+                                "exist")
+    return p
+
+
 def save_topology(path: str | os.PathLike, A: Any) -> Path:
     """Write one layer, or an ordered mapping ``name -> layer``, to an ``.npz`` file.
 
@@ -90,7 +104,7 @@ def save_topology(path: str | os.PathLike, A: Any) -> Path:
     else:
         arrays["kind"] = np.asarray("layer")
         arrays.update(_layer_arrays("0", as_biadjacency(A, "A")))
-    path = Path(path)
+    path = _check_output_file(path)
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez_compressed(fh, **arrays)
     return path

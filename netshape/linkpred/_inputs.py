@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from .._backend import array_family
+from .._backend import array_family, reject_meta
 from .._validation import (
     _check_values,
     as_biadjacency,
@@ -76,6 +76,7 @@ def _to_host_bool(x: Any, family: str) -> np.ndarray:
 
 def _torch_layer(A: Any, name: str) -> Layer:
     torch = sys.modules["torch"]
+    reject_meta(A, name)
     shape = check_biadjacency_shape(tuple(A.shape), name)
     if A.layout != torch.strided:
         A = A.to_dense()

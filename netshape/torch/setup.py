@@ -59,8 +59,8 @@ def _calibration_inputs(model, slots, calibration) -> dict[str, torch.Tensor]:
 
 
 def sparsify(model: nn.Module, optimizer: torch.optim.Optimizer, method: str = "chts",
-             density: float = 0.01, total_steps: int = 1, update_every: int = 100, rng=None,
-             include=None, exclude=None, calibration=None, snapshot_dir=None,
+             density: float = 0.01, total_steps: int | None = None, update_every: int = 100,
+             rng=None, include=None, exclude=None, calibration=None, snapshot_dir=None,
              snapshot_every=None, pairs=None, **overrides) -> DynamicSparseTrainer:
     """Make ``model`` sparse in place and return the engine that evolves its topology.
 
@@ -79,7 +79,7 @@ def sparsify(model: nn.Module, optimizer: torch.optim.Optimizer, method: str = "
         :func:`netshape.torch.preset_table`); ``dense`` is a no-op.
     density : float in (0, 1)
         Target (final) fraction of links kept in each sparsified layer.
-    total_steps : int
+    total_steps : int (required)
         Training steps (``dst.step()`` calls) planned; schedules are fractions of it.
     update_every : int
         Topology update every this many steps.
@@ -117,6 +117,11 @@ def sparsify(model: nn.Module, optimizer: torch.optim.Optimizer, method: str = "
     from .methods import resolve_method
 
     cfg = resolve_method(method, overrides)
+    if total_steps is None:
+        # schedules are fractions of the run: without its length every update would fall
+        # outside it (the old default of 1 step meant no topology update at all)
+        raise TypeError("sparsify() needs total_steps=, the number of dst.step() calls the "
+                        "training will make (e.g. epochs * batches per epoch)")
     total_steps = check_positive_int(total_steps, "total_steps")
     update_every = check_positive_int(update_every, "update_every")
     if snapshot_dir is not None:
