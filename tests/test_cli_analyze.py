@@ -57,7 +57,12 @@ def test_analyze_plain_pytorch_checkpoint(tmp_path, capsys):
     cap = ns.metrics.cap(masks)
     assert f"log10 = {cap.log10:.4g}" in report
     assert f"{ns.metrics.anp(masks):.4g}" in report
-    assert float(rows[0]["alpha_in"]) > 1
+    fit = ns.metrics.fit_power_law(masks[0], side="in")
+    assert rows[0]["power_law_in"] == fit.verdict
+    if fit.verdict == "no power law":  # a random pruned layer: no exponent is reported
+        assert rows[0]["alpha_in"] in ("", "n/a", "None")
+    else:
+        assert float(rows[0]["alpha_in"]) == pytest.approx(fit.alpha)
     text = capsys.readouterr().out
     assert "3 layer(s)" in text and "report:" in text
     if has_plot("adjacency"):

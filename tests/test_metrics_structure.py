@@ -170,3 +170,30 @@ def test_power_law_flags_non_power_law_degrees(method):
     assert not fit.converged and "NOT CONVERGED" in str(fit)
     assert fit_power_law(discrete_power_law(np.random.default_rng(1), 2.5, 1, 2000),
                          method=method).converged
+
+
+def test_power_law_verdict_from_the_likelihood_ratio_tests():
+    pytest.importorskip("powerlaw")
+    import netshape as ns
+
+    er = ns.generators.er(2000, 2000, 0.01, rng=0)
+    f = ns.metrics.fit_power_law(er, side="in")
+    assert f.lognormal is not None and f.lognormal[0] < 0 and f.lognormal[1] < 0.1
+    assert f.verdict == "no power law"
+    bsf = ns.generators.bsf(4000, 4000, 0.005, gamma=2.3, rng=0)
+    assert ns.metrics.fit_power_law(bsf, side="in").verdict in ("power law", "inconclusive")
+
+
+def test_power_law_verdict_rules_on_made_up_tests():
+    from netshape.metrics import PowerLawFit
+
+    def fit(ln, ex, converged=True):
+        return PowerLawFit(alpha=2.5, xmin=3, sigma=0.1, ks=0.05, n_tail=100, n=200,
+                           n_isolated=0, side="in", method="powerlaw", lognormal=ln,
+                           exponential=ex, converged=converged)
+
+    assert fit((2.0, 0.01), (3.0, 0.001)).verdict == "power law"
+    assert fit((-2.0, 0.01), (3.0, 0.001)).verdict == "no power law"
+    assert fit((0.5, 0.5), (3.0, 0.001)).verdict == "inconclusive"
+    assert fit(None, None).verdict == "untested"
+    assert fit((2.0, 0.01), (3.0, 0.001), converged=False).verdict == "no power law"

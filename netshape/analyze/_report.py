@@ -84,16 +84,17 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def _power_law(A: Any, side: str) -> tuple[float | None, float | None, float | None]:
+def _power_law(A: Any, side: str) -> tuple[float | None, float | None, float | None, str]:
+    """(alpha, sigma, KS, verdict); alpha and sigma are None where no power law is supported."""
     from ..metrics import fit_power_law
 
     try:
         f = fit_power_law(A, side=side)
     except ValueError:  # too few or constant degrees: no fit, said as n/a
-        return None, None, None
-    if not f.converged:  # no power law in any tail: an exponent would mislead
-        return None, None, f.ks
-    return f.alpha, f.sigma, f.ks
+        return None, None, None, "n/a"
+    if f.verdict == "no power law":  # an exponent with error bars would mislead
+        return None, None, f.ks, f.verdict
+    return f.alpha, f.sigma, f.ks, f.verdict
 
 
 def _layer_rows(layers: OrderedDict, report: Any, chain: bool,
@@ -108,14 +109,15 @@ def _layer_rows(layers: OrderedDict, report: Any, chain: bool,
     rows = []
     for i, (name, A) in enumerate(layers.items()):
         s = degree_stats(A)
-        a_in, s_in, ks_in = _power_law(A, "in")
-        a_out, s_out, ks_out = _power_law(A, "out")
+        a_in, s_in, ks_in, v_in = _power_law(A, "in")
+        a_out, s_out, ks_out, v_out = _power_law(A, "out")
         row = {"layer": name, "n_in": s.shape[0], "n_out": s.shape[1], "links": s.links,
                "density": s.density, "dead_in": s.inputs.dead, "dead_out": s.outputs.dead,
                "deg_in_mean": s.inputs.mean, "deg_in_max": s.inputs.max,
                "deg_out_mean": s.outputs.mean, "deg_out_max": s.outputs.max,
-               "alpha_in": a_in, "sigma_in": s_in, "ks_in": ks_in,
-               "alpha_out": a_out, "sigma_out": s_out, "ks_out": ks_out,
+               "power_law_in": v_in, "alpha_in": a_in, "sigma_in": s_in, "ks_in": ks_in,
+               "power_law_out": v_out, "alpha_out": a_out, "sigma_out": s_out,
+               "ks_out": ks_out,
                "perc_links_removed": None, "perc_neurons_removed": None, "hub_alignment_next": None}
         if report is not None:
             r = report.layers[i if chain else name]
@@ -300,7 +302,8 @@ _COLS = [("layer", "layer"), ("n_in", "n_in"), ("n_out", "n_out"), ("links", "li
          ("density", "density"), ("dead_in", "dead in"), ("dead_out", "dead out"),
          ("deg_in_mean", "mean deg in"), ("deg_in_max", "max deg in"),
          ("deg_out_mean", "mean deg out"), ("deg_out_max", "max deg out"),
-         ("alpha_in", "α in"), ("sigma_in", "± σ"), ("alpha_out", "α out"), ("sigma_out", "± σ"),
+         ("power_law_in", "power law in"), ("alpha_in", "α in"), ("sigma_in", "± σ"),
+         ("power_law_out", "power law out"), ("alpha_out", "α out"), ("sigma_out", "± σ"),
          ("perc_links_removed", "percolation: links removed"),
          ("perc_neurons_removed", "percolation: outputs removed"),
          ("hub_alignment_next", "hub alignment with next")]
@@ -352,10 +355,13 @@ def write_report(an: Analysis, out: Path, *, plots: bool = True) -> Path:
                   f"- percolation would remove {s['perc_links_removed']} link(s) "
                   f"({s['perc_sweeps']} sweep(s) to the fixed point)", ""]
     lines += ["## Layers", "", _table(an.rows, _COLS), "",
-              "α: discrete power-law exponent of the degree distribution of the layer's input "
-              "(in) or output (out) neurons, ± its standard error; n/a when too few neurons "
-              "have links or the fit does not converge (no power law in any tail). KS "
-              "distances of the fits are in `layers.csv`.", ""]
+              "power law: what the degree distribution of the layer's input (in) or output "
+              "(out) neurons supports, from likelihood-ratio tests against lognormal and "
+              "exponential tails (p < 0.1): *power law* (better than both), *no power law* "
+              "(an alternative is significantly better, or no tail fits), *inconclusive*. "
+              "α: the discrete power-law exponent ± its standard error, shown unless the "
+              "verdict is *no power law*; n/a when too few neurons have links. KS distances "
+              "of the fits are in `layers.csv`.", ""]
     if c:
         lines += ["## Over training", "",
                   f"{len(c['step'])} snapshot(s), updates {c['step'][0]}–{c['step'][-1]}; "

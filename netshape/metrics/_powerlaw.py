@@ -53,6 +53,29 @@ class PowerLawFit:
     exponential: tuple[float, float] | None = None
     converged: bool = True
 
+    #: significance level of the likelihood-ratio tests behind :attr:`verdict`
+    P_LEVEL = 0.1
+
+    @property
+    def verdict(self) -> str:
+        """What the fit supports, from the likelihood-ratio tests it already ran.
+
+        ``"no power law"`` when the fit did not converge or an alternative
+        (lognormal, exponential) is significantly better (R < 0, p < 0.1);
+        ``"power law"`` when the power law is significantly better than both;
+        ``"inconclusive"`` otherwise; ``"untested"`` without the ``powerlaw`` extra.
+        """
+        if not self.converged:
+            return "no power law"
+        tests = [t for t in (self.lognormal, self.exponential) if t is not None]
+        if not tests:
+            return "untested"
+        if any(R < 0 and p < self.P_LEVEL for R, p in tests):
+            return "no power law"
+        if len(tests) == 2 and all(R > 0 and p < self.P_LEVEL for R, p in tests):
+            return "power law"
+        return "inconclusive"
+
     def __str__(self) -> str:
         flag = "" if self.converged else "; NOT CONVERGED: no power law"
         return (f"alpha = {self.alpha:.3f} ± {self.sigma:.3f} (xmin = {self.xmin}, "
