@@ -315,6 +315,14 @@ def write_report(protocol: str, rows: list[dict], epoch_rows: list[dict], md: Pa
     if docs is not None and docs.is_file():
         block = "\n".join(lines).replace(f"]({png.name})", f"](../benchmarks/results/{png.name})")
         update_docs_block(docs, f"reproduction_{protocol}", block)
+        readme = docs.parent.parent / "README.md"
+        if readme.is_file():
+            start = lines.index("| the paper's claim | verdict | numbers (final test accuracy) |")
+            verdict_lines = lines[start:start + 2 + len(verdicts(summary))]
+            update_docs_block(readme, f"reproduction_{protocol}", "\n".join(
+                [f"Protocol {protocol} ({'-'.join(map(str, (784, *p['hidden'], 10)))} at density "
+                 f"{p['density']}, {epochs} epochs, {done} of {planned} runs finished; "
+                 "[details](docs/results.md)):", "", *verdict_lines]))
     if epoch_rows:
         plot_curves(epoch_rows, methods, png,
                     f"Fashion-MNIST, protocol {protocol}: test accuracy per epoch")
