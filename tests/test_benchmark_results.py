@@ -20,8 +20,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import _fingerprint as fp  # noqa: E402
 
 MANIFEST = fp.load_manifest()
+#: smoke runs (``--quick``) write ``*_quick.*`` beside the results; git ignores them
 RESULT_FILES = sorted(p.name for p in fp.RESULTS.iterdir()
-                      if p.is_file() and p.name != fp.MANIFEST.name) if fp.RESULTS.is_dir() else []
+                      if p.is_file() and p.name != fp.MANIFEST.name
+                      and not fnmatch.fnmatch(p.name, "*_quick.*")) if fp.RESULTS.is_dir() else []
 
 
 def _owned(entry: dict) -> list[str]:

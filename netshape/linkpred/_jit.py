@@ -34,6 +34,7 @@ _builder: Callable[[str, bool], Any] | None = None  # set by _kernels: (name, pa
 _done: dict[tuple[str, bool], Any] = {}
 _failed: dict[tuple[str, bool], BaseException] = {}
 _queue: list[tuple[str, bool]] = []
+_key_locks: dict[tuple[str, bool], threading.Lock] = {}
 _thread: threading.Thread | None = None
 
 
@@ -47,16 +48,22 @@ def _build(key: tuple[str, bool]) -> Any:
     kernel = _done.get(key)
     if kernel is not None:
         return kernel
-    if key in _failed:
-        raise _failed[key]
-    assert _builder is not None
-    try:
-        kernel = _builder(*key)
-    except BaseException as exc:
-        _failed[key] = exc
-        raise
-    _done[key] = kernel
-    return kernel
+    with _lock:
+        key_lock = _key_locks.setdefault(key, threading.Lock())
+    with key_lock:  # a caller and the thread asking at once: one compiles, one waits
+        kernel = _done.get(key)
+        if kernel is not None:
+            return kernel
+        if key in _failed:
+            raise _failed[key]
+        assert _builder is not None
+        try:
+            kernel = _builder(*key)
+        except BaseException as exc:
+            _failed[key] = exc
+            raise
+        _done[key] = kernel
+        return kernel
 
 
 def _worker() -> None:
@@ -126,11 +133,3 @@ def wait_compiled() -> None:
         if t is None:
             return
         t.join()
-
-
-def reset() -> None:
-    """Forget compiled kernels (tests): later requests compile or load them again."""
-    wait_compiled()
-    with _lock:
-        _done.clear()
-        _failed.clear()

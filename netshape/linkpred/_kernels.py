@@ -5,6 +5,12 @@ fallback written with ufuncs and ``out=`` (which numpy and CuPy both accept),
 so the numba kernels are an acceleration, never a requirement. Set the
 environment variable ``NETSHAPE_NO_NUMBA=1`` (or ``_kernels.USE_NUMBA = False``)
 to force the fallback; the test suite runs both.
+
+Each kernel is compiled for one explicit signature (:data:`SIGNATURES`), in a
+thread-parallel and a serial variant, with ``cache=True``. :func:`pick` never
+waits: it returns a variant that is compiled already or None, scheduling the
+compilation in the background (:mod:`netshape.linkpred._jit`); callers run a
+bit-identical numpy twin meanwhile.
 """
 
 from __future__ import annotations
@@ -363,13 +369,21 @@ def fill_xp(xp, C, deg, ch3: bool):
     return C
 
 
+#: entries per block of the numpy fill (its temporary: 256 KiB of float32)
+_FILL_BLOCK_ENTRIES = 1 << 16
+
+
 def fill(C: np.ndarray, deg: np.ndarray, ch3: bool) -> np.ndarray:
     """Numpy ``fill_xp`` through the numba kernel when it is compiled (identical results)."""
     kernel = pick("fill", C.size) if C.flags.c_contiguous and C.dtype == np.float32 else None
     if kernel is not None:
         kernel(C, np.ascontiguousarray(deg, dtype=np.float32), bool(ch3))
         return C
-    return fill_xp(np, C, deg, ch3)
+    # blocks of rows keep fill_xp's temporary small, as the in-place kernel needs none
+    step = max(1, _FILL_BLOCK_ENTRIES // max(1, C.shape[1]))
+    for r0 in range(0, C.shape[0], step):
+        fill_xp(np, C[r0:r0 + step], deg, ch3)
+    return C
 
 
 def fill_torch(C, deg, ch3: bool):
