@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _fingerprint import record
 from tqdm import tqdm
 
 from netshape._fs import atomic_write_text
@@ -37,6 +38,10 @@ from netshape.torch import sparsify
 SIZES = (784, 1568, 1568, 1568, 10)
 BATCH, EPOCH_STEPS = 32, 60000 // 32
 RESULTS = Path(__file__).resolve().parent / "results"
+#: the code whose speed the results describe (benchmarks/results/fingerprints.json)
+MEASURED = ["benchmarks/dst_overhead.py", "netshape/torch", "netshape/linkpred",
+            "netshape/generators", "netshape/percolation", "netshape/schedules.py",
+            "netshape/_random.py"]
 
 
 def load_data(n: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, str]:
@@ -161,6 +166,9 @@ def main(argv=None) -> int:
         md.append(f"| {r['method']} | {r['density']} | {r['step_ms']} | {r['epoch_s_extrapolated']}"
                   f" | {r['update_s_first']} | {r['update_s_median']} | {r['overhead_pct']} | "
                   f"{'yes' if r['pass_5pct'] else 'NO'} | {r['links']} |")
+    if out == RESULTS / "dst_overhead":
+        md += ["", f"Code fingerprint: `{record('dst_overhead', MEASURED)[:16]}` "
+                   "(benchmarks/results/fingerprints.json)."]
     atomic_write_text(out.with_suffix(".md"), "\n".join(md) + "\n")
     print("\n".join(md))
     return 0 if all(r["pass_5pct"] for r in rows) else 1

@@ -2,9 +2,12 @@
 
 Run from the repository root::
 
-    python benchmarks/generators.py            # 4096 x 16384 at 5% density, 5 rounds
+    python benchmarks/generators.py            # 4096 x 16384 at 5% density, 7 rounds
+    python benchmarks/generators.py --quick    # smoke test (512 x 2048, 2 rounds)
 
-Writes ``benchmarks/results/generators.csv`` and ``generators.md``. Models are
+Writes ``benchmarks/results/generators.csv`` and ``generators.md`` (``--quick``:
+``generators_quick.*``, not committed) and records the fingerprint of the
+measured code in ``benchmarks/results/fingerprints.json``. Models are
 timed round-robin (each round runs every model once, in a rotating order) so
 that load from other processes hits all of them alike; the ratio column
 divides each model's median by ``er``'s median from the same run, and
@@ -21,15 +24,20 @@ import io
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from _fingerprint import record
 
 import netshape as ns
 from netshape._fs import atomic_write_text
 
 RESULTS = Path(__file__).resolve().parent / "results"
+#: the code whose speed the results describe (benchmarks/results/fingerprints.json)
+MEASURED = ["benchmarks/generators.py", "netshape/generators", "netshape/_random.py",
+            "netshape/_validation.py"]
 
 
 def models(n_in: int, n_out: int, density: float):
@@ -59,9 +67,16 @@ def main(argv=None) -> int:
     ap.add_argument("--n-out", type=int, default=16384)
     ap.add_argument("--density", type=float, default=0.05)
     ap.add_argument("--rounds", type=int, default=7)
-    ap.add_argument("--out", default=str(RESULTS / "generators"),
-                    help="path stem for the .csv and .md files")
+    ap.add_argument("--out", default=None,
+                    help="path stem for the .csv and .md files (default "
+                         "benchmarks/results/generators)")
+    ap.add_argument("--quick", action="store_true",
+                    help="smoke test: 512 x 2048, 2 rounds, results in generators_quick.*")
     args = ap.parse_args(argv)
+    if args.quick:
+        args.n_in, args.n_out, args.rounds = 512, 2048, 2
+    default_stem = RESULTS / ("generators_quick" if args.quick else "generators")
+    args.out = args.out or str(default_stem)
     table = models(args.n_in, args.n_out, args.density)
     names = list(table)
     for name in names:  # warm-up: imports, first-touch allocations
@@ -102,14 +117,18 @@ def main(argv=None) -> int:
           f"numpy {np.__version__}, {os.cpu_count()} CPUs, load average {load:.1f} at the end. "
           "`ratio` = median / er's median, `ratio best` = best / er's best, same run.", "",
           "Command: `python benchmarks/generators.py"
-          + ("" if argv is None else " " + " ".join(argv)) + "`", "",
+          + "".join(" " + a for a in (sys.argv[1:] if argv is None else argv)) + "`", "",
           "| model | links | median s | best s | ratio | ratio best |",
           "|---|---:|---:|---:|---:|---:|"]
     md += [f"| {r['model']} | {r['links']} | {r['median_s']:.3f} | {r['min_s']:.3f} | "
            f"{r['ratio_to_er']:.2f} | {r['ratio_best']:.2f} |" for r in rows]
     md += ["", "Target (brf r=0.25 fixed and uniform, bsw beta=0.25 within 3x of er): "
                f"medians {'met' if ok_med else 'NOT met'}, best times "
-               f"{'met' if ok_best else 'NOT met'}."]
+               f"{'met' if ok_best else 'NOT met'}. `bsf` and `csti` are shown for "
+               "comparison (no target)."]
+    if Path(args.out) == RESULTS / "generators":
+        md += ["", f"Code fingerprint: `{record('generators', MEASURED)[:16]}` "
+                   "(benchmarks/results/fingerprints.json)."]
     atomic_write_text(stem.with_suffix(".md"), "\n".join(md) + "\n")
     print("\n".join(md))
     return 0 if ok_best else 1

@@ -18,6 +18,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from _fingerprint import record
 from linkpred_targets import targets_markdown, targets_text
 
 from netshape import bench
@@ -25,6 +26,9 @@ from netshape._fs import atomic_write_text
 from netshape.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
+#: the code whose speed the results describe (benchmarks/results/fingerprints.json)
+MEASURED = ["benchmarks/linkpred_runtime.py", "netshape/linkpred", "netshape/bench",
+            "netshape/generators/er.py", "netshape/_random.py"]
 
 
 def _output(args: list[str]) -> Path:
@@ -48,6 +52,8 @@ if __name__ == "__main__":
         for line in targets_text(rows):
             print("  " + line)
     png = ROOT / "benchmarks" / "results" / "linkpred_runtime.png"
+    if default_out and "--quick" not in args:
+        print("code fingerprint", record("linkpred_runtime", MEASURED)[:16])
     if code == 0 and default_out and "--quick" not in args and png.exists():
         (ROOT / "docs" / "img").mkdir(parents=True, exist_ok=True)
         shutil.copyfile(png, ROOT / "docs" / "img" / "linkpred_runtime.png")

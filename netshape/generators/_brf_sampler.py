@@ -142,34 +142,40 @@ def _grouped_to_padded(rows, vals, n_rows, fill):
     return mat
 
 
-def _first_arrivals(keys, items):
-    """Per row, keep each input's earliest arrival; later repeats get key ``+inf``."""
-    if keys.shape[1] < 2:
-        return keys, items
-    order = np.argsort(items, axis=1, kind="stable")
-    items = np.take_along_axis(items, order, axis=1)
-    keys = np.take_along_axis(keys, order, axis=1)
-    same = (items[:, 1:] == items[:, :-1]) & (items[:, 1:] >= 0)
-    if same.any():
-        # carry the running minimum to the last copy of each run, then blank the others
-        while True:
-            carried = np.where(same, np.minimum(keys[:, 1:], keys[:, :-1]), keys[:, 1:])
-            if np.array_equal(carried, keys[:, 1:]):
-                break
-            keys[:, 1:] = carried
-        keys[:, :-1][same] = np.inf
-        items[:, :-1][same] = -1
-    return keys, items
+def _first_arrivals(rows, items, logt, n_rows, n_in):
+    """Padded ``(keys, items)`` per row of the arrivals, each input kept at its earliest one.
+
+    Later arrivals of an input keep their slot with key ``+inf`` and item ``-1``,
+    so the padded width is the largest arrival count of a row.
+    """
+    comb = rows * n_in + items
+    order = np.argsort(comb, kind="stable")  # by row, then input
+    comb, rows, items, logt = comb[order], rows[order], items[order], logt[order]
+    if comb.size:
+        new = np.empty(comb.size, dtype=bool)
+        new[0] = True
+        np.not_equal(comb[1:], comb[:-1], out=new[1:])
+        group = np.cumsum(new) - 1
+        earliest = np.minimum.reduceat(logt, np.flatnonzero(new))[group] == logt
+        # one earliest arrival per input (the first of them, should two times be equal)
+        firsts = np.flatnonzero(earliest)
+        keep = np.zeros(comb.size, dtype=bool)
+        keep[firsts[np.concatenate([[True], group[firsts[1:]] != group[firsts[:-1]]])]] = True
+        logt[~keep] = np.inf
+        items[~keep] = -1
+    return (_grouped_to_padded(rows, logt, n_rows, np.inf),
+            _grouped_to_padded(rows, items, n_rows, -1))
 
 
-def _take_k(keys, items, k, gen):
+def _take_k(keys, items, k, gen, thr=None):
     """Items of the ``k[row]`` smallest keys per row, grouped by row.
 
     Equal keys at the cut (possible only when ``alpha`` is so large that the
     exponential noise is below float resolution, i.e. the r -> 0 limit) are
     broken uniformly at random, which is that limit's law.
     """
-    thr = _kth(keys, k)
+    if thr is None:
+        thr = _kth(keys, k)
     mask = keys <= thr[:, None]
     bad = np.flatnonzero(mask.sum(axis=1) != k)
     if bad.size:
@@ -181,14 +187,15 @@ def _take_k(keys, items, k, gen):
 
 
 def _kth(keys, k):
-    """k-th smallest key per row; +inf where a row knows fewer than k keys."""
-    short = int(k.max(initial=0)) - keys.shape[1]
-    if short > 0:
-        keys = np.concatenate([keys, np.full((keys.shape[0], short), np.inf)], axis=1)
-    srt = np.sort(keys, axis=1)
-    out = np.full(keys.shape[0], -np.inf)
-    pos = k > 0
-    out[pos] = srt[np.flatnonzero(pos), k[pos] - 1]
+    """k-th smallest key per row; +inf where a row knows fewer than k keys, -inf for k = 0."""
+    n, width = keys.shape
+    out = np.full(n, -np.inf)
+    out[k > width] = np.inf
+    use = (k > 0) & (k <= width)
+    if use.any():
+        kk = k[use] - 1
+        part = np.partition(keys if use.all() else keys[use], np.unique(kk), axis=1)
+        out[use] = part[np.arange(kk.size), kk]
     return out
 
 
@@ -226,6 +233,8 @@ def sample_receptive_fields(n_in: int, n_out: int, k: np.ndarray, alpha: float,
     group = np.floor(4.0 * np.log2(k + 1.0)).astype(np.int64)
     for g in np.unique(group):
         jg = np.flatnonzero(group == g)
+        # outputs with the same centre fraction share inside weights: keep them adjacent
+        jg = jg[np.argsort(res_inv[jg], kind="stable")]
         if half_width is not None:
             h = int(half_width)
         elif steep:
@@ -258,6 +267,10 @@ def sample_receptive_fields(n_in: int, n_out: int, k: np.ndarray, alpha: float,
 
 def _chunk(js, kj, o, base, res_inv, frac_of, inside_cost, hor, outside, alpha, n_in, gen,
            e_scale=1.0):
+    """The ``k[j]`` inputs of each output ``j`` in ``js``, grouped by output."""
+    if e_scale == 1.0 and outside is not None and inside_cost.max() + hor.max() < 600.0:
+        return _chunk_linear(js, kj, o, base, res_inv, frac_of, inside_cost, hor, outside,
+                             alpha, n_in, gen)
     nj = js.size
     keys = np.log(gen.standard_exponential((nj, o.size)))
     if e_scale != 1.0:
@@ -268,19 +281,61 @@ def _chunk(js, kj, o, base, res_inv, frac_of, inside_cost, hor, outside, alpha, 
         return _take_k(keys, items, kj, gen)
     r, it, lt = outside.arrivals(np.arange(nj), np.full(nj, -np.inf), hor, base[js],
                                  frac_of[js], alpha, n_in, gen)
-    ko, io = _first_arrivals(_grouped_to_padded(r, lt, nj, np.inf),
-                             _grouped_to_padded(r, it, nj, -1))
+    ko, io = _first_arrivals(r, it, lt, nj, n_in)
     keys = np.concatenate([keys, ko], axis=1)
     items = np.concatenate([items, io], axis=1)
     thr = _kth(keys, kj)
     good = thr <= hor
+    if good.all():
+        return _take_k(keys, items, kj, gen, thr)
     out = np.empty(int(kj.sum()), dtype=np.int64)
     slot_good = np.repeat(good, kj)
-    out[slot_good] = _take_k(keys[good], items[good], kj[good], gen)
+    out[slot_good] = _take_k(keys[good], items[good], kj[good], gen, thr[good])
     bad = np.flatnonzero(~good)
-    if bad.size:
-        out[~slot_good] = _extend(kj[bad], keys[bad], items[bad], hor[bad], outside,
-                                  base[js[bad]], frac_of[js[bad]], alpha, n_in, gen)
+    out[~slot_good] = _extend(kj[bad], keys[bad], items[bad], hor[bad], outside,
+                              base[js[bad]], frac_of[js[bad]], alpha, n_in, gen)
+    return out
+
+
+def _chunk_linear(js, kj, o, base, res_inv, frac_of, inside_cost, hor, outside, alpha, n_in,
+                  gen):
+    """:func:`_chunk` with keys ``E / w`` kept linear (no logarithm per key).
+
+    Used when every key that can matter is far from overflow; ordering keys by
+    ``E / w`` or by ``log E - log w`` is the same draw. The rows whose horizon is
+    too short fall back to the log-space extension.
+    """
+    nj, width = js.size, o.size
+    r, it, lt = outside.arrivals(np.arange(nj), np.full(nj, -np.inf), hor, base[js],
+                                 frac_of[js], alpha, n_in, gen)
+    ko, io = _first_arrivals(r, it, lt, nj, n_in)
+    keys = np.empty((nj, width + ko.shape[1]))
+    items = np.empty(keys.shape, dtype=np.int64)
+    np.exp(ko, out=keys[:, width:])
+    items[:, width:] = io
+    E = gen.standard_exponential((nj, width))
+    inv_w = np.exp(inside_cost)
+    cls = res_inv[js]
+    cuts = np.flatnonzero(cls[1:] != cls[:-1]) + 1
+    if cuts.size < 64:  # few centre fractions (the usual case): broadcast each block
+        for a, b in zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [nj]]), strict=True):
+            np.multiply(E[a:b], inv_w[cls[a]], out=keys[a:b, :width])
+    else:
+        np.multiply(E, inv_w[cls], out=keys[:, :width])
+    np.add(base[js, None], o[None, :], out=items[:, :width])
+    np.remainder(items[:, :width], n_in, out=items[:, :width])
+    thr = _kth(keys, kj)
+    good = thr <= np.exp(hor)
+    if good.all():
+        return _take_k(keys, items, kj, gen, thr)
+    out = np.empty(int(kj.sum()), dtype=np.int64)
+    slot_good = np.repeat(good, kj)
+    out[slot_good] = _take_k(keys[good], items[good], kj[good], gen, thr[good])
+    bad = np.flatnonzero(~good)
+    with np.errstate(divide="ignore"):
+        log_keys = np.log(keys[bad])
+    out[~slot_good] = _extend(kj[bad], log_keys, items[bad], hor[bad], outside,
+                              base[js[bad]], frac_of[js[bad]], alpha, n_in, gen)
     return out
 
 
@@ -291,9 +346,13 @@ def _extend(kj, keys, items, hor, outside, base, frac_of, alpha, n_in, gen):
         new_hor = hor + math.log(2.0)
         rr, it, lt = outside.arrivals(np.arange(nj), hor, new_hor, base, frac_of, alpha, n_in,
                                       gen)
-        keys, items = _first_arrivals(
-            np.concatenate([keys, _grouped_to_padded(rr, lt, nj, np.inf)], axis=1),
-            np.concatenate([items, _grouped_to_padded(rr, it, nj, -1)], axis=1))
+        # re-key the known items with the new arrivals: an input keeps its earliest time
+        known = items >= 0
+        rows_known = np.nonzero(known)[0]
+        ko, io = _first_arrivals(np.concatenate([rows_known, rr]),
+                                 np.concatenate([items[known], it]),
+                                 np.concatenate([keys[known], lt]), nj, n_in)
+        keys, items = ko, io
         hor = new_hor
         thr = _kth(keys, kj)
         if np.all(thr <= hor):

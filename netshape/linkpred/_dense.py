@@ -36,7 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from ._kernels import fill, fill_torch, fill_xp, numba_kernels, pack_rows
+from . import _kernels as _k
+from ._kernels import fill, fill_torch, fill_xp, pack_rows
 
 #: default working memory for the square intermediates, in bytes (1 GiB)
 DEFAULT_BUDGET = 1 << 30
@@ -83,28 +84,56 @@ def bitgram_bytes(n_in: int, n_out: int) -> int:
     return 4 * (n_in * n_in + n_out * n_out + 2 * n_in * n_out)
 
 
-def _bitgram_numpy(Ab: np.ndarray, ch3: bool, kernels) -> np.ndarray:
-    """``S = [F | A] @ [A ; F'ᵀ]`` with ``F`` and ``F'ᵀ`` from bit-packed Gram counts."""
+def _counts_compiled(Ab: np.ndarray):
+    """The compiled kernels of the bit-packed counts if all are ready now, else None."""
+    n_in, n_out = Ab.shape
+    words_in, words_out = -(-n_out // 64), -(-n_in // 64)
+    gram_big = max(n_in * n_in * words_in, n_out * n_out * words_out) // 2
+    picked = (_k.pick("pack_columns", n_in * n_out), _k.pick("row_popcounts", 0),
+              _k.pick("gram", gram_big, _k.GRAM_PARALLEL_MIN_WORK))
+    return None if any(p is None for p in picked) else picked
+
+
+def _bitgram_numpy(Ab: np.ndarray, ch3: bool) -> np.ndarray:
+    """``S = [F | A] @ [A ; F'ᵀ]`` with ``F`` and ``F'ᵀ`` from exact common-neighbour counts.
+
+    The counts come from the popcount kernels once they are compiled, from two
+    float32 BLAS products before (exact integers either way, weighed by the same
+    float32 formula), so the final product sees identical operands.
+    """
     n_in, n_out = Ab.shape
     X = np.empty((n_in, n_in + n_out), dtype=np.float32)
     Y = np.empty((n_in + n_out, n_out), dtype=np.float32)
     np.copyto(X[:, n_in:], Ab)
     np.copyto(Y[:n_in], Ab)
-    rows, cols = pack_rows(Ab), kernels.pack_columns(Ab)
-    kernels.gram_weights(rows, kernels.row_popcounts(rows), X[:, :n_in], True, ch3)
-    kernels.gram_weights(cols, kernels.row_popcounts(cols), Y[n_in:], False, ch3)
+    kernels = _counts_compiled(Ab)
+    if kernels is not None:
+        pack_cols, popcounts, gram = kernels
+        rows = pack_rows(Ab)
+        cols = _k.pack_columns(Ab, pack_cols)
+        for B, out, by_column in ((rows, X[:, :n_in], True), (cols, Y[n_in:], False)):
+            g = _k.pick("gram", _k.gram_work(B), _k.GRAM_PARALLEL_MIN_WORK)
+            _k.gram_weights(B, _k.row_popcounts(B, popcounts), out, by_column, ch3,
+                            gram if g is None else g)
+    else:
+        A = Y[:n_in]  # the float32 copy of A, already in place
+        deg_in = A.sum(axis=1, dtype=np.float32)
+        deg_out = A.sum(axis=0, dtype=np.float32)
+        X[:, :n_in] = fill_xp(np, np.matmul(A, A.T), deg_in, ch3)
+        # F'ᵀ[k, j] = f(C'[k, j], deg_out[k]) = (fill by column of the symmetric C')ᵀ
+        Y[n_in:] = fill_xp(np, np.matmul(A.T, A), deg_out, ch3).T
     return np.matmul(X, Y)
 
 
 def bitgram_ready(n_in: int, n_out: int, budget: int) -> bool:
     """Whether :func:`dense_numpy` takes the bit-packed route (numba, and within budget)."""
-    return numba_kernels() is not None and bitgram_bytes(n_in, n_out) <= budget
+    return _k.numba_available() and bitgram_bytes(n_in, n_out) <= budget
 
 
 def dense_numpy(Ab: np.ndarray, *, ch3: bool = False, budget: int = DEFAULT_BUDGET) -> np.ndarray:
     """Dense scores for a boolean numpy layer; float32 ``(n_in, n_out)``."""
     if bitgram_ready(*Ab.shape, budget):
-        S = _bitgram_numpy(Ab, ch3, numba_kernels())
+        S = _bitgram_numpy(np.ascontiguousarray(Ab, dtype=bool), ch3)
         np.copyto(S, 0.0, where=Ab)
         return S
     A = Ab.astype(np.float32)

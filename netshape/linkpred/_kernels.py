@@ -5,14 +5,23 @@ fallback written with ufuncs and ``out=`` (which numpy and CuPy both accept),
 so the numba kernels are an acceleration, never a requirement. Set the
 environment variable ``NETSHAPE_NO_NUMBA=1`` (or ``_kernels.USE_NUMBA = False``)
 to force the fallback; the test suite runs both.
+
+Each kernel is compiled for one explicit signature (:data:`SIGNATURES`), in a
+thread-parallel and a serial variant, with ``cache=True``. :func:`pick` never
+waits: it returns a variant that is compiled already or None, scheduling the
+compilation in the background (:mod:`netshape.linkpred._jit`); callers run a
+bit-identical numpy twin meanwhile.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 
 import numpy as np
+
+from . import _jit
 
 #: switched off by NETSHAPE_NO_NUMBA=1 or by tests that exercise the fallback
 USE_NUMBA = os.environ.get("NETSHAPE_NO_NUMBA", "") in ("", "0")
@@ -180,34 +189,99 @@ def _popcount_intrinsic(nb):
     return _popcount
 
 
+_I64 = "int64[::1]"
+#: the one signature each kernel is compiled for (callers pass exactly these types; a
+#: dispatcher with explicit signatures compiles nothing more at call time)
+SIGNATURES = {
+    "fill": "void(float32[:, ::1], float32[::1], boolean)",
+    "gram": "void(uint64[:, ::1], float32[::1], float32[:, :], boolean, boolean, int64)",
+    "pack_columns": "void(boolean[:, ::1], uint64[:, ::1])",
+    "row_popcounts": "void(uint64[:, ::1], float32[::1])",
+    "l3p": f"void({_I64}, {_I64}, {_I64}, {_I64}, float32[:, ::1], float32[:, ::1], "
+           "float32[:, ::1])",
+    "l3n": f"void({_I64}, {_I64}, {_I64}, {_I64}, float32[::1], {_I64}, {_I64}, float32[::1], "
+           "float32[:, ::1])",
+}
+_SOURCES = {"fill": _full_fill, "gram": _gram_weights, "pack_columns": _pack_columns,
+            "row_popcounts": _row_popcounts, "l3p": _l3p_paths, "l3n": _l3n_walks}
+
+
+@functools.cache
+def _numba_globals() -> dict:
+    global _prange
+    import numba as nb
+
+    _prange = nb.prange
+    inline = nb.njit(inline="always")
+    return dict(globals(), _f=inline(_f), _popcount=_popcount_intrinsic(nb),
+                _zero_links=inline(_zero_links), _add_const=inline(_add_const),
+                _add_data=inline(_add_data))
+
+
+def build(name: str, parallel: bool):
+    """Compile (or load from numba's on-disk cache) one variant of one kernel."""
+    import numba as nb
+
+    fn, g = _SOURCES[name], _numba_globals()
+    # distinct names keep numba's on-disk cache entries of the two variants apart
+    qual = fn.__name__ + ("_parallel" if parallel else "_serial")
+    code = fn.__code__.replace(co_name=qual, co_qualname=qual)
+    clone = type(fn)(code, g, qual)
+    return nb.njit(SIGNATURES[name], parallel=parallel, cache=True)(clone)
+
+
+_jit.set_builder(build)
+
+
+def numba_available() -> bool:
+    """Whether the compiled kernels can be used (numba installed and not disabled); no import."""
+    return USE_NUMBA and _has_numba()
+
+
+@functools.cache
+def _has_numba() -> bool:
+    return importlib.util.find_spec("numba") is not None
+
+
+def pick(name: str, work: int, threshold: int = PARALLEL_MIN_WORK):
+    """The compiled kernel for ``work`` if it is ready now (never waits), else None.
+
+    Thread-parallel at or above ``threshold`` work, serial below; a serial
+    variant stands in for a parallel one still compiling (same results).
+    """
+    if not numba_available():
+        return None
+    return _jit.pick(name, work >= threshold)
+
+
+def compiled_for(name: str, work: int, threshold: int = PARALLEL_MIN_WORK):
+    """The compiled kernel for ``work``, compiling the serial variant here if none is ready.
+
+    For calls big enough that waiting for the compiler beats running a twin;
+    the parallel variant, when wanted, keeps compiling in the background.
+    """
+    kernel = pick(name, work, threshold)
+    return _jit.compiled(name, False) if kernel is None else kernel
+
+
+class _Pair:
+    """``pair[0]`` the thread-parallel variant, ``pair[1]`` the serial one (compiled on access)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __getitem__(self, i: int):
+        return _jit.compiled(self.name, i == 0)
+
+
 class _Kernels:
-    """Each kernel compiled twice, thread-parallel and serial; the work size picks one."""
+    """The compiled kernels, each variant compiled (or loaded) in this thread on first use."""
 
-    def __init__(self, nb) -> None:
-        global _prange
-        _prange = nb.prange
-        g = dict(globals(), _f=nb.njit(inline="always")(_f),
-                 _popcount=_popcount_intrinsic(nb),
-                 _zero_links=nb.njit(inline="always")(_zero_links),
-                 _add_const=nb.njit(inline="always")(_add_const),
-                 _add_data=nb.njit(inline="always")(_add_data))
-
-        def clone(fn, suffix):
-            # distinct names keep numba's on-disk cache entries of the two variants apart
-            name = fn.__name__ + suffix
-            code = fn.__code__.replace(co_name=name, co_qualname=name)
-            return type(fn)(code, g, name)
-
-        def both(fn):
-            return (nb.njit(parallel=True, cache=True)(clone(fn, "_parallel")),
-                    nb.njit(cache=True)(clone(fn, "_serial")))
-
-        self._fill = both(_full_fill)
-        self._l3p = both(_l3p_paths)
-        self._l3n = both(_l3n_walks)
-        self._gram = both(_gram_weights)
-        self._pack_columns = both(_pack_columns)
-        self._row_popcounts = nb.njit(cache=True)(clone(_row_popcounts, "_serial"))
+    _gram = _Pair("gram")
+    _fill = _Pair("fill")
+    _l3p = _Pair("l3p")
+    _l3n = _Pair("l3n")
+    _pack_columns = _Pair("pack_columns")
 
     @staticmethod
     def _pick(pair, work, threshold=PARALLEL_MIN_WORK):
@@ -224,40 +298,53 @@ class _Kernels:
 
     def pack_columns(self, Ab: np.ndarray) -> np.ndarray:
         """Columns of a boolean matrix as bit-packed rows: ``pack_rows(Ab.T)``, faster."""
-        n, m = Ab.shape
-        P = np.empty((m, max(1, -(-n // 64))), dtype=np.uint64)  # every word is written
-        self._pick(self._pack_columns, n * m)(np.ascontiguousarray(Ab), P)
-        return P
+        return pack_columns(Ab, self._pick(self._pack_columns, Ab.size))
 
     def row_popcounts(self, B: np.ndarray) -> np.ndarray:
         """Set bits per row of a bit-packed matrix (the degrees), as float32."""
-        out = np.empty(B.shape[0], dtype=np.float32)
-        self._row_popcounts(B, out)
-        return out
+        return row_popcounts(B, _jit.compiled("row_popcounts", False))
 
     def gram_weights(self, B, deg, out, by_column, ch3):
         """``out <- f(B Bᵀ, deg)`` from bit-packed rows ``B`` (see :func:`pack_rows`)."""
-        work = B.shape[0] * B.shape[0] * B.shape[1] // 2
-        self._pick(self._gram, work, GRAM_PARALLEL_MIN_WORK)(B, deg, out, by_column, ch3,
-                                                            _GRAM_BLOCK)
+        gram_weights(B, deg, out, by_column, ch3,
+                     self._pick(self._gram, gram_work(B), GRAM_PARALLEL_MIN_WORK))
 
 
-@functools.cache
-def _compile() -> _Kernels:
-    """Compile the numba kernels once per process (cached on disk by numba)."""
-    import numba as nb
+def pack_columns(Ab: np.ndarray, kernel) -> np.ndarray:
+    """``pack_rows(Ab.T)`` through a compiled ``pack_columns`` variant."""
+    n, m = Ab.shape
+    P = np.empty((m, max(1, -(-n // 64))), dtype=np.uint64)  # every word is written
+    kernel(np.ascontiguousarray(Ab, dtype=bool), P)
+    return P
 
-    return _Kernels(nb)
+
+def row_popcounts(B: np.ndarray, kernel) -> np.ndarray:
+    """Set bits per row of a bit-packed matrix, float32, through the compiled kernel."""
+    out = np.empty(B.shape[0], dtype=np.float32)
+    kernel(B, out)
+    return out
+
+
+def gram_work(B: np.ndarray) -> int:
+    """Word operations of the Gram kernel on bit-packed rows ``B``."""
+    return B.shape[0] * B.shape[0] * B.shape[1] // 2
+
+
+def gram_weights(B, deg, out, by_column, ch3, kernel) -> None:
+    """``out <- f(B Bᵀ, deg)`` through a compiled ``gram`` variant."""
+    kernel(B, np.ascontiguousarray(deg, dtype=np.float32), out, bool(by_column), bool(ch3),
+           _GRAM_BLOCK)
 
 
 def numba_kernels() -> _Kernels | None:
-    """The compiled kernels, or None when numba is absent or disabled."""
-    if not USE_NUMBA:
+    """The compiled kernels (compiled here when first used), or None without numba."""
+    if not numba_available():
         return None
     try:
-        return _compile()
+        _numba_globals()
     except ImportError:
         return None
+    return _Kernels()
 
 
 def fill_xp(xp, C, deg, ch3: bool):
@@ -282,13 +369,21 @@ def fill_xp(xp, C, deg, ch3: bool):
     return C
 
 
+#: entries per block of the numpy fill (its temporary: 256 KiB of float32)
+_FILL_BLOCK_ENTRIES = 1 << 16
+
+
 def fill(C: np.ndarray, deg: np.ndarray, ch3: bool) -> np.ndarray:
-    """Numpy ``fill_xp`` through the numba kernel when available."""
-    k = numba_kernels()
-    if k is not None and C.flags.c_contiguous:
-        k.full_fill(C, deg, ch3)
+    """Numpy ``fill_xp`` through the numba kernel when it is compiled (identical results)."""
+    kernel = pick("fill", C.size) if C.flags.c_contiguous and C.dtype == np.float32 else None
+    if kernel is not None:
+        kernel(C, np.ascontiguousarray(deg, dtype=np.float32), bool(ch3))
         return C
-    return fill_xp(np, C, deg, ch3)
+    # blocks of rows keep fill_xp's temporary small, as the in-place kernel needs none
+    step = max(1, _FILL_BLOCK_ENTRIES // max(1, C.shape[1]))
+    for r0 in range(0, C.shape[0], step):
+        fill_xp(np, C[r0:r0 + step], deg, ch3)
+    return C
 
 
 def fill_torch(C, deg, ch3: bool):

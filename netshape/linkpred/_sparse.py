@@ -12,7 +12,11 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ._kernels import numba_kernels
+from . import _kernels, _twins
+
+#: walk steps above which a call waits for the compiled kernel rather than run the twin
+#: (the twin costs ~20-50 ns a step against ~2 ns compiled; compiling costs ~1-3 s)
+TWIN_MAX_WORK = 1 << 25
 
 
 def _weigh(C, deg_of_entry, ch3: bool, xp) -> None:
@@ -63,10 +67,11 @@ def sparse_to_dense(csr: sp.csr_array, *, ch3: bool = False) -> np.ndarray:
     With numba, the walks are accumulated straight into the dense rows of the
     result (one task per input row), which skips building a sparse result whose
     size, not the arithmetic, dominates scipy's cost; without numba it densifies
-    :func:`sparse_numpy`.
+    :func:`sparse_numpy`. Until the kernel is compiled (see
+    :mod:`netshape.linkpred._jit`) small layers run its numpy twin, which sums
+    the same terms in the same order: identical results.
     """
-    kernels = numba_kernels()
-    if kernels is None:
+    if not _kernels.numba_available():
         return sparse_numpy(csr, ch3=ch3).toarray()
     A = sp.csr_matrix(csr, dtype=np.float32)
     A.data[:] = 1.0
@@ -81,7 +86,12 @@ def sparse_to_dense(csr: sp.csr_array, *, ch3: bool = False) -> np.ndarray:
     _weigh(G, deg_out[rows], ch3, np)
     S = np.zeros(A.shape, dtype=np.float32)
     work = F.nnz * max(1, A.nnz // A.shape[0]) + A.nnz
-    kernels.l3n_walks(work, A.indptr, A.indices, F.indptr, F.indices,
-                      F.data, G.indptr, G.indices, G.data, S)
+    args = [np.asarray(x, dtype=np.int64) for x in (A.indptr, A.indices, F.indptr, F.indices)]
+    args += [F.data.astype(np.float32, copy=False)]
+    args += [np.asarray(x, dtype=np.int64) for x in (G.indptr, G.indices)]
+    args += [G.data.astype(np.float32, copy=False), S]
+    walk = _kernels.pick("l3n", work)
+    if walk is None and work > TWIN_MAX_WORK:
+        walk = _kernels.compiled_for("l3n", work)  # too big for the twin: worth the wait
+    (_twins.l3n_walks if walk is None else walk)(*args)
     return S
-

@@ -62,10 +62,10 @@ def choose_path(n_in: int, n_out: int, nnz: int) -> str:
     """
     if nnz == 0:
         return "sparse"
-    from ._kernels import numba_kernels
+    from ._kernels import numba_available
 
     cells = n_in * n_out
-    fast = numba_kernels() is not None
+    fast = numba_available()
     dense = DENSE_S_FIXED + DENSE_S_PER_MAC[fast] * cells * (n_in + n_out)
     sparse = SPARSE_S_FIXED + SPARSE_S_PER_STEP[fast] * _expected_walk_work(n_in, n_out, nnz) \
         + SPARSE_S_PER_ENTRY * cells

@@ -8,8 +8,9 @@ from typing import Any
 import numpy as np
 
 from .._validation import check_choice
+from . import _kernels, _twins
 from ._inputs import as_layer, to_family
-from ._kernels import numba_kernels
+from ._kernels import numba_available
 
 __all__ = ["ch2_l3p", "ch3_l3p"]
 
@@ -18,6 +19,9 @@ METHODS = ("auto", "numba", "numpy")
 
 #: cost of one walked path over one multiply-add of the grouped products (benchmark fit)
 _NUMPY_OVER_NUMBA = 50.0
+
+#: walked paths above which a call waits for the compiled kernel rather than run the twin
+TWIN_MAX_WORK = 1 << 23
 
 
 def _side_weight(C: np.ndarray, deg: np.ndarray, ch2: bool) -> np.ndarray:
@@ -94,28 +98,48 @@ def _route(method: str, engine: str | None) -> str:
     return check_choice(engine, "engine", METHODS)
 
 
+def choose_engine(n_in: int, n_out: int, nnz: int) -> str:
+    """The engine ``engine="auto"`` takes when numba is installed: ``"numba"`` or ``"numpy"``.
+
+    Walking costs ~ ``nnz d_in d_out`` steps, the grouped products ~ ``nnz n_in n_out``
+    multiply-adds about 50x cheaper each: the products win above ~14 % density.
+
+    >>> choose_engine(170, 170, int(0.99 * 170 * 170)), choose_engine(1024, 1024, 52429)
+    ('numpy', 'numba')
+    """
+    density = nnz / max(1, n_in * n_out)
+    return "numpy" if _NUMPY_OVER_NUMBA * density * density >= 1.0 else "numba"
+
+
+def _walk_paths(csr, G: np.ndarray, H: np.ndarray) -> np.ndarray:
+    """The path walk: the compiled kernel, or its bit-identical numpy twin while it compiles."""
+    csc = csr.T.tocsr()  # rows of the transpose: inputs of each output
+    S = np.zeros(csr.shape, dtype=np.float32)
+    d = max(1, csr.nnz // csr.shape[0])
+    work = csr.nnz * d * d
+    args = [np.asarray(x, dtype=np.int64) for x in (csr.indptr, csr.indices, csc.indptr,
+                                                     csc.indices)]
+    walk = _kernels.pick("l3p", work)
+    if walk is None and work > TWIN_MAX_WORK:
+        walk = _kernels.compiled_for("l3p", work)  # too big for the twin: worth the wait
+    (_twins.l3p_paths if walk is None else walk)(*args, G, H, S)
+    return S
+
+
 def _path_scores(A: Any, ch2: bool, engine: str) -> Any:
     layer = as_layer(A)
     Ab = layer.host_dense()
     A32 = Ab.astype(np.float32)
     G, H = _weights(A32, ch2)
-    kernels = numba_kernels() if engine != "numpy" else None
-    if engine == "numba" and kernels is None:
+    n_in, n_out = layer.shape
+    nnz = layer.csr.nnz
+    if engine == "numba" and not numba_available():
         raise ImportError(
             "method='numba' needs numba; install it with: pip install 'netshape[fast]'")
-    if engine == "auto" and kernels is not None:
-        # walking costs ~ nnz d_in d_out steps, the grouped products ~ nnz n_in n_out
-        # multiply-adds about 50x cheaper each: products win above ~14 % density
-        density = layer.csr.nnz / (layer.shape[0] * layer.shape[1])
-        if _NUMPY_OVER_NUMBA * density * density >= 1.0:
-            kernels = None
-    if kernels is not None:
-        csr = layer.csr
-        csc = csr.T.tocsr()  # rows of the transpose: inputs of each output
-        S = np.zeros(layer.shape, dtype=np.float32)
-        d = max(1, csr.nnz // layer.shape[0])
-        kernels.l3p_paths(csr.nnz * d * d, csr.indptr, csr.indices, csc.indptr, csc.indices,
-                          G, H, S)
+    if engine == "auto":
+        engine = choose_engine(n_in, n_out, nnz) if numba_available() else "numpy"
+    if engine == "numba":
+        S = _walk_paths(layer.csr, G, H)
     else:
         S = _paths_numpy(layer.csr, Ab, A32, G, H)
     return to_family(S, layer)
