@@ -38,6 +38,8 @@ def find_inputs(source: str | Path) -> tuple[Path | None, list[tuple[int, Path]]
                                 "directory")
     if src.is_file():
         return src, []
+    if (src / MASKS_FILE).is_file():  # a directory written by netshape.torch.export.save_sparse
+        return src / MASKS_FILE, []
     snap_dir = src / "snapshots" if (src / "snapshots").is_dir() else src
     snaps = sorted((int(m.group(1)), p) for p in snap_dir.iterdir()
                    if p.is_file() and (m := _SNAP.match(p.name)))
@@ -127,6 +129,27 @@ def _layer_rows(layers: OrderedDict, report: Any, chain: bool,
     return rows
 
 
+#: the masks file of an exported directory (netshape.torch.export.MASKS_FILE)
+MASKS_FILE = "netshape_masks.safetensors"
+
+
+def stored_pairs(path: Path | None) -> list[tuple] | None:
+    """The relations saved in an exported masks file's metadata, or None."""
+    if path is None or path.name != MASKS_FILE:
+        return None
+    import json
+
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            meta = json.loads((f.metadata() or {}).get("netshape", "null"))
+    except Exception:  # noqa: BLE001 - unreadable metadata: fall back to the names
+        return None
+    pairs = meta.get("pairs") if isinstance(meta, dict) else None
+    return [tuple(r) for r in pairs] if isinstance(pairs, list) else None
+
+
 def infer_pairs(layers: OrderedDict) -> list[tuple]:
     """Percolation pairs from layer names and shapes, by the rules of ``netshape.torch``.
 
@@ -206,7 +229,9 @@ def analyze_source(source: str | Path, *, progress: bool = True) -> Analysis:
         what = f"{source} (last snapshot, update {step})"
         notes.append(f"no checkpoint found; the final topology is snapshot update_{step:06d}.npz")
     names = list(layers)
-    pairs = infer_pairs(layers)
+    pairs = stored_pairs(ckpt)
+    if pairs is None:
+        pairs = infer_pairs(layers)
     consecutive = [("chain", a, b) for a, b in zip(names, names[1:])]  # noqa: B905
     chain = len(names) > 1 and sorted(pairs) == sorted(consecutive)
     if not pairs and len(names) > 1:
