@@ -106,7 +106,8 @@ def _layer_rows(layers: OrderedDict, report: Any, chain: bool,
     if chain:
         nxt = dict(zip(names, names[1:]))  # noqa: B905 - offset pairs
     else:
-        nxt = {a: b for kind, a, b, *_ in (pairs or ()) if kind == "chain"}
+        # plain chains only: a unit chain (GQA v -> o) does not pair channels one to one
+        nxt = {r[1]: r[2] for r in (pairs or ()) if r[0] == "chain" and len(r) == 3}
     rows = []
     for i, (name, A) in enumerate(layers.items()):
         s = degree_stats(A)

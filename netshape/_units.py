@@ -78,7 +78,7 @@ def _int(spec: Mapping, key: str, rel: Any, low: int) -> int:
 
 def head_units(heads: int, kv_heads: int, head_dim: int, rotary_dim: int = 0,
                rotary: str = "half") -> tuple[np.ndarray, np.ndarray]:
-    """Unit ids of the query channels (``heads * head_dim``) and key channels (``kv_heads * head_dim``).
+    """Unit ids of the query (``heads * head_dim``) and key (``kv_heads * head_dim``) channels.
 
     >>> q, k = head_units(4, 2, 2)
     >>> q.tolist(), k.tolist()

@@ -535,7 +535,7 @@ def _compile(slots, offset, owner, tracer: _Tracer, consumed, known) -> list[tup
             spec = {"units": {a: c[: len(ca)].tolist(), b: c[len(ca):].tolist()}}
         rels.append((min(i, j), ("couple", a, b, spec)))
     # chains: consumer rows that read producer channels, and nothing else
-    for ci, s in enumerate(slots):
+    for s in slots:
         rows = consumed.get(s.name)
         if rows is None:
             continue

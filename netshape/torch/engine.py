@@ -189,7 +189,7 @@ class DynamicSparseTrainer(PersistenceMixin):
 
     @property
     def pairs(self) -> list[tuple]:
-        """The percolation relations, as ``sparsify(pairs=)`` and :func:`netshape.percolate` take them."""
+        """Percolation relations, as ``sparsify(pairs=)`` and ``netshape.percolate`` take them."""
         return list(self._pairs) if self._pairs is not None else percolation_pairs(self._slots)
 
     @property

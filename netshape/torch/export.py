@@ -34,6 +34,7 @@ import json
 import os
 import shutil
 import tempfile
+import weakref
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from .linear_like import Conv1DLinear
+from .linear_like import Conv1DLinear, linearize_conv1d
 from .masking import Mask
 
 __all__ = ["MASKS_FILE", "load_sparse", "plain_model", "read_masks", "save_sparse"]
@@ -59,8 +60,7 @@ def plain_model(model: nn.Module) -> nn.Module:
     ``Conv1DLinear`` layers become the original ``Conv1D`` again. The model
     itself is not changed.
     """
-    engine = model.__dict__.get("_netshape_dst")
-    plain = copy.deepcopy(model, {id(engine): None} if engine is not None else None)
+    plain = copy.deepcopy(model)
     for key in ("save_pretrained", "_netshape_dst"):  # the sparse route set by sparsify()
         plain.__dict__.pop(key, None)
     for mod in plain.modules():
@@ -138,7 +138,9 @@ def save_sparse(model: nn.Module, directory, dst=None, **save_pretrained_kwargs)
     """
     from safetensors.torch import save_file, save_model
 
-    dst = dst if dst is not None else getattr(model, "_netshape_dst", None)
+    if dst is None:
+        ref = model.__dict__.get("_netshape_dst")
+        dst = ref() if ref is not None else None
     if dst is None:
         raise ValueError("save_sparse needs dst= (the engine sparsify() returned)")
     out = _check_dir(directory)
@@ -206,6 +208,9 @@ def load_sparse(model: nn.Module, optimizer: torch.optim.Optimizer, directory, *
     kw = {"method": meta["method"], "density": meta["density"], "packed": meta.get("packed"),
           "pairs": meta["pairs"], **sparsify_kwargs}
     kw.setdefault("total_steps", max(1, int(meta["step"])))
+    linearize_conv1d(model, optimizer)
+    # sparsify() zeroes weights off its initial masks: keep the loaded values
+    saved = {id(p): p.detach().clone() for p in model.parameters()}
     dst = sparsify(model, optimizer, **kw)
     if set(masks) != set(dst._layers):
         raise ValueError(f"{directory!s}: saved layers {sorted(masks)} do not match the model's "
@@ -216,7 +221,7 @@ def load_sparse(model: nn.Module, optimizer: torch.optim.Optimizer, directory, *
             raise ValueError(f"{directory!s}: mask of {n!r} has shape {tuple(m.shape)}, the "
                              f"layer {tuple(lay.mask.shape)}")
         lay.mask.copy_(m.to(lay.mask.device))
-        lay.weight.mul_(lay.mask.to(lay.weight.dtype))
+        lay.weight.copy_(saved[id(lay.param)][lay.rows] * lay.mask.to(lay.weight.dtype))
         lay.stats["target_links"] = int(lay.mask.sum())
         lay.stats["anp"] = lay._anp()
     dst.step_count, dst.update_count = int(meta["step"]), int(meta["updates"])
@@ -229,14 +234,20 @@ def load_sparse(model: nn.Module, optimizer: torch.optim.Optimizer, directory, *
 
 
 def guard_save_pretrained(model: nn.Module, dst) -> None:
-    """Route ``model.save_pretrained`` through :func:`save_sparse` (called by ``sparsify``)."""
-    model._netshape_dst = dst
+    """Remember ``dst`` on ``model``; route a ``save_pretrained`` through :func:`save_sparse`.
+
+    Called by ``sparsify``. The engine is held by a weak reference (copies of
+    the model do not copy it).
+    """
+    model.__dict__["_netshape_dst"] = weakref.ref(dst)
+    if not callable(getattr(model, "save_pretrained", None)):
+        return
 
     def save_pretrained(save_directory, *args, **kwargs):
         if args:
             raise TypeError("save_pretrained on a sparsified model takes the directory and "
                             "keyword arguments only (see netshape.torch.export.save_sparse)")
-        return save_sparse(model, save_directory, dst, **kwargs)
+        return save_sparse(model, save_directory, None, **kwargs)
 
     save_pretrained.__doc__ = ("Sparsified by netshape: writes the plain model (weights carry "
                                "the zeros) and netshape_masks.safetensors; see "

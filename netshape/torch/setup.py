@@ -28,6 +28,16 @@ __all__ = ["MAX_CUT_FRACTION", "sparsify"]
 MAX_CUT_FRACTION = 0.5
 
 
+def _as_batch(model, batch):
+    if not isinstance(batch, (dict, tuple, list, torch.Tensor)):
+        # e.g. a numpy batch: as a tensor of the model's dtype on its device
+        p = next(model.parameters())
+        batch = torch.as_tensor(np.asarray(batch), device=p.device)
+        if batch.is_floating_point():
+            batch = batch.to(p.dtype)
+    return batch
+
+
 def _calibration_inputs(model, slots, calibration) -> dict[str, torch.Tensor]:
     """Input activations of each slot's module on the calibration batch (for CSTI)."""
     seen: dict[int, torch.Tensor] = {}
@@ -37,12 +47,7 @@ def _calibration_inputs(model, slots, calibration) -> dict[str, torch.Tensor]:
             x = args[0] if args else next(iter(kwargs.values()))
             seen.setdefault(_id, x.detach())
         hooks.append(mod.register_forward_pre_hook(hook, with_kwargs=True))
-    if not isinstance(calibration, (dict, tuple, list, torch.Tensor)):
-        # e.g. a numpy batch: as a tensor of the model's dtype on its device
-        p = next(model.parameters())
-        calibration = torch.as_tensor(np.asarray(calibration), device=p.device)
-        if calibration.is_floating_point():
-            calibration = calibration.to(p.dtype)
+    calibration = _as_batch(model, calibration)
     try:
         with torch.no_grad():
             if isinstance(calibration, dict):
@@ -213,10 +218,9 @@ def sparsify(model: nn.Module, optimizer: torch.optim.Optimizer, method: str = "
         lay.stats["target_links"] = int(lay.mask.sum())
     dst._track_itop()
     dst._arm_capture()
-    if callable(getattr(model, "save_pretrained", None)):
-        from .export import guard_save_pretrained
+    from .export import guard_save_pretrained
 
-        guard_save_pretrained(model, dst)
+    guard_save_pretrained(model, dst)
     return dst
 
 
@@ -226,7 +230,7 @@ def _default_pairs(model, slots, example, percolation: bool) -> list[tuple]:
     if example is not None:
         from .dataflow import trace_pairs
 
-        return trace_pairs(model, slots, example)
+        return trace_pairs(model, slots, _as_batch(model, example))
     pairs = percolation_pairs(slots, model)
     covered = {m for r in pairs for m in r[1:3]}
     alone = [s.name for s in slots if s.name not in covered]
