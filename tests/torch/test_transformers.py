@@ -25,10 +25,12 @@ MLP = f"{L0}.mlp"
 HEADS = {"heads": 4, "kv_heads": 2, "head_dim": 8}
 
 
-def _llama(kv_heads):
-    return T.LlamaForCausalLM(T.LlamaConfig(
+def _llama(kv_heads, attn="sdpa"):
+    cfg = T.LlamaConfig(
         vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=1,
-        num_attention_heads=4, num_key_value_heads=kv_heads, max_position_embeddings=32))
+        num_attention_heads=4, num_key_value_heads=kv_heads, max_position_embeddings=32)
+    cfg._attn_implementation = attn  # eager: matmul + repeat_kv; sdpa: one fused call
+    return T.LlamaForCausalLM(cfg)
 
 
 def _gpt2():
@@ -71,6 +73,7 @@ CASES = {
         ("couple", f"{MLP}.gate_proj", f"{MLP}.up_proj"),
         ("chain", f"{MLP}.gate_proj", f"{MLP}.down_proj"),
         ("chain", f"{MLP}.up_proj", f"{MLP}.down_proj")]),
+    "llama_gqa_eager": (lambda: _llama(2, "eager"), {"input_ids": IDS}, None),
     "gpt2": (_gpt2, {"input_ids": IDS}, [
         ("couple", "transformer.h.0.attn.c_attn.q", "transformer.h.0.attn.c_attn.k"),
         ("chain", "transformer.h.0.attn.c_attn.v", "transformer.h.0.attn.c_proj"),
@@ -98,12 +101,15 @@ CASES = {
         ("chain", f"{DEC}.multihead_attn.v", f"{DEC}.multihead_attn.out_proj")]),
 }
 
+CASES["llama_gqa_eager"] = CASES["llama_gqa_eager"][:2] + (CASES["llama_gqa"][2],)
+
 # (layer, output channels to kill) -> {layer: ("cols" | "rows", indices removed)}
 KILLS = {
     # k channels 1 and 5 of key head 0 are one rotary pair: q heads 0 and 1 lose channels 1, 5
     "llama_gqa": [({f"{SA}.k_proj": [1]}, {}),
                   ({f"{SA}.k_proj": [1, 5]}, {f"{SA}.q_proj": ("cols", [1, 5, 9, 13])}),
                   ({f"{SA}.v_proj": [11]}, {f"{SA}.o_proj": ("rows", [19, 27])})],
+    "llama_gqa_eager": [({f"{SA}.k_proj": [1, 5]}, {f"{SA}.q_proj": ("cols", [1, 5, 9, 13])})],
     "llama": [({f"{SA}.q_proj": [2, 6]}, {f"{SA}.k_proj": ("cols", [2, 6])}),
               ({f"{SA}.v_proj": [3]}, {f"{SA}.o_proj": ("rows", [3])})],
     "gpt2": [({"transformer.h.0.mlp.c_fc": [5]}, {"transformer.h.0.mlp.c_proj": ("rows", [5])}),
@@ -128,9 +134,10 @@ def _sparse(case, method="set", density=0.6, **kw):
     torch.manual_seed(0)
     model = build()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         dst = sparsify(model, opt, method, density=density, example_inputs=inputs, rng=0, **kw)
+    dst.warnings = [str(w.message) for w in caught if "traced" in str(w.message)]
     return model, opt, dst, inputs
 
 
@@ -139,6 +146,7 @@ def test_traced_pairs_are_exact(case):
     _, _, dst, _ = _sparse(case)
     print(case, dst.pairs)
     assert dst.pairs == CASES[case][2]
+    assert dst.warnings == []  # every block was followed
 
 
 @pytest.mark.parametrize("case", list(KILLS))
@@ -209,6 +217,7 @@ def test_chtss_trains_and_export_round_trips(case, tmp_path):
     plain.eval()
     with torch.no_grad():
         assert torch.allclose(_call(plain, inputs), before, atol=1e-5, rtol=0)
+    assert (d / MASKS_FILE).is_file()
     assert main(["analyze", str(d), "--no-plots", "-o", str(tmp_path / "report")]) == 0
 
 
