@@ -182,7 +182,12 @@ def trace_pairs(model: nn.Module, slots: list[Slot], example_inputs: Any) -> lis
             for t in tensors(example_inputs if not isinstance(example_inputs, dict)
                               else list(example_inputs.values())):
                 tracer.put(t, DIRTY)
-            _call(model, example_inputs)
+            try:
+                _call(model, example_inputs)
+            except Exception as exc:
+                raise ValueError(f"example_inputs: the model's forward pass on them failed "
+                                 f"({type(exc).__name__}: {exc}); pass a batch that "
+                                 "model(x), model(*x) or model(**x) accepts") from exc
     finally:
         for h in hooks:
             h.remove()

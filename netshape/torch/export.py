@@ -114,7 +114,8 @@ def save_sparse(model: nn.Module, directory, dst=None, **save_pretrained_kwargs)
         The engine (for slot names, relations and step counts); by default the
         one :func:`sparsify` attached to ``model``.
     **save_pretrained_kwargs
-        Passed to a Hugging Face ``save_pretrained``.
+        Passed to a Hugging Face ``save_pretrained`` (except ``state_dict``: the
+        plain model's own is written). Under ``torch.distributed`` rank 0 writes.
 
     Returns
     -------
@@ -144,6 +145,12 @@ def save_sparse(model: nn.Module, directory, dst=None, **save_pretrained_kwargs)
     if dst is None:
         raise ValueError("save_sparse needs dst= (the engine sparsify() returned)")
     out = _check_dir(directory)
+    # a caller's state_dict (HF Trainer passes one) holds the parametrization keys: not written
+    save_pretrained_kwargs.pop("state_dict", None)
+    from . import distributed as ddp
+
+    if ddp.rank() != 0:  # one writer under torch.distributed
+        return out
     meta = _meta(dst)
     masks = OrderedDict((f"{n}.weight_mask", m.detach().to("cpu", torch.bool).contiguous())
                         for n, m in dst.masks.items())

@@ -10,11 +10,13 @@ last ``nn.Linear`` of the model (the classifier / generator head);
 embeddings are never ``nn.Linear``. ``include`` / ``exclude`` take
 :mod:`fnmatch` patterns (a string or a list) on slot names.
 
-Percolation pairs (for :func:`netshape.percolate`): q/k and gate/up are
+Percolation pairs (for :func:`netshape.percolate`): traced from the
+dataflow when ``sparsify`` gets ``example_inputs=`` (see
+:mod:`netshape.torch.dataflow`). Otherwise from names: q/k and gate/up are
 *coupled* (an output channel lives only while both keep it); v -> o,
-up -> down, gate -> down and ``linear1`` -> ``linear2`` are *chains*; other
-consecutive sparsified ``nn.Linear`` siblings whose shapes chain (an MLP)
-are chained automatically. Pass ``pairs=`` to ``sparsify`` to replace this.
+up -> down, gate -> down and ``linear1`` -> ``linear2`` are *chains*;
+consecutive layers of an ``nn.Sequential`` whose shapes chain (an MLP) are
+chained. Pass ``pairs=`` to ``sparsify`` to replace this.
 """
 
 from __future__ import annotations
