@@ -155,12 +155,16 @@ def infer_pairs(layers: OrderedDict) -> list[tuple]:
     """Percolation pairs from layer names and shapes, by the rules of ``netshape.torch``.
 
     q/k and gate/up are coupled; v -> out_proj/o_proj, up/gate -> down, fc1 -> fc2,
-    linear1 -> linear2 are chained; other consecutive siblings whose shapes chain
-    (an MLP) are chained. See :mod:`netshape._pairs`.
+    linear1 -> linear2 are chained; consecutive indexed siblings (``net.0``,
+    ``net.2``: an ``nn.Sequential``) whose shapes chain are chained. See
+    :mod:`netshape._pairs`. An exported directory stores its traced relations.
     """
     from ._pairs import infer_pairs as _infer
 
-    return _infer((name, int(A.shape[0]), int(A.shape[1])) for name, A in layers.items())
+    # chained by shape alone only as children of a container (names ending in an index, as
+    # nn.Sequential gives): siblings such as BERT's query/key/value read one input in parallel
+    return _infer((name, int(A.shape[0]), int(A.shape[1]), name.rsplit(".", 1)[-1].isdigit())
+                  for name, A in layers.items())
 
 
 _HISTORY = ("density", "itop", "anp", "test_acc")

@@ -110,3 +110,15 @@ def test_bad_unit_relations_are_rejected(pairs, match):
               "c": sp.csr_array(np.ones((3, 4)))}
     with pytest.raises(ValueError, match=match):
         ns.percolate(layers, pairs=pairs)
+
+
+def test_analyze_names_never_chain_parallel_siblings():
+    from collections import OrderedDict
+
+    from netshape._report import infer_pairs
+
+    sq = sp.csr_array(np.ones((8, 8)))
+    bert = OrderedDict((f"layer.0.attention.self.{n}", sq) for n in ("query", "key", "value"))
+    assert infer_pairs(bert) == []
+    mlp = OrderedDict([("net.0", sp.csr_array(np.ones((4, 8)))), ("net.2", sq)])
+    assert infer_pairs(mlp) == [("chain", "net.0", "net.2")]
