@@ -18,7 +18,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from netshape._atomic import atomic_write_text
+from netshape._fs import atomic_write_text
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"

@@ -215,7 +215,7 @@ def write(rows: list[dict], readme: dict | None, stem: Path, argv: list[str],
                f"{'met' if ok_readme else 'NOT met'}."]
     if not quick:
         md += ["", f"Code fingerprint: `{_record()[:16]}` (benchmarks/results/fingerprints.json)."]
-    from netshape._atomic import atomic_write_text
+    from netshape._fs import atomic_write_text
 
     stem.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(stem.with_suffix(".csv"), buf.getvalue())

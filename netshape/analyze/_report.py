@@ -38,6 +38,8 @@ def find_inputs(source: str | Path) -> tuple[Path | None, list[tuple[int, Path]]
                                 "directory")
     if src.is_file():
         return src, []
+    if (src / MASKS_FILE).is_file():  # a directory written by netshape.torch.export.save_sparse
+        return src / MASKS_FILE, []
     snap_dir = src / "snapshots" if (src / "snapshots").is_dir() else src
     snaps = sorted((int(m.group(1)), p) for p in snap_dir.iterdir()
                    if p.is_file() and (m := _SNAP.match(p.name)))
@@ -105,7 +107,8 @@ def _layer_rows(layers: OrderedDict, report: Any, chain: bool,
     if chain:
         nxt = dict(zip(names, names[1:]))  # noqa: B905 - offset pairs
     else:
-        nxt = {a: b for kind, a, b, *_ in (pairs or ()) if kind == "chain"}
+        # plain chains only: a unit chain (GQA v -> o) does not pair channels one to one
+        nxt = {r[1]: r[2] for r in (pairs or ()) if r[0] == "chain" and len(r) == 3}
     rows = []
     for i, (name, A) in enumerate(layers.items()):
         s = degree_stats(A)
@@ -129,16 +132,41 @@ def _layer_rows(layers: OrderedDict, report: Any, chain: bool,
     return rows
 
 
+#: the masks file of an exported directory (netshape.torch.export.MASKS_FILE)
+MASKS_FILE = "netshape_masks.safetensors"
+
+
+def stored_pairs(path: Path | None) -> list[tuple] | None:
+    """The relations saved in an exported masks file's metadata, or None."""
+    if path is None or path.name != MASKS_FILE:
+        return None
+    import json
+
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            meta = json.loads((f.metadata() or {}).get("netshape", "null"))
+    except Exception:  # noqa: BLE001 - unreadable metadata: fall back to the names
+        return None
+    pairs = meta.get("pairs") if isinstance(meta, dict) else None
+    return [tuple(r) for r in pairs] if isinstance(pairs, list) else None
+
+
 def infer_pairs(layers: OrderedDict) -> list[tuple]:
     """Percolation pairs from layer names and shapes, by the rules of ``netshape.torch``.
 
     q/k and gate/up are coupled; v -> out_proj/o_proj, up/gate -> down, fc1 -> fc2,
-    linear1 -> linear2 are chained; other consecutive siblings whose shapes chain
-    (an MLP) are chained. See :mod:`netshape.percolation._pairs`.
+    linear1 -> linear2 are chained; consecutive indexed siblings (``net.0``,
+    ``net.2``: an ``nn.Sequential``) whose shapes chain are chained. See
+    :mod:`netshape.percolation._pairs`. An exported directory stores its traced relations.
     """
     from ..percolation._pairs import infer_pairs as _infer
 
-    return _infer((name, int(A.shape[0]), int(A.shape[1])) for name, A in layers.items())
+    # chained by shape alone only as children of a container (names ending in an index, as
+    # nn.Sequential gives): siblings such as BERT's query/key/value read one input in parallel
+    return _infer((name, int(A.shape[0]), int(A.shape[1]), name.rsplit(".", 1)[-1].isdigit())
+                  for name, A in layers.items())
 
 
 _HISTORY = ("density", "itop", "anp", "test_acc")
@@ -208,7 +236,9 @@ def analyze_source(source: str | Path, *, progress: bool = True) -> Analysis:
         what = f"{source} (last snapshot, update {step})"
         notes.append(f"no checkpoint found; the final topology is snapshot update_{step:06d}.npz")
     names = list(layers)
-    pairs = infer_pairs(layers)
+    pairs = stored_pairs(ckpt)
+    if pairs is None:
+        pairs = infer_pairs(layers)
     consecutive = [("chain", a, b) for a, b in zip(names, names[1:])]  # noqa: B905
     chain = len(names) > 1 and sorted(pairs) == sorted(consecutive)
     if not pairs and len(names) > 1:

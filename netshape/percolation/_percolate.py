@@ -25,6 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._validation import as_layers, canonical_csr
+from ._units import is_unit_relation, split_relations
 
 __all__ = ["LayerPercolation", "PercolationReport", "percolate"]
 
@@ -122,6 +123,8 @@ def _parse_pairs(pairs: Any, keys: list[Any], is_mapping: bool):
     known = set(keys)
     what = "layer names" if is_mapping else "layer indices"
     for rel in pairs:
+        if is_unit_relation(rel):  # compiled and applied by netshape.percolation._units
+            continue
         if not isinstance(rel, (tuple, list)) or len(rel) < 3 or rel[0] not in ("couple", "chain"):
             raise ValueError(
                 f"pairs entry {rel!r} is not allowed; use ('couple', a, b, ...) or "
@@ -280,6 +283,11 @@ def percolate(layers: Any, *, pairs: Iterable[tuple] | None = None):
           output, up -> down, gate -> down). Several producers of the same
           consumer write the same channels; a channel is then incoming-active
           when any producer (any coupled group) keeps a link on it.
+        * ``("couple", q, k, {...})`` / ``("chain", v, o, {...})``: attention
+          heads with grouped-query attention and rotary embeddings, or any
+          other map from channels to units (see :mod:`netshape.percolation._units`):
+          ``{"heads": H, "kv_heads": G, "head_dim": d, "rotary_dim": r}`` or
+          ``{"units": {a: [...], b: [...]}}``.
 
     Returns
     -------
@@ -342,6 +350,8 @@ def percolate(layers: Any, *, pairs: Iterable[tuple] | None = None):
     """
     keys, mats_list, is_mapping = _normalise_layers(layers)
     sets = build_channel_sets(keys, [m.shape for m in mats_list], pairs, is_mapping)
+    _, unit_rels = split_relations(pairs, {k: m.shape for k, m in zip(keys, mats_list,
+                                                                        strict=True)})
     before = dict(zip(keys, mats_list, strict=True))
     mats = dict(before)
     iterations = 0
@@ -358,6 +368,14 @@ def percolate(layers: Any, *, pairs: Iterable[tuple] | None = None):
                 keep_cols[k] = keep_cols.get(k, True) & alive
             for k in cs.consumers:
                 keep_rows[k] = keep_rows.get(k, True) & alive
+        for u in unit_rels:
+            b_deg = _col_degree(mats[u.b]) if u.kind == "couple" else _row_degree(mats[u.b])
+            alive = u.alive(_col_degree(mats[u.a]), b_deg)
+            if alive.all():
+                continue
+            keep_cols[u.a] = keep_cols.get(u.a, True) & alive[u.unit_a]
+            side = keep_cols if u.kind == "couple" else keep_rows
+            side[u.b] = side.get(u.b, True) & alive[u.unit_b]
         changed = False
         for k in keys:
             rows, cols = keep_rows.get(k), keep_cols.get(k)

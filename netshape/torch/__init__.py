@@ -12,7 +12,9 @@ from .._backend import require
 
 require("torch")  # an ImportError that names the extra: pip install 'netshape[torch]'
 
+from .dataflow import trace_pairs  # noqa: E402
 from .engine import STAT_KEYS, DynamicSparseTrainer  # noqa: E402
+from .export import load_sparse, save_sparse  # noqa: E402
 from .groups import Slot, find_slots, percolation_pairs  # noqa: E402
 from .masking import (  # noqa: E402
     Mask,
@@ -40,11 +42,14 @@ __all__ = [
     "get_mask",
     "get_original",
     "is_masked",
+    "load_sparse",
     "percolation_pairs",
     "preset_table",
     "remove_masks",
     "reset_optimizer_state",
     "resolve_method",
+    "save_sparse",
     "sparsify",
     "to_biadjacency",
+    "trace_pairs",
 ]

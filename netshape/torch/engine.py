@@ -231,6 +231,11 @@ class DynamicSparseTrainer(PersistenceMixin):
         return bool(self.config["update_replaces_step"]) and self._is_update(self.step_count + 1)
 
     @property
+    def pairs(self) -> list[tuple]:
+        """Percolation relations, as ``sparsify(pairs=)`` and ``netshape.percolate`` take them."""
+        return list(self._pairs) if self._pairs is not None else percolation_pairs(self._slots)
+
+    @property
     def masks(self) -> OrderedDict[str, torch.Tensor]:
         """Layer name -> bool mask shaped like the weight ``(out, in)`` (= ``A.T``)."""
         return OrderedDict((n, lay.mask) for n, lay in self._layers.items())
@@ -369,7 +374,7 @@ class DynamicSparseTrainer(PersistenceMixin):
         """Percolate all slots together (:func:`netshape.percolate`); returns links per slot."""
         from ..percolation import percolate
 
-        pairs = self._pairs if self._pairs is not None else percolation_pairs(self._slots)
+        pairs = self.pairs
         layers = OrderedDict((n, to_biadjacency(m)) for n, m in pruned.items())
         result, report = percolate(layers, pairs=pairs)
         counts = {}

@@ -26,6 +26,16 @@ __all__ = ["MAX_CUT_FRACTION", "sparsify"]
 MAX_CUT_FRACTION = 0.5
 
 
+def _as_batch(model, batch):
+    if not isinstance(batch, (dict, tuple, list, torch.Tensor)):
+        # e.g. a numpy batch: as a tensor of the model's dtype on its device
+        p = next(model.parameters())
+        batch = torch.as_tensor(np.asarray(batch), device=p.device)
+        if batch.is_floating_point():
+            batch = batch.to(p.dtype)
+    return batch
+
+
 def _calibration_inputs(model, slots, calibration) -> dict[str, torch.Tensor]:
     """Input activations of each slot's module on the calibration batch (for CSTI)."""
     seen: dict[int, torch.Tensor] = {}
@@ -35,12 +45,7 @@ def _calibration_inputs(model, slots, calibration) -> dict[str, torch.Tensor]:
             x = args[0] if args else next(iter(kwargs.values()))
             seen.setdefault(_id, x.detach())
         hooks.append(mod.register_forward_pre_hook(hook, with_kwargs=True))
-    if not isinstance(calibration, (dict, tuple, list, torch.Tensor)):
-        # e.g. a numpy batch: as a tensor of the model's dtype on its device
-        p = next(model.parameters())
-        calibration = torch.as_tensor(np.asarray(calibration), device=p.device)
-        if calibration.is_floating_point():
-            calibration = calibration.to(p.dtype)
+    calibration = _as_batch(model, calibration)
     try:
         with torch.no_grad():
             if isinstance(calibration, dict):
@@ -61,7 +66,8 @@ def _calibration_inputs(model, slots, calibration) -> dict[str, torch.Tensor]:
 def sparsify(model: nn.Module, optimizer: torch.optim.Optimizer, method: str = "chts",
              density: float = 0.01, total_steps: int | None = None, update_every: int = 100,
              rng=None, include=None, exclude=None, calibration=None, snapshot_dir=None,
-             snapshot_every=None, pairs=None, **overrides) -> DynamicSparseTrainer:
+             snapshot_every=None, pairs=None, example_inputs=None, packed=None,
+             **overrides) -> DynamicSparseTrainer:
     """Make ``model`` sparse in place and return the engine that evolves its topology.
 
     Call ``dst.step()`` right after every ``optimizer.step()``. Weights are
@@ -91,7 +97,18 @@ def sparsify(model: nn.Module, optimizer: torch.optim.Optimizer, method: str = "
     snapshot_dir, snapshot_every : optional
         Write ``snapshot_dir/update_NNNNNN.npz`` every ``snapshot_every`` updates.
     pairs : list, optional
-        Percolation relations for :func:`netshape.percolate`; default from layer names.
+        Percolation relations for :func:`netshape.percolate`. By default they are
+        traced from one forward pass on ``example_inputs`` (or ``calibration``),
+        see :mod:`netshape.torch.dataflow`; without either, from layer names
+        (:func:`~netshape.torch.percolation_pairs`), with a warning naming the
+        layers left without a relation. The relations used are ``dst.pairs``.
+    example_inputs : tensor, tuple or dict, optional
+        A small batch (``model(x)``, ``model(*x)`` or ``model(**x)``) for tracing ``pairs``.
+    packed : dict, optional
+        Packed projections split into slots, e.g. ``{"blocks.*.attn.qkv": ("q", "k", "v")}``
+        (see :mod:`netshape.torch.linear_like`). Hugging Face ``Conv1D`` layers
+        (GPT-2) become :class:`~netshape.torch.linear_like.Conv1DLinear` and
+        GPT-2's ``c_attn`` is split into ``q, k, v`` without being declared.
     **overrides
         Any component option of the preset (``init``, ``r``, ``removal``, ``alpha``,
         ``delta``, ``zeta``, ``regrowth``, ``T``, ``schedule``, ``initial_density``, ...).
@@ -140,7 +157,10 @@ def sparsify(model: nn.Module, optimizer: torch.optim.Optimizer, method: str = "
     if cfg["regrowth"] == "none" and (cfg["removal"] != "none" or cfg["percolation"]):
         raise ValueError("regrowth='none' needs removal='none' and percolation=False, "
                          "otherwise layers would fall below their scheduled link count")
-    slots = find_slots(model, include, exclude)
+    from .linear_like import linearize_conv1d
+
+    linearize_conv1d(model, optimizer)
+    slots = find_slots(model, include, exclude, packed)
     owned = {id(p) for g in optimizer.param_groups for p in g["params"]}
     for s in slots:
         if is_masked(s.module, s.param):
@@ -149,7 +169,10 @@ def sparsify(model: nn.Module, optimizer: torch.optim.Optimizer, method: str = "
             raise ValueError(f"optimizer does not hold the weight of layer {s.name!r} "
                              f"({s.param}); create the optimizer from model.parameters() "
                              "before calling sparsify()")
-    if pairs is not None:  # bad names or shapes fail now, not at the first update
+    if pairs is None:
+        pairs = _default_pairs(model, slots, example_inputs if example_inputs is not None
+                               else calibration, cfg["percolation"])
+    else:  # bad names or shapes fail now, not at the first update
         import scipy.sparse as sp
 
         from ..percolation import percolate
@@ -160,6 +183,7 @@ def sparsify(model: nn.Module, optimizer: torch.optim.Optimizer, method: str = "
                                update_every=update_every, rng=rng, slots=slots,
                                snapshot_dir=snapshot_dir, snapshot_every=snapshot_every,
                                pairs=pairs)
+    dst.packed = packed
     d0 = dst.density_at(0)
     _warn_steep_cut(dst)
     for s in slots:  # check every scheduled count before touching the model
@@ -172,7 +196,28 @@ def sparsify(model: nn.Module, optimizer: torch.optim.Optimizer, method: str = "
     else:
         calib = {}
     dst.prepare(calib)  # the engine builds its layers: masks, parametrizations, state
+    from .export import guard_save_pretrained
+
+    guard_save_pretrained(model, dst)
     return dst
+
+
+def _default_pairs(model, slots, example, percolation: bool) -> list[tuple]:
+    from .groups import percolation_pairs
+
+    if example is not None:
+        from .dataflow import trace_pairs
+
+        return trace_pairs(model, slots, _as_batch(model, example))
+    pairs = percolation_pairs(slots, model)
+    covered = {m for r in pairs for m in r[1:3]}
+    alone = [s.name for s in slots if s.name not in covered]
+    if percolation and alone:
+        warnings.warn(
+            f"no percolation relation for layers {alone}: without example_inputs= only layer "
+            "names are used (q/k, gate/up, v -> o, nn.Sequential chains). Pass example_inputs= "
+            "(a small batch) to trace the dataflow, or pairs=", UserWarning, stacklevel=3)
+    return pairs
 
 
 def _warn_steep_cut(dst: DynamicSparseTrainer) -> None:

@@ -107,6 +107,12 @@ def test_dense_is_noop(tiny):
         ({"snapshot_dir": "/tmp", "snapshot_every": 0}, ValueError, "snapshot_every=0"),
         ({"update_every": True}, TypeError, "update_every=True"),
         ({"schedule": "linear"}, ValueError, "schedule='linear'"),
+        ({"example_inputs": torch.zeros(2, 5)}, ValueError, "example_inputs"),
+        ({"packed": {"net.0": ("a", "b", "c")}}, ValueError, "equal parts"),
+        ({"packed": {"zz": ("a", "b")}}, ValueError, "packed pattern 'zz'"),
+        ({"packed": {"net.0": {"a": 10, "b": 7}}}, ValueError, "add up to the 16"),
+        ({"pairs": [("couple", "net.0", "net.2", {"heads": 3, "kv_heads": 2, "head_dim": 2})]},
+         ValueError, "multiple"),
     ],
 )
 def test_bad_input_fails_at_sparsify(tiny, kwargs, exc, words):
