@@ -7,8 +7,6 @@ masks transposed).
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import re
 from collections import OrderedDict
@@ -16,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._fs import atomic_path, atomic_write_text
+from .._fs import atomic_path, atomic_write_text, csv_text, read_csv
 
 __all__ = ["Analysis", "analyze_source", "find_inputs", "write_report"]
 
@@ -145,9 +143,8 @@ _HISTORY = ("density", "itop", "anp", "test_acc")
 def read_history(path: Path) -> dict[str, list[float]]:
     """Per-epoch ``step`` + density/ITOP/ANP/accuracy columns of a run's ``metrics.csv``."""
     try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        rows = read_csv(path, lambda _, v: v)
+    except OSError as exc:
         raise ValueError(f"{str(path)!r} is not a readable CSV file: {exc}") from exc
     out: dict[str, list[float]] = {}
     for key in ("step", *_HISTORY):
@@ -307,12 +304,7 @@ _COLS = [("layer", "layer"), ("n_in", "n_in"), ("n_out", "n_out"), ("links", "li
 
 
 def _csv(rows: list[dict[str, Any]], keys: list[str]) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: "" if r.get(k) is None else r[k] for k in keys})
-    return buf.getvalue()
+    return csv_text(rows, keys, cell=lambda v: "" if v is None else v)
 
 
 def write_report(an: Analysis, out: Path, *, plots: bool = True) -> Path:
