@@ -8,10 +8,14 @@ name. The checks run before any work, so a bad output path fails at once.
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
+import math
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 
 def _umask() -> int:
@@ -78,3 +82,57 @@ def check_writable_file(path: str | os.PathLike, name: str = "--output") -> Path
     p = Path(path)
     check_writable_dir(p.parent if str(p.parent) else ".", name)
     return p
+
+
+def csv_cell(v: Any) -> Any:
+    """A value as a CSV cell: floats to 6 significant digits, None/NaN/inf as empty."""
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.6g}" if math.isfinite(v) else ""
+    return v
+
+
+def csv_text(rows: Iterable[dict], columns: Sequence[str],
+             cell: Callable[[Any], Any] = csv_cell) -> str:
+    """CSV text with a header of ``columns`` and one line per row (missing keys empty).
+
+    >>> print(csv_text([{"a": 1, "b": 0.5}, {"a": 2}], ["a", "b"]), end="")
+    a,b
+    1,0.5
+    2,
+    """
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(columns)
+    for r in rows:
+        writer.writerow([cell(r.get(c)) for c in columns])
+    return buf.getvalue()
+
+
+def number(text: str) -> Any:
+    """A CSV cell parsed back: int, then float, else the text; empty -> NaN.
+
+    >>> number("3"), number("0.25"), number(""), number("ok")
+    (3, 0.25, nan, 'ok')
+    """
+    if text == "":
+        return math.nan
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def read_csv(path: str | os.PathLike,
+             convert: Callable[[str, str], Any] | None = None) -> list[dict]:
+    """Rows of a CSV file as dicts, each cell through ``convert(column, text)``
+    (default :func:`number`); an unreadable file raises ValueError naming it."""
+    convert = convert or (lambda _, text: number(text))
+    try:
+        with open(path, newline="") as fh:
+            return [{k: convert(k, v or "") for k, v in raw.items()} for raw in csv.DictReader(fh)]
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise ValueError(f"{str(path)!r} is not a readable CSV file: {exc}") from exc

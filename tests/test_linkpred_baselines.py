@@ -8,8 +8,6 @@ from test_linkpred_reference import TINY, as_numpy, converter, path_count, ra_l3
 
 import netshape.linkpred as lp
 
-REQUIRED = ("ch2_l3n", "ch3_l3p", "ch2_l3p", "l3_paths", "ra_l3", "random")
-
 
 @pytest.mark.parametrize("family", ["numpy", "scipy", "torch"])
 def test_l3_paths_and_ra_match_loops(small_layers, family):
@@ -36,13 +34,17 @@ def test_random_scores_torch_match_numpy(torch):
     np.testing.assert_array_equal(St.numpy(), lp.random_scores(A, rng=5))
 
 
-def test_available_lists_the_contract_names():
-    names = lp.available()
-    assert set(REQUIRED) <= set(names)
-    assert "ch3_l3n" in names
+def test_adapter_regrowth_reads_the_registry(torch):
+    from netshape.torch import COMPONENTS
+
+    regrowth = set(COMPONENTS["regrowth"])
+    for name in lp.available():  # every predictor, top-k and soft, is a regrowth choice
+        assert {name, f"{name}_soft"} <= regrowth
+    assert regrowth - {*lp.available(), *(f"{n}_soft" for n in lp.available())} == {
+        "gradient", "gradient_soft", "none"}
 
 
-@pytest.mark.parametrize("name", REQUIRED + ("ch3_l3n",))
+@pytest.mark.parametrize("name", lp.available())
 def test_predict_contract_for_adapter(small_layers, name, torch):
     for A in small_layers:
         mask = torch.from_numpy(A.T.copy()).bool()  # nn.Linear orientation

@@ -115,7 +115,7 @@ def test_bad_unit_relations_are_rejected(pairs, match):
 def test_analyze_names_never_chain_parallel_siblings():
     from collections import OrderedDict
 
-    from netshape.analyze._report import infer_pairs
+    from netshape.analyze._measures import infer_pairs
 
     sq = sp.csr_array(np.ones((8, 8)))
     bert = OrderedDict((f"layer.0.attention.self.{n}", sq) for n in ("query", "key", "value"))

@@ -27,8 +27,6 @@ arrays are not included).
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import os
 import platform
@@ -38,7 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from .._fs import atomic_write_text
+from .._fs import atomic_write_text, csv_text
+from .._fs import read_csv as _read_csv
 from .._validation import check_density, check_positive_int
 from ._worker import _Worker
 
@@ -221,39 +220,27 @@ def _empty_row(name: str, path: str, backend: str, n: int, p: float, threads: in
             "versions": versions}
 
 
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return "" if math.isnan(v) else f"{v:.6g}"
-    return str(v)
-
-
 def to_csv(rows: Sequence[dict]) -> str:
     """Tidy CSV text, one row per configuration, columns :data:`COLUMNS`."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(COLUMNS)
-    for r in rows:
-        w.writerow([_fmt(r.get(c, "")) for c in COLUMNS])
-    return buf.getvalue()
+    return csv_text(rows, COLUMNS)
+
+
+#: columns of :data:`COLUMNS` that hold text / integers (the others are floats)
+_TEXT = {"method", "path", "backend", "status", "versions"}
+_INTS = {"n_in", "n_out", "nnz", "repeats", "threads"}
+
+
+def _parse(key: str, v: str) -> Any:
+    if key in _TEXT:
+        return v
+    if key in _INTS:
+        return int(v) if v else 0
+    return float(v) if v else float("nan")
 
 
 def read_csv(path: str | os.PathLike) -> list[dict]:
     """Rows of a CSV written by :func:`to_csv`, with numbers parsed back."""
-    ints = {"n_in", "n_out", "nnz", "repeats", "threads"}
-    text = {"method", "path", "backend", "status", "versions"}
-    rows = []
-    with open(path, newline="") as fh:
-        for raw in csv.DictReader(fh):
-            row = {}
-            for k, v in raw.items():
-                if k in text:
-                    row[k] = v
-                elif k in ints:
-                    row[k] = int(v) if v else 0
-                else:
-                    row[k] = float(v) if v else float("nan")
-            rows.append(row)
-    return rows
+    return _read_csv(path, _parse)
 
 
 def write_results(rows: Sequence[dict], outdir: str | os.PathLike,

@@ -14,15 +14,13 @@ Layout of ``RUN_DIR`` (every file written atomically: temp file + rename)::
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import os
 from pathlib import Path
 from typing import Any
 
-from .._fs import atomic_path, atomic_write_text
+from .._fs import atomic_path, atomic_write_text, csv_text, read_csv
 
 __all__ = [
     "CHECKPOINT",
@@ -83,35 +81,21 @@ def read_json(path: str | os.PathLike) -> dict:
 
 def write_metrics(path: str | os.PathLike, rows: list[dict]) -> None:
     """Rewrite the whole CSV (small: one row per epoch) so it is never half written."""
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: _fmt(row.get(k)) for k in METRIC_COLUMNS})
-    atomic_write_text(path, buf.getvalue())
+    atomic_write_text(path, csv_text(rows, METRIC_COLUMNS))
 
 
-def _fmt(v: Any) -> Any:
-    if isinstance(v, float):
-        return "" if not math.isfinite(v) else f"{v:.6g}"
-    return "" if v is None else v
+def _parse(key: str, v: str) -> Any:
+    if v == "":
+        return None
+    return int(v) if key in ("epoch", "step", "topology_updates") else float(v)
 
 
 def read_metrics(path: str | os.PathLike) -> list[dict]:
     p = Path(path)
     if not p.is_file():
         return []
-    out = []
-    with open(p, newline="") as fh:
-        for row in csv.DictReader(fh):
-            parsed = {}
-            for k in METRIC_COLUMNS:
-                v = row.get(k, "")
-                parsed[k] = (None if v in ("", None)
-                             else int(v) if k in ("epoch", "step", "topology_updates")
-                             else float(v))
-            out.append(parsed)
-    return out
+    return [{k: _parse(k, row.get(k, "")) for k in METRIC_COLUMNS}
+            for row in read_csv(p, lambda _, v: v)]
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict) -> None:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import os
 from collections.abc import Sequence
 
-from .._fs import atomic_write_text
+from .._fs import atomic_write_text, csv_text
 
 __all__ = ["COLUMNS", "comparison_rows", "format_markdown", "format_text", "write_comparison"]
 
@@ -73,11 +71,7 @@ def format_markdown(rows: Sequence[dict]) -> str:
 
 def write_comparison(directory: str | os.PathLike, rows: Sequence[dict], header: str = "") -> None:
     """Write ``comparison.csv`` and ``comparison.md`` into ``directory`` (atomically)."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow([k for k, _, _ in COLUMNS])
-    for r in rows:
-        writer.writerow(["" if r.get(k) is None else r.get(k) for k, _, _ in COLUMNS])
-    atomic_write_text(os.path.join(directory, "comparison.csv"), buf.getvalue())
+    text = csv_text(rows, [k for k, _, _ in COLUMNS], cell=lambda v: "" if v is None else v)
+    atomic_write_text(os.path.join(directory, "comparison.csv"), text)
     md = (header + "\n\n" if header else "") + format_markdown(rows) + "\n"
     atomic_write_text(os.path.join(directory, "comparison.md"), md)

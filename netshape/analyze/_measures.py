@@ -7,62 +7,17 @@ masks transposed).
 
 from __future__ import annotations
 
-import csv
-import io
 import math
-import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._fs import atomic_path, atomic_write_text
+from .._fs import atomic_write_text, csv_text
+from ._figures import write_figures
+from ._inputs import MASKS_FILE, find_inputs, read_history, read_snapshots
 
-__all__ = ["Analysis", "analyze_source", "find_inputs", "write_report"]
-
-_CKPT_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors", ".npz")
-_SNAP = re.compile(r"^update_(\d+)\.npz$")
-
-
-def find_inputs(source: str | Path) -> tuple[Path | None, list[tuple[int, Path]]]:
-    """``(checkpoint or None, [(update number, snapshot path), ...])`` for a file or run dir.
-
-    A run directory holds ``checkpoint.pt`` (or exactly one ``*.pt``, ``*.pth``,
-    ``*.bin``, ``*.ckpt``, ``*.safetensors``, ``*.npz`` file) and optionally
-    ``snapshots/update_NNNNNN.npz``; a directory of ``update_*.npz`` files
-    is a snapshot directory on its own.
-    """
-    src = Path(source)
-    if not src.exists():
-        raise FileNotFoundError(f"{str(src)!r} does not exist; pass a checkpoint file or a run "
-                                "directory")
-    if src.is_file():
-        return src, []
-    if (src / MASKS_FILE).is_file():  # a directory written by netshape.torch.export.save_sparse
-        return src / MASKS_FILE, []
-    snap_dir = src / "snapshots" if (src / "snapshots").is_dir() else src
-    snaps = sorted((int(m.group(1)), p) for p in snap_dir.iterdir()
-                   if p.is_file() and (m := _SNAP.match(p.name)))
-    ckpt = None
-    for name in ("checkpoint.pt", "checkpoint.safetensors", "checkpoint.npz"):
-        if (src / name).is_file():
-            ckpt = src / name
-            break
-    if ckpt is None:
-        cands = sorted(p for p in src.iterdir() if p.is_file() and p.suffix in _CKPT_SUFFIXES
-                       and not _SNAP.match(p.name))
-        if len(cands) > 1:
-            names = ", ".join(p.name for p in cands)
-            raise ValueError(f"{str(src)!r} holds several checkpoints ({names}); pass one file, "
-                             "or name it checkpoint.pt")
-        ckpt = cands[0] if cands else None
-    if ckpt is None and not snaps:
-        raise FileNotFoundError(
-            f"{str(src)!r} has no checkpoint (checkpoint.pt, *.pt, *.safetensors, *.npz) and no "
-            "snapshots/update_*.npz; nothing to analyse"
-        )
-    return ckpt, snaps
-
+__all__ = ["Analysis", "analyze_source", "find_inputs", "read_history", "write_report"]
 
 @dataclass
 class Analysis:
@@ -132,8 +87,6 @@ def _layer_rows(layers: OrderedDict, report: Any, chain: bool,
     return rows
 
 
-#: the masks file of an exported directory (netshape.torch.export.MASKS_FILE)
-MASKS_FILE = "netshape_masks.safetensors"
 
 
 def stored_pairs(path: Path | None) -> list[tuple] | None:
@@ -169,27 +122,6 @@ def infer_pairs(layers: OrderedDict) -> list[tuple]:
                   for name, A in layers.items())
 
 
-_HISTORY = ("density", "itop", "anp", "test_acc")
-
-
-def read_history(path: Path) -> dict[str, list[float]]:
-    """Per-epoch ``step`` + density/ITOP/ANP/accuracy columns of a run's ``metrics.csv``."""
-    try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise ValueError(f"{str(path)!r} is not a readable CSV file: {exc}") from exc
-    out: dict[str, list[float]] = {}
-    for key in ("step", *_HISTORY):
-        try:
-            vals = [float(r[key]) for r in rows]
-        except (KeyError, TypeError, ValueError):
-            continue  # a column that is missing or not numeric is simply not plotted
-        if vals and all(math.isfinite(v) for v in vals):
-            out[key] = vals
-    return out if "step" in out and len(out) > 1 else {}
-
-
 def _anp_both(groups: list[Any]) -> dict[str, float]:
     """``anp`` and ``anp_hidden`` (as :func:`netshape.metrics.anp`) from one percolated count."""
     out = {}
@@ -203,28 +135,13 @@ def analyze_source(source: str | Path, *, progress: bool = True) -> Analysis:
     """Read and measure a checkpoint or run directory; writes nothing."""
     import warnings
 
-    from tqdm.auto import tqdm
-
     from ..io import read_checkpoint
     from ..metrics import active_neurons, cap, snapshot_curves
     from ..percolation import percolate
 
     ckpt, snap_paths = find_inputs(source)
     notes: list[str] = []
-    snaps: list[tuple[int, OrderedDict]] = []
-    if snap_paths:
-        from ..io import load_topology
-
-        for step, p in tqdm(snap_paths, desc="snapshots", disable=not progress or None):
-            data = load_topology(p)
-            snaps.append((step, OrderedDict(data) if isinstance(data, dict)
-                          else OrderedDict([("layer", data)])))
-        names = list(snaps[0][1])
-        for step, s in snaps:
-            if list(s) != names or [A.shape for A in s.values()] != [
-                    A.shape for A in snaps[0][1].values()]:
-                raise ValueError(f"snapshot update_{step:06d}.npz has layers {list(s)} with "
-                                 f"other names or shapes than the first snapshot ({names})")
+    snaps = read_snapshots(snap_paths, progress=progress)
     if ckpt is not None:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -270,62 +187,11 @@ def analyze_source(source: str | Path, *, progress: bool = True) -> Analysis:
                     curves=curves, history=history, warnings=notes)
 
 
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name)).strip("._") or "layer"
-
-
-def _save(fig: Any, path: Path) -> None:
-    from .._backend import require
-
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110)
-    require("matplotlib.pyplot").close(fig)
-
-
 def _table(rows: list[dict[str, Any]], cols: list[tuple[str, str]]) -> str:
     head = "| " + " | ".join(t for _, t in cols) + " |"
     sep = "|" + "|".join("---" for _ in cols) + "|"
     body = ["| " + " | ".join(_fmt(r[k]) for k, _ in cols) + " |" for r in rows]
     return "\n".join([head, sep, *body])
-
-
-def _plots(an: Analysis, out: Path) -> list[tuple[str, str]]:
-    """Write the PNGs; return (title, file name) pairs for the report."""
-    from .._backend import require
-
-    plt = require("matplotlib.pyplot")
-    from .. import plot
-
-    made = []
-    for name, A in an.layers.items():
-        for kind, func in (("adjacency", plot.adjacency), ("degrees", plot.degree_distribution)):
-            fig, ax = plt.subplots(figsize=(4.5, 3.5), layout="constrained")
-            func(A, ax=ax, **({"side": "both"} if kind == "degrees" else {}))
-            ax.set_title(f"{name}: {A.shape[0]}x{A.shape[1]}, {A.nnz} links", fontsize="small")
-            fname = f"{kind}_{_safe(name)}.png"
-            _save(fig, out / fname)
-            made.append((f"{kind} — {name}", fname))
-    c = an.curves
-    if c:
-        fig, ax = plt.subplots(figsize=(5.5, 3.5), layout="constrained")
-        series = dict(c["itop_per_layer"]) if len(c["itop_per_layer"]) > 1 else {}
-        series["total"] = c["itop"]
-        plot.itop_curve(series, steps=c["step"], ax=ax, xlabel="update")
-        _save(fig, out / "itop.png")
-        made.append(("ITOP over training", "itop.png"))
-        if c["overlap"]:
-            fig, ax = plt.subplots(figsize=(5.5, 3.5), layout="constrained")
-            plot.overlap_curve(c["overlap"], steps=c["overlap_step"], ax=ax, xlabel="update",
-                               label="re-growth overlap")
-            _save(fig, out / "overlap.png")
-            made.append(("Re-growth overlap between snapshots", "overlap.png"))
-    if an.history:
-        fig, ax = plt.subplots(figsize=(5.5, 3.5), layout="constrained")
-        plot.training_curves(an.history, ax=ax, xlabel="training step")
-        _save(fig, out / "training.png")
-        made.append(("Training run (metrics.csv): density, ITOP, ANP, test accuracy",
-                     "training.png"))
-    return made
 
 
 _COLS = [("layer", "layer"), ("n_in", "n_in"), ("n_out", "n_out"), ("links", "links"),
@@ -340,17 +206,12 @@ _COLS = [("layer", "layer"), ("n_in", "n_in"), ("n_out", "n_out"), ("links", "li
 
 
 def _csv(rows: list[dict[str, Any]], keys: list[str]) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: "" if r.get(k) is None else r[k] for k in keys})
-    return buf.getvalue()
+    return csv_text(rows, keys, cell=lambda v: "" if v is None else v)
 
 
 def write_report(an: Analysis, out: Path, *, plots: bool = True) -> Path:
     """Write ``report.md``, ``layers.csv``, PNGs and ``curves.csv`` into ``out``."""
-    figures = _plots(an, out) if plots else []
+    figures = write_figures(an, out) if plots else []
     keys = [k for k, _ in _COLS]
     keys[keys.index("sigma_in") + 1:keys.index("sigma_in") + 1] = ["ks_in"]
     keys[keys.index("sigma_out") + 1:keys.index("sigma_out") + 1] = ["ks_out"]
