@@ -63,7 +63,8 @@ def _calibration_inputs(model, slots, calibration) -> dict[str, torch.Tensor]:
 def sparsify(model: nn.Module, optimizer: torch.optim.Optimizer, method: str = "chts",
              density: float = 0.01, total_steps: int = 1, update_every: int = 100, rng=None,
              include=None, exclude=None, calibration=None, snapshot_dir=None,
-             snapshot_every=None, pairs=None, **overrides) -> DynamicSparseTrainer:
+             snapshot_every=None, pairs=None, execution: str = "auto",
+             **overrides) -> DynamicSparseTrainer:
     """Make ``model`` sparse in place and return the engine that evolves its topology.
 
     Call ``dst.step()`` right after every ``optimizer.step()``. Weights are
@@ -94,6 +95,13 @@ def sparsify(model: nn.Module, optimizer: torch.optim.Optimizer, method: str = "
         Write ``snapshot_dir/update_NNNNNN.npz`` every ``snapshot_every`` updates.
     pairs : list, optional
         Percolation relations for :func:`netshape.percolate`; default from layer names.
+    execution : {"auto", "masked", "sparse"}
+        How sparsified layers run (:mod:`netshape.torch.execution`): ``masked``
+        (dense weight times mask), ``sparse`` (an ``nn.Linear`` becomes a
+        :class:`~netshape.torch.sparse_linear.SparseLinear` that stores only
+        its links, with optimizer state of size ``nnz``; raises for a layer it
+        cannot run) or ``auto`` (per layer by density and size; masked where
+        sparse cannot run, see ``dst.stats()[layer]["execution_reason"]``).
     **overrides
         Any component option of the preset (``init``, ``r``, ``removal``, ``alpha``,
         ``delta``, ``zeta``, ``regrowth``, ``T``, ``schedule``, ``initial_density``, ...).
@@ -130,6 +138,9 @@ def sparsify(model: nn.Module, optimizer: torch.optim.Optimizer, method: str = "
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError("optimizer must be a torch.optim.Optimizer, got "
                         f"{type(optimizer).__name__}")
+    from . import execution as _execution
+
+    _execution.check([], execution)
     if cfg["method"] == "dense":
         return DynamicSparseTrainer(model, optimizer, cfg, density=1.0, total_steps=total_steps,
                                     update_every=update_every, rng=rng, slots=[])
@@ -138,6 +149,7 @@ def sparsify(model: nn.Module, optimizer: torch.optim.Optimizer, method: str = "
         raise ValueError("regrowth='none' needs removal='none' and percolation=False, "
                          "otherwise layers would fall below their scheduled link count")
     slots = find_slots(model, include, exclude)
+    _execution.check(slots, execution)
     owned = {id(p) for g in optimizer.param_groups for p in g["params"]}
     for s in slots:
         if is_masked(s.module, s.param):
@@ -192,6 +204,8 @@ def sparsify(model: nn.Module, optimizer: torch.optim.Optimizer, method: str = "
                 lay.weight.mul_(lay.mask.to(lay.weight.dtype))
     for lay in dst._layers.values():
         lay.stats["target_links"] = int(lay.mask.sum())
+    _execution.clear_masked_state(dst)
+    _execution.configure(dst, execution)
     dst._track_itop()
     dst._arm_capture()
     return dst
