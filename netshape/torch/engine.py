@@ -230,7 +230,8 @@ class DynamicSparseTrainer(PersistenceMixin):
         overlap (|removed ∩ regrown| / |regrown|), itop (union of masks / size),
         anp (fraction of the layer's neurons with a link), shortfall (regrown
         links filled uniformly for lack of positive scores), seconds (total in
-        topology updates), updates."""
+        topology updates), updates; and execution (``"masked"`` or ``"sparse"``)
+        with execution_reason (why, see :mod:`netshape.torch.execution`)."""
         out = {}
         rates = self._itop.rates if self._layers else {}
         for n, lay in self._layers.items():

@@ -124,9 +124,12 @@ class SparseSlot(_Layer):
             if grad is not None:
                 vals.grad.copy_(grad)
         else:
-            vals.grad = None
-            vals.data = new_vals
-            vals.grad = grad
+            # a new Parameter: autograd caches a leaf's shape while an old graph is alive
+            fresh_param = nn.Parameter(new_vals, requires_grad=vals.requires_grad)
+            fresh_param.grad = grad
+            _swap_param(optimizer, vals, fresh_param, lambda t: t)
+            mod.values = fresh_param
+            self.param = fresh_param
         mod.set_indices(new_idx)
 
 
@@ -159,9 +162,15 @@ def unsupported_reason(slot, dtype: torch.dtype, device: torch.device) -> str | 
     return None
 
 
-def choose(execution: str, slot, density: float, dtype, device) -> tuple[str, str]:
+def choose(execution: str, slot, density: float, dtype, device,
+           decaying: bool = False) -> tuple[str, str]:
     """``(mode, reason)`` for one slot; raises for ``execution='sparse'`` on an unsupported one."""
+    from . import distributed as ddp
+
     why = unsupported_reason(slot, dtype, device)
+    if why is None and decaying and ddp.is_distributed():
+        why = ("a decaying schedule changes the link count, which DDP's fixed gradient "
+               "buckets cannot follow under torch.distributed")
     if execution == "masked":
         return "masked", "execution='masked'"
     if why is not None:
@@ -278,7 +287,7 @@ def export_dense(model: nn.Module) -> nn.Module:
     return model
 
 
-def check(slots, execution: str) -> None:
+def check(slots, execution: str, decaying: bool = False) -> None:
     """Raise now (before the model is touched) when ``execution='sparse'`` cannot run a slot."""
     from .._validation import check_choice
 
@@ -286,7 +295,7 @@ def check(slots, execution: str) -> None:
     if execution == "sparse":
         for s in slots:
             w = getattr(s.module, s.param)
-            choose(execution, s, 0.0, w.dtype, w.device)
+            choose(execution, s, 0.0, w.dtype, w.device, decaying)
 
 
 def configure(dst, execution: str) -> None:
@@ -314,7 +323,8 @@ def reselect(dst, force: bool = False) -> None:
     for name, lay in list(dst._layers.items()):
         density = lay.links() / lay.mask.numel()
         p = lay.param
-        mode, why = choose(execution, lay.slot, density, p.dtype, p.device)
+        mode, why = choose(execution, lay.slot, density, p.dtype, p.device,
+                           dst.config["schedule"] != "constant")
         if mode == "sparse" and not isinstance(lay, SparseSlot):
             to_sparse(dst, name)
         elif mode == "masked" and isinstance(lay, SparseSlot):

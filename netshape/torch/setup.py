@@ -149,7 +149,7 @@ def sparsify(model: nn.Module, optimizer: torch.optim.Optimizer, method: str = "
         raise ValueError("regrowth='none' needs removal='none' and percolation=False, "
                          "otherwise layers would fall below their scheduled link count")
     slots = find_slots(model, include, exclude)
-    _execution.check(slots, execution)
+    _execution.check(slots, execution, cfg["schedule"] != "constant")
     owned = {id(p) for g in optimizer.param_groups for p in g["params"]}
     for s in slots:
         if is_masked(s.module, s.param):

@@ -6,7 +6,12 @@ of netshape's ``(n_in, n_out)`` biadjacency) is kept as
 * ``values`` — an ``nn.Parameter`` of length ``nnz`` (the only trainable
   weight tensor, so optimizer state has size ``nnz`` too), and
 * ``indices`` — a sorted int64 buffer of flat row-major positions
-  ``out_index * in_features + in_index`` (the CSR order of the values).
+  ``out_index * in_features + in_index`` (the CSR order of the values), and
+* ``sparse_shape`` — the int64 buffer ``[out, in]``.
+
+All three travel in ``model.state_dict()`` (``<layer>.values``,
+``<layer>.indices``, ``<layer>.sparse_shape``);
+:func:`netshape.io.read_checkpoint` reads the topology from them.
 
 Forward and backward cost grows with ``nnz × batch``
 (:mod:`netshape.torch._sparse_kernels`). Inputs may be float32, float64 or
@@ -131,6 +136,7 @@ class SparseLinear(nn.Module):
     ----------
     values : nn.Parameter of shape ``(nnz,)``
     indices : int64 buffer of shape ``(nnz,)``
+    sparse_shape : int64 buffer ``[out_features, in_features]``
     bias : nn.Parameter of shape ``(out_features,)`` or None
     capture : bool
         When True the backward pass also accumulates the dense gradient
@@ -155,6 +161,9 @@ class SparseLinear(nn.Module):
         self.in_features, self.out_features = int(in_features), int(out_features)
         self.values = nn.Parameter(values.detach().clone())
         self.register_buffer("indices", indices.detach().to(torch.int64).clone())
+        # the dense shape travels in state_dict, so readers (netshape analyze) need no model
+        self.register_buffer("sparse_shape", torch.tensor([self.out_features, self.in_features],
+                                                          dtype=torch.int64))
         self.bias = None if bias is None else nn.Parameter(bias.detach().clone())
         self.capture = False
         self.dense_grad: torch.Tensor | None = None
