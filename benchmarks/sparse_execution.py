@@ -59,7 +59,7 @@ def _mlp(sizes, seed=0):
 def _state_bytes(model, opt, only=None):
     """Bytes of parameters + gradients + optimizer state (of modules in ``only`` if given)."""
     mods = [m for n, m in model.named_modules() if only is None or n in only]
-    params = {id(p): p for m in mods for p in m.parameters(recurse=only is None)}
+    params = {id(p): p for m in mods for p in m.parameters()}
     total = 0
     for p in params.values():
         total += p.numel() * p.element_size()
