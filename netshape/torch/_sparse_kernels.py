@@ -16,8 +16,8 @@ CPU (numba)
         \\nabla x^T_{c_k,:} \\mathrel{+}= w_k\\, g^T_{o,:}, \\qquad
         \\nabla w_k = \\langle g^T_{o,:}, x^T_{c_k,:} \\rangle.
 
-    One pass over the links computes both backward products (the row of
-    ``gᵀ`` stays in L1). The outputs are returned as transposed views, so a
+    The backward products are two passes over the links, each a branch-free
+    loop that LLVM vectorises over the batch. The outputs are returned as transposed views, so a
     chain of sparse layers (with element-wise activations in between, which
     keep strides) never copies activations. Single-threaded (``parallel=False``):
     the input-gradient scatter has write conflicts between rows, and the
@@ -44,50 +44,68 @@ _ENV_NO_NUMBA = "NETSHAPE_SPARSE_NO_NUMBA"
 
 @functools.cache
 def _numba_kernels():
-    """Compile (or load from cache) the numba kernels; None when numba is missing."""
+    """Compile (or load from cache) the numba kernels; None when numba is missing.
+
+    Returns ``{np.float32: (fwd, bwd), np.float64: (fwd, bwd)}``: one
+    specialisation per dtype, so the dot products accumulate in the input's
+    own precision (a float64 accumulator would halve the SIMD width).
+    """
     try:
         import numba as nb
     except ImportError:
         return None
-    sigs_f = []
-    sigs_b = []
-    for f in (nb.float32, nb.float64):
-        idx, vec, mat = nb.int64[::1], f[::1], f[:, ::1]
-        sigs_f.append(nb.void(idx, idx, vec, mat, mat))
-        sigs_b.append(nb.void(idx, idx, vec, mat, mat, mat, vec, nb.boolean, nb.boolean))
+    import numpy as np
+
     jit = functools.partial(nb.njit, cache=True, fastmath=True, nogil=True, boundscheck=False)
+    out = {}
+    for np_t, nb_t in ((np.float32, nb.float32), (np.float64, nb.float64)):
+        idx, vec, mat = nb.int64[::1], nb_t[::1], nb_t[:, ::1]
+        zero = np_t(0)
+        out[np_t] = (
+            jit(nb.void(idx, idx, vec, mat, mat))(_fwd_py),
+            jit(nb.void(idx, idx, vec, mat, mat, mat, vec, nb.boolean, nb.boolean, nb_t))(
+                _bwd_py),
+            zero,
+        )
+    return out
 
-    @jit(sigs_f)
-    def fwd(rowptr, col, val, xt, yt):  # pragma: no cover - compiled
-        batch = xt.shape[1]
-        for o in range(rowptr.shape[0] - 1):
-            out = yt[o]
-            for k in range(rowptr[o], rowptr[o + 1]):
-                v = val[k]
-                src = xt[col[k]]
-                for b in range(batch):
-                    out[b] += v * src[b]
 
-    @jit(sigs_b)
-    def bwd(rowptr, col, val, xt, gt, dxt, dval, want_x, want_v):  # pragma: no cover
-        batch = xt.shape[1]
+def _fwd_py(rowptr, col, val, xt, yt):  # pragma: no cover - compiled by numba
+    batch = xt.shape[1]
+    for o in range(rowptr.shape[0] - 1):
+        for k in range(rowptr[o], rowptr[o + 1]):
+            v = val[k]
+            c = col[k]
+            for b in range(batch):
+                yt[o, b] += v * xt[c, b]
+
+
+def _bwd_py(rowptr, col, val, xt, gt, dxt, dval, want_x, want_v, zero):  # pragma: no cover
+    batch = xt.shape[1]
+    if want_v:
         for o in range(rowptr.shape[0] - 1):
-            g = gt[o]
             for k in range(rowptr[o], rowptr[o + 1]):
                 c = col[k]
-                if want_v:
-                    src = xt[c]
-                    s = 0.0
-                    for b in range(batch):
-                        s += g[b] * src[b]
-                    dval[k] = s
-                if want_x:
-                    v = val[k]
-                    dst = dxt[c]
-                    for b in range(batch):
-                        dst[b] += v * g[b]
+                s = zero
+                for b in range(batch):
+                    s += gt[o, b] * xt[c, b]
+                dval[k] = s
+    if want_x:
+        for o in range(rowptr.shape[0] - 1):
+            for k in range(rowptr[o], rowptr[o + 1]):
+                v = val[k]
+                c = col[k]
+                for b in range(batch):
+                    dxt[c, b] += v * gt[o, b]
 
-    return fwd, bwd
+
+def _np_dtypes() -> dict:
+    import numpy as np
+
+    return {torch.float32: np.float32, torch.float64: np.float64}
+
+
+_NP = _np_dtypes()
 
 
 def has_numba() -> bool:
@@ -107,7 +125,8 @@ def forward(x2: torch.Tensor, val: torch.Tensor, rowptr: torch.Tensor, col: torc
     if use_numba(x2):
         xt = x2.t().contiguous()  # no copy when x2 is itself a transposed view
         yt = torch.zeros(n_out, x2.shape[0], dtype=x2.dtype)
-        _numba_kernels()[0](rowptr.numpy(), col.numpy(), val.numpy(), xt.numpy(), yt.numpy())
+        fwd = _numba_kernels()[_NP[x2.dtype]][0]
+        fwd(rowptr.numpy(), col.numpy(), val.numpy(), xt.numpy(), yt.numpy())
         return yt.t()
     prod = x2.index_select(1, col) * val
     return torch.zeros(x2.shape[0], n_out, dtype=x2.dtype, device=x2.device).index_add_(
@@ -124,8 +143,9 @@ def backward(x2: torch.Tensor, g2: torch.Tensor, val: torch.Tensor, rowptr: torc
         gt = g2.t().contiguous()
         dxt = torch.zeros(n_in if want_x else 0, x2.shape[0], dtype=x2.dtype)
         dval = torch.empty(val.shape[0] if want_v else 0, dtype=x2.dtype)
-        _numba_kernels()[1](rowptr.numpy(), col.numpy(), val.numpy(), xt.numpy(), gt.numpy(),
-                            dxt.numpy(), dval.numpy(), want_x, want_v)
+        _, bwd, zero = _numba_kernels()[_NP[x2.dtype]]
+        bwd(rowptr.numpy(), col.numpy(), val.numpy(), xt.numpy(), gt.numpy(), dxt.numpy(),
+            dval.numpy(), want_x, want_v, zero)
         return (dxt.t() if want_x else None), (dval if want_v else None)
     gr = g2.index_select(1, row)
     dval = (gr * x2.index_select(1, col)).sum(0) if want_v else None

@@ -12,18 +12,23 @@ values and optimizer state instead of writing into a dense weight.
 ``auto`` rule (per layer, re-evaluated after every topology update, so a
 decaying schedule switches a layer to sparse once it crosses the threshold):
 
-    sparse  iff  device is CPU, dtype is supported, the layer is a plain
-    ``nn.Linear``, ``out × in ≥ AUTO_MIN_SIZE`` and
-    ``density ≤ AUTO_MAX_DENSITY``;
+    sparse  iff  the device is CPU, the dtype is supported, the layer is a
+    plain ``nn.Linear``, ``out × in ≥ AUTO_MIN_SIZE`` and
+    ``density ≤ AUTO_MAX_DENSITY / torch.get_num_threads()``;
 
 otherwise masked, with the reason in ``dst.stats()[layer]["execution_reason"]``.
-The thresholds come from ``benchmarks/sparse_execution.py``: below
-:data:`AUTO_MAX_DENSITY` the sparse training step of the paper's MLP is
-faster than the masked one at every benchmarked batch size and thread
-count; layers under :data:`AUTO_MIN_SIZE` weights are too small for either
-mode to matter and stay masked. CUDA layers stay masked under ``auto``
-(cuBLAS dense products beat gather/scatter at the densities DST uses);
-``execution="sparse"`` runs them with the torch gather/scatter kernels.
+Where the numbers come from (``benchmarks/sparse_execution.py`` and its kernel
+timings): per multiply-add the single-threaded sparse kernels cost about
+three times a dense GEMM on one thread (forward about 0.3x of the GEMM's
+time at 10 % density, the two backward products about 0.7x of two GEMMs), so
+the break-even density of forward + backward is near 15-30 % on one
+thread; dense GEMMs scale with threads and the sparse kernels do not, hence
+the division by the thread count, and the 10 % base leaves margin for the
+per-update re-indexing. Layers under :data:`AUTO_MIN_SIZE` weights are too
+small for either mode to matter and stay masked. CUDA layers stay masked
+under ``auto`` (cuBLAS dense products beat gather/scatter at the densities
+DST uses); ``execution="sparse"`` runs them with the torch gather/scatter
+kernels.
 """
 
 from __future__ import annotations
@@ -40,8 +45,9 @@ __all__ = ["AUTO_MAX_DENSITY", "AUTO_MIN_SIZE", "EXECUTIONS", "SparseSlot", "exp
 
 #: accepted values of ``sparsify(execution=...)``
 EXECUTIONS = ("auto", "masked", "sparse")
-#: ``auto`` runs a layer sparse at or below this density (see the module docstring)
-AUTO_MAX_DENSITY = 0.05
+#: ``auto`` runs a layer sparse at or below this density divided by the torch thread
+#: count (see the module docstring)
+AUTO_MAX_DENSITY = 0.1
 #: ``auto`` keeps layers with fewer weights than this masked
 AUTO_MIN_SIZE = 2**16
 
@@ -184,9 +190,10 @@ def choose(execution: str, slot, density: float, dtype, device,
         return "masked", "auto: CUDA layers run masked (dense products are faster there)"
     if slot.n_in * slot.n_out < AUTO_MIN_SIZE:
         return "masked", f"auto: fewer than {AUTO_MIN_SIZE} weights"
-    if density > AUTO_MAX_DENSITY:
-        return "masked", f"auto: density {density:.4g} > {AUTO_MAX_DENSITY}"
-    return "sparse", f"auto: density {density:.4g} <= {AUTO_MAX_DENSITY}"
+    limit = AUTO_MAX_DENSITY / max(1, torch.get_num_threads())
+    if density > limit:
+        return "masked", f"auto: density {density:.4g} > {limit:.4g}"
+    return "sparse", f"auto: density {density:.4g} <= {limit:.4g}"
 
 
 def _swap_param(optimizer, old: nn.Parameter, new: nn.Parameter, convert) -> None:
