@@ -2,7 +2,7 @@
 
 >>> from netshape.torch import sparsify, PRESETS
 >>> sorted(PRESETS)
-['cht', 'chts', 'chtss', 'dense', 'gmp', 'granet', 'mest', 'rigl', 'set']
+['cht', 'chts', 'chts_ri', 'chtss', 'chtss_ri', 'dense', 'gmp', 'granet', 'mest', 'rigl', 'set']
 
 Orientation: a mask is shaped like the weight, ``(out, in)`` for
 ``nn.Linear``: the transpose of netshape's ``(n_in, n_out)`` biadjacency.

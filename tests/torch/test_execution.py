@@ -239,3 +239,29 @@ def test_auto_threshold_divides_by_threads():
 
     assert mode(1)[0] == "sparse"
     assert mode(2) == ("masked", f"auto: density {0.075:.4g} > {0.05:.4g}")
+
+
+@pytest.mark.gpu
+def test_cuda_sparse_training_matches_masked():
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    results = {}
+    for execution in ("masked", "sparse"):
+        model = _mlp().cuda()
+        opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        dst = sparsify(model, opt, method="set", density=0.2, total_steps=30, update_every=10,
+                       rng=7, execution=execution)
+        losses = []
+        for i in range(30):
+            x, y = _batch(i)
+            opt.zero_grad()
+            loss = nn.functional.cross_entropy(model(x.cuda()), y.cuda())
+            loss.backward()
+            opt.step()
+            dst.step()
+            losses.append(float(loss.detach()))
+        results[execution] = (losses, {n: m.cpu() for n, m in dst.masks.items()})
+        assert all(s["execution"] == execution for s in dst.stats().values())
+    (lm, mm), (ls, ms) = results["masked"], results["sparse"]
+    assert all(torch.equal(mm[n], ms[n]) for n in mm)
+    assert all(abs(a - b) <= 1e-4 * abs(a) for a, b in zip(lm, ls, strict=True))
