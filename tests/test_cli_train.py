@@ -51,6 +51,21 @@ def test_compare_prints_one_table(tmp_path, capsys):
     assert capsys.readouterr().out.splitlines()[2].split()[0] == "fc"
 
 
+@pytest.mark.parametrize("method", ["chts", "rigl"])
+def test_sparse_execution_trains(tmp_path, capsys, method):
+    out = tmp_path / "s"
+    argv = ["train", "--method", method, "--hidden", "24,16", "--density", "0.3",
+            "--steps-per-epoch", "4", "-q", "--execution", "sparse"]
+    assert main([*argv, "--epochs", "1", "-o", str(out)]) == 0
+    ck = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert {"0.values", "0.indices", "0.sparse_shape"} <= set(ck["model"])
+    assert ck["model"]["0.values"].numel() == int(ck["masks"]["0"].sum())
+    assert json.loads((out / "config.json").read_text())["execution"] == "sparse"
+    capsys.readouterr()
+    assert main(["train", "--resume", str(out)]) == 0  # a finished sparse run reloads
+    assert "after 1 epoch" in capsys.readouterr().out
+
+
 def test_resume_continues_a_run(tmp_path, capsys):
     out = tmp_path / "r"
     assert main(["train", "--method", "fc", *QUICK, "-o", str(out)]) == 0
@@ -75,6 +90,7 @@ def test_resume_continues_a_run(tmp_path, capsys):
     (["--update-every", "0"], "update_every=0"),
     (["--update-every", "-5"], "update_every=-5"),
     (["--update-every", "1800"], "update_every=1800 leaves no topology update"),
+    (["--execution", "fast"], "execution='fast' is not allowed"),
 ])
 def test_bad_input_exits_2_before_training(tmp_path, capsys, argv, message):
     out = tmp_path / "r"

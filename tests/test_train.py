@@ -280,6 +280,24 @@ def test_fan_in_rescaling_of_initial_weights():
         assert torch.all(after.abs() <= bound + 1e-6)
 
 
+def test_fan_in_rescaling_in_sparse_execution():
+    from netshape.torch import get_original, sparsify
+    from netshape.train._loop import _rescale_to_fan_in
+
+    weights = {}
+    for execution in ("masked", "sparse"):
+        model = build_mlp(30, [20, 10], 3, seed=0)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        dst = sparsify(model, opt, method="set", density=0.2, total_steps=10, update_every=5,
+                       rng=0, execution=execution)
+        _rescale_to_fan_in(model, dst)
+        weights[execution] = {
+            k: (model.get_submodule(k).dense_weight() if execution == "sparse"
+                else get_original(model.get_submodule(k)).detach()) for k in dst.masks}
+    for k, w in weights["masked"].items():
+        torch.testing.assert_close(weights["sparse"][k], w, rtol=0, atol=0)
+
+
 def test_init_scale_choice(tmp_path):
     a = train(tiny("set", epochs=1, init_scale="dense"), tmp_path / "a", progress=False)
     b = train(tiny("set", epochs=1), tmp_path / "b", progress=False)

@@ -12,7 +12,7 @@ from ._common import add_rng
 #: flags that define a run; with --resume they come from RUN_DIR/config.json instead
 _RUN_FLAGS = ("dataset", "method", "compare", "density", "epochs", "hidden", "batch_size", "lr",
               "lr_end", "zeta", "data_dir", "steps_per_epoch", "update_every", "snapshot_every",
-              "set", "init_scale")
+              "set", "init_scale", "execution")
 
 _EPILOG = """\
 examples:
@@ -55,6 +55,10 @@ def register(subparsers) -> None:
     p.add_argument("--init-scale", default=None, choices=("fan_in", "dense"),
                    help="initial weights of sparse layers: fan_in (default) draws each neuron's "
                         "weights with the bound 1/sqrt(its links); dense keeps nn.Linear's")
+    p.add_argument("--execution", default=None, metavar="{auto,masked,sparse}",
+                   help="how sparse layers run: masked (dense weight x mask), sparse (only the "
+                        "links: time and memory grow with them) or auto (default: sparse for "
+                        "large layers at low density)")
     p.add_argument("--steps-per-epoch", type=int, default=None,
                    help="cap the batches per epoch (quick trials)")
     p.add_argument("--update-every", type=int, default=None, metavar="STEPS",
@@ -120,7 +124,7 @@ def _config(args):
     from ..train import TrainConfig
 
     keys = ("dataset", "density", "epochs", "batch_size", "lr", "lr_end", "zeta", "data_dir",
-            "steps_per_epoch", "update_every", "snapshot_every", "init_scale")
+            "steps_per_epoch", "update_every", "snapshot_every", "init_scale", "execution")
     given = {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
     if args.hidden is not None:
         given["hidden"] = parse_hidden(args.hidden)

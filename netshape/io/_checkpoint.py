@@ -17,7 +17,10 @@ read as it is. Mask conventions recognised, in this order (``X`` is the layer's 
    the file): its ``FakeSparsity`` parametrizations do not put masks in the
    model's state dict. Its ``state`` is a ``defaultdict``, which the safe
    loader refuses: save ``dict(sd["state"])``.
-4. Otherwise ``X.weight != 0`` for every 2-D ``weight``, with a warning: DST
+4. ``X.indices`` with ``X.sparse_shape`` — a layer run by
+   ``netshape.torch`` in sparse execution (sorted flat positions
+   ``out_index * in + in_index`` of its links, ``[out, in]``).
+5. Otherwise ``X.weight != 0`` for every 2-D ``weight``, with a warning: DST
    methods grow new links at weight 0, so a freshly grown link is missed.
 
 Masks are shaped like ``nn.Linear.weight``, ``(out, in)``; the returned
@@ -51,6 +54,7 @@ __all__ = ["CheckpointError", "read_checkpoint"]
 _NESTED = ("state_dict", "model_state_dict", "model", "module", "net", "network", "weights")
 _PARAM_MASK = re.compile(
     r"^(?:(?P<layer>.+)\.)?parametrizations\.(?P<param>(?:in_proj_|[qkv]_proj_)?weight)\.\d+\.mask$")
+_SPARSE_INDEX = re.compile(r"^(?:(?P<layer>.+)\.)?indices$")
 _PRUNE_MASK = re.compile(r"^(?:(?P<layer>.+)\.)?(?P<param>(?:in_proj_|[qkv]_proj_)?weight)_mask$")
 _WEIGHT = re.compile(
     r"^(?:(?P<layer>.+)\.)?(weight|weight_orig|parametrizations\.weight\.original)$")
@@ -151,6 +155,8 @@ def _state_dict(obj: Any, path: Path) -> dict[str, Any]:
 
 
 def _as_topology(mask: Any) -> sp.csr_array:
+    if sp.issparse(mask):
+        return canonical_csr(mask)
     m = np.asarray(to_numpy(mask))
     return canonical_csr(sp.csr_array(m.T != 0))
 
@@ -162,6 +168,12 @@ def _join(layer: str, leaf: str) -> str:
 def _masks(flat: dict[str, Any], path: Path) -> OrderedDict[str, sp.csr_array]:
     found: OrderedDict[str, list] = OrderedDict()
     for key, value in flat.items():
+        s = _SPARSE_INDEX.match(key)
+        if s and np.ndim(value) == 1 and _join(s.group("layer") or "", "sparse_shape") in flat:
+            layer = s.group("layer") or "layer"
+            found.setdefault(layer, []).append(_sparse_topology(
+                value, flat[_join(s.group("layer") or "", "sparse_shape")], key, path))
+            continue
         m = _PARAM_MASK.match(key) or _PRUNE_MASK.match(key)
         if not (m and np.ndim(value) == 2):
             continue
@@ -190,6 +202,22 @@ def _masks(flat: dict[str, Any], path: Path) -> OrderedDict[str, sp.csr_array]:
             A = canonical_csr(A.multiply(B))
         out[layer] = A
     return out
+
+
+def _sparse_topology(indices: Any, shape: Any, key: str, path: Path) -> sp.csr_array:
+    """Biadjacency ``(n_in, n_out)`` of a sparse-execution layer's flat link positions."""
+    idx = np.asarray(to_numpy(indices)).astype(np.int64, copy=False).reshape(-1)
+    dims = np.asarray(to_numpy(shape)).reshape(-1)
+    if dims.size != 2 or (dims < 1).any():
+        raise CheckpointError(f"{str(path)!r}: {key[:-len('indices')]}sparse_shape is "
+                              f"{dims.tolist()}; expected [out, in] with positive entries")
+    n_out, n_in = (int(d) for d in dims)
+    if idx.size and (idx.min() < 0 or idx.max() >= n_out * n_in):
+        raise CheckpointError(f"{str(path)!r}: {key} has positions outside the "
+                              f"{n_out}x{n_in} layer")
+    A = sp.csr_array((np.ones(idx.size, dtype=bool), (idx % n_in, idx // n_in)),
+                     shape=(n_in, n_out))
+    return canonical_csr(A)
 
 
 def _sparsifier_masks(obj: Any, depth: int = 0) -> OrderedDict[str, sp.csr_array]:

@@ -14,6 +14,7 @@ require("torch")  # an ImportError that names the extra: pip install 'netshape[t
 
 from .dataflow import trace_pairs  # noqa: E402
 from .engine import STAT_KEYS, DynamicSparseTrainer  # noqa: E402
+from .execution import EXECUTIONS, export_dense  # noqa: E402
 from .export import load_sparse, save_sparse  # noqa: E402
 from .groups import Slot, find_slots, percolation_pairs  # noqa: E402
 from .masking import (  # noqa: E402
@@ -28,16 +29,20 @@ from .masking import (  # noqa: E402
 )
 from .methods import COMPONENTS, METHODS, PRESETS, preset_table, resolve_method  # noqa: E402
 from .setup import sparsify  # noqa: E402
+from .sparse_linear import SparseLinear, sparse_linear  # noqa: E402
 
 __all__ = [
     "COMPONENTS",
+    "EXECUTIONS",
     "METHODS",
     "PRESETS",
     "STAT_KEYS",
     "DynamicSparseTrainer",
     "Mask",
     "Slot",
+    "SparseLinear",
     "apply_mask",
+    "export_dense",
     "find_slots",
     "get_mask",
     "get_original",
@@ -49,6 +54,7 @@ __all__ = [
     "reset_optimizer_state",
     "resolve_method",
     "save_sparse",
+    "sparse_linear",
     "sparsify",
     "to_biadjacency",
     "trace_pairs",

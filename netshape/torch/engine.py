@@ -75,6 +75,34 @@ class _Layer:
             g = self.param.grad
         return None if g is None else g[self.rows]
 
+    #: "masked" or "sparse" (see :mod:`netshape.torch.execution`)
+    execution = "masked"
+    execution_reason = "execution='masked'"
+
+    def links(self) -> int:
+        return int(self.mask.sum())
+
+    def enforce_mask(self) -> None:
+        """Zero the weights off the mask."""
+        self.weight.mul_(self.float_mask())
+
+    def restore_mask(self, mask: torch.Tensor) -> None:
+        self.mask.copy_(mask)
+        self.weight.mul_(self.mask.to(self.weight.dtype))
+
+    def rewire(self, optimizer, rem, reg, new: torch.Tensor, historical: bool) -> None:
+        """Write the new mask: removed weights 0, regrown ones new (historical or 0), state 0."""
+        W = self.weight.view(-1)  # a slot's rows are contiguous: a view, writes go through
+        if historical:
+            if self.hist is None:
+                self.hist = torch.zeros_like(self.weight)
+            self.hist.view(-1)[rem] = W[rem]
+        self.mask.copy_(new)
+        W[rem] = 0
+        # under "restart", a link removed and regrown in one update restarts too
+        W[reg] = self.hist.view(-1)[reg] if self.hist is not None else 0
+        reset_optimizer_state(optimizer, self.param, torch.cat([rem, reg]) + self.offset)
+
 
 class DynamicSparseTrainer(PersistenceMixin):
     """Runs dynamic sparse training on a model; build it with :func:`sparsify`
@@ -106,7 +134,8 @@ class DynamicSparseTrainer(PersistenceMixin):
         self._itop = ITOPTracker()
 
     @torch.no_grad()
-    def prepare(self, calibration: dict[str, torch.Tensor] | None = None) -> None:
+    def prepare(self, calibration: dict[str, torch.Tensor] | None = None,
+                execution: str = "masked") -> None:
         """Draw the initial masks, mask the model's weights and start tracking them.
 
         The second half of construction (as ``prepare()`` in
@@ -116,6 +145,7 @@ class DynamicSparseTrainer(PersistenceMixin):
         its own seed drawn from the trainer's ``rng``; slots that share a
         parameter (row blocks of a packed weight) share one parametrization.
         Under ``torch.distributed`` rank 0's masks and random stream are broadcast.
+        ``execution`` picks how each layer runs (:mod:`netshape.torch.execution`).
         """
         calibration = calibration or {}
         slots, d0 = self._slots, self.density_at(0)
@@ -144,6 +174,10 @@ class DynamicSparseTrainer(PersistenceMixin):
                 lay.weight.mul_(lay.mask.to(lay.weight.dtype))
         for lay in self._layers.values():
             lay.stats["target_links"] = int(lay.mask.sum())
+        from . import execution as _execution
+
+        _execution.clear_masked_state(self)
+        _execution.configure(self, execution)
         self._track_itop()
         self._arm_capture()
 
@@ -188,6 +222,11 @@ class DynamicSparseTrainer(PersistenceMixin):
         if step % self.update_every:
             return False
         return not self.stopped and step <= self.config["update_until"] * self.total_steps
+
+    def _remask_needed(self) -> bool:
+        from .execution import remask_needed
+
+        return remask_needed(self)
 
     def _needs_grad(self) -> bool:
         c = self.config
@@ -245,14 +284,16 @@ class DynamicSparseTrainer(PersistenceMixin):
         overlap (|removed ∩ regrown| / |regrown|), itop (union of masks / size),
         anp (fraction of the layer's neurons with a link), shortfall (regrown
         links filled uniformly for lack of positive scores), seconds (total in
-        topology updates), updates."""
+        topology updates), updates; and execution (``"masked"`` or ``"sparse"``)
+        with execution_reason (why, see :mod:`netshape.torch.execution`)."""
         out = {}
         rates = self._itop.rates if self._layers else {}
         for n, lay in self._layers.items():
             s = dict(lay.stats)
-            s["links"] = int(lay.mask.sum())
-            s["density"] = s["links"] / lay.mask.numel()
+            s["links"] = lay.links()
+            s["density"] = s["links"] / (lay.slot.n_in * lay.slot.n_out)
             s["itop"] = rates[n]
+            s["execution"], s["execution_reason"] = lay.execution, lay.execution_reason
             out[n] = s
         return out
 
@@ -260,11 +301,15 @@ class DynamicSparseTrainer(PersistenceMixin):
     def step(self) -> bool:
         """Call after ``optimizer.step()``; returns True when the topology changed."""
         self.step_count += 1
-        for lay in self._layers.values():
-            lay.weight.mul_(lay.float_mask())
+        if self._remask_needed():
+            for lay in self._layers.values():
+                lay.enforce_mask()
         changed = False
         if self._is_update(self.step_count):
             changed = self._update()
+            from .execution import reselect
+
+            reselect(self)  # "auto": a decaying density may cross the threshold
         self._arm_capture()
         return changed
 
@@ -418,15 +463,6 @@ class DynamicSparseTrainer(PersistenceMixin):
             # difference between the old and the new mask changes (pruned is inside new)
             rem = torch.nonzero((old & ~new).reshape(-1)).reshape(-1)
             reg = torch.nonzero((new & ~old).reshape(-1)).reshape(-1)
-        W = lay.weight.view(-1)  # a slot's rows are contiguous: a view, writes go through
-        if self.config["new_weights"] == "historical":
-            if lay.hist is None:
-                lay.hist = torch.zeros_like(lay.weight)
-            lay.hist.view(-1)[rem] = W[rem]
-        lay.mask.copy_(new)
-        W[rem] = 0
-        # under "restart", a link removed and regrown in one update restarts too
-        W[reg] = lay.hist.view(-1)[reg] if lay.hist is not None else 0
-        reset_optimizer_state(self.optimizer, lay.param, torch.cat([rem, reg]) + lay.offset)
+        lay.rewire(self.optimizer, rem, reg, new, self.config["new_weights"] == "historical")
         lay.stats["anp"] = lay._anp()
         return bool(rem.numel() or reg.numel())

@@ -29,6 +29,7 @@ class PersistenceMixin:
             "hist": {n: lay.hist.clone() for n, lay in self._layers.items()
                      if lay.hist is not None},
             "stats": {n: dict(lay.stats) for n, lay in self._layers.items()},
+            "execution": {n: lay.execution for n, lay in self._layers.items()},
         }
 
     @torch.no_grad()
@@ -47,12 +48,22 @@ class PersistenceMixin:
         self._itop.load_state_dict(sd["itop"])
         self._rng.bit_generator.state = sd["rng"]
         for n, lay in self._layers.items():
-            lay.mask.copy_(sd["masks"][n])
-            lay.weight.mul_(lay.mask.to(lay.weight.dtype))
+            lay.restore_mask(sd["masks"][n])
             h = sd["hist"].get(n)
             lay.hist = None if h is None else h.clone().to(lay.weight.device)
             lay.stats = dict(sd["stats"][n])
         self._arm_capture()
+
+    def prepare_resume(self, sd: dict[str, Any]) -> None:
+        """Put each layer in the execution mode recorded in ``sd`` (call before
+        ``model.load_state_dict``: under ``execution="auto"`` a layer may have
+        switched modes since ``sparsify``, and the model's keys follow the mode)."""
+        from .execution import to_masked, to_sparse
+
+        for n, mode in sd.get("execution", {}).items():
+            lay = self._layers.get(n)
+            if lay is not None and lay.execution != mode:
+                (to_sparse if mode == "sparse" else to_masked)(self, n)
 
     def save(self, path) -> None:
         """Write :meth:`state_dict` to ``path`` atomically (``torch.save``, temp + rename)."""

@@ -67,6 +67,7 @@ def sparsify(model: nn.Module, optimizer: torch.optim.Optimizer, method: str = "
              density: float = 0.01, total_steps: int | None = None, update_every: int = 100,
              rng=None, include=None, exclude=None, calibration=None, snapshot_dir=None,
              snapshot_every=None, pairs=None, example_inputs=None, packed=None,
+             execution: str = "auto",
              **overrides) -> DynamicSparseTrainer:
     """Make ``model`` sparse in place and return the engine that evolves its topology.
 
@@ -109,6 +110,13 @@ def sparsify(model: nn.Module, optimizer: torch.optim.Optimizer, method: str = "
         (see :mod:`netshape.torch.linear_like`). Hugging Face ``Conv1D`` layers
         (GPT-2) become :class:`~netshape.torch.linear_like.Conv1DLinear` and
         GPT-2's ``c_attn`` is split into ``q, k, v`` without being declared.
+    execution : {"auto", "masked", "sparse"}
+        How sparsified layers run (:mod:`netshape.torch.execution`): ``masked``
+        (dense weight times mask), ``sparse`` (an ``nn.Linear`` becomes a
+        :class:`~netshape.torch.sparse_linear.SparseLinear` that stores only
+        its links, with optimizer state of size ``nnz``; raises for a layer it
+        cannot run) or ``auto`` (per layer by density and size; masked where
+        sparse cannot run, see ``dst.stats()[layer]["execution_reason"]``).
     **overrides
         Any component option of the preset (``init``, ``r``, ``removal``, ``alpha``,
         ``delta``, ``zeta``, ``regrowth``, ``T``, ``schedule``, ``initial_density``, ...).
@@ -150,6 +158,9 @@ def sparsify(model: nn.Module, optimizer: torch.optim.Optimizer, method: str = "
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError("optimizer must be a torch.optim.Optimizer, got "
                         f"{type(optimizer).__name__}")
+    from . import execution as _execution
+
+    _execution.check([], execution)
     if cfg["method"] == "dense":
         return DynamicSparseTrainer(model, optimizer, cfg, density=1.0, total_steps=total_steps,
                                     update_every=update_every, rng=rng, slots=[])
@@ -161,6 +172,7 @@ def sparsify(model: nn.Module, optimizer: torch.optim.Optimizer, method: str = "
 
     linearize_conv1d(model, optimizer)
     slots = find_slots(model, include, exclude, packed)
+    _execution.check(slots, execution, cfg["schedule"] != "constant")
     owned = {id(p) for g in optimizer.param_groups for p in g["params"]}
     for s in slots:
         if is_masked(s.module, s.param):
@@ -195,7 +207,7 @@ def sparsify(model: nn.Module, optimizer: torch.optim.Optimizer, method: str = "
         calib = _calibration_inputs(model, slots, calibration)
     else:
         calib = {}
-    dst.prepare(calib)  # the engine builds its layers: masks, parametrizations, state
+    dst.prepare(calib, execution=execution)  # the engine builds masks, parametrizations, state
     from .export import guard_save_pretrained
 
     guard_save_pretrained(model, dst)

@@ -44,6 +44,10 @@ class TrainConfig:
     the bound :math:`1/\sqrt{n_{in}}` of the dense layer) a 1 %-dense layer
     shrinks the signal about tenfold per layer and a 3-hidden-layer MLP starts
     with near-constant outputs and vanishing gradients.
+
+    ``execution`` (``"auto"``, ``"masked"`` or ``"sparse"``) is passed to
+    :func:`netshape.torch.sparsify`: sparse layers store only their links
+    and train in time proportional to them (:mod:`netshape.torch.execution`).
     """
 
     dataset: str = "digits"
@@ -63,6 +67,7 @@ class TrainConfig:
     update_every: int | None = None
     snapshot_every: int | None = None
     init_scale: str = "fan_in"
+    execution: str = "auto"
     overrides: dict = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -112,6 +117,7 @@ def resolve(config: TrainConfig) -> TrainConfig:
     if c.snapshot_every is not None and c.snapshot_every != 0:
         c.snapshot_every = check_positive_int(c.snapshot_every, "snapshot_every")
     check_choice(c.init_scale, "init_scale", ("fan_in", "dense"))
+    check_choice(c.execution, "execution", ("auto", "masked", "sparse"))
     return c
 
 

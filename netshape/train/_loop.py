@@ -169,6 +169,8 @@ def _fit(cfg: TrainConfig, run: Path, data: _Data, ckpt: dict | None, progress: 
         _rescale_to_fan_in(model, dst)
     start_epoch, rows = 0, []
     if ckpt is not None:
+        if dst is not None:  # execution="auto" may have switched layers since sparsify
+            dst.prepare_resume(ckpt["dst"])
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         if dst is not None:
@@ -256,18 +258,24 @@ def _sparsify(cfg, model, opt, data, run, total, spe):
                     update_every=cfg.update_every or spe, rng=cfg.rng,
                     calibration=data.X[:_CALIBRATION_ROWS],
                     snapshot_dir=run / rd.SNAPSHOTS if every else None,
-                    snapshot_every=every or None, **kwargs)
+                    snapshot_every=every or None, execution=cfg.execution, **kwargs)
 
 
 def _rescale_to_fan_in(model, dst) -> None:
     """Scale row j of each masked weight by sqrt(n_in / fan_in_j) (see TrainConfig)."""
     from ..torch import get_original
+    from ..torch.sparse_linear import SparseLinear
 
     with torch.no_grad():
         for name, mask in dst.masks.items():
-            w = get_original(model.get_submodule(name))
-            fan_in = mask.sum(dim=1, keepdim=True).clamp(min=1).to(w.dtype)
-            w.mul_(torch.sqrt(mask.shape[1] / fan_in))
+            mod = model.get_submodule(name)
+            fan_in = mask.sum(dim=1, keepdim=True).clamp(min=1)
+            scale = torch.sqrt(mask.shape[1] / fan_in)
+            if isinstance(mod, SparseLinear):  # values in CSR order: row r_k scales link k
+                mod.values.mul_(scale.view(-1)[mod.structure().row].to(mod.values.dtype))
+            else:
+                w = get_original(mod)
+                w.mul_(scale.to(w.dtype))
 
 
 def _checkpoint(model, opt, dst, epoch: int, step: int, rows: list[dict]) -> dict:

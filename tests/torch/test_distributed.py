@@ -19,6 +19,8 @@ def _worker(rank: int, world: int, store: str, out: str, here: str) -> None:
     try:
         results = {m: _run(rank, world, m) for m in ("chts", "rigl")}
         results["chts_shard"] = _run(rank, world, "chts", shard=True)
+        for m in ("chts", "rigl"):  # sparse execution: values re-indexed in place on every rank
+            results[f"{m}_sparse"] = _run(rank, world, m, execution="sparse")
         if rank == 0:
             torch.save(results, out)
     finally:
@@ -61,7 +63,8 @@ def _run(rank: int, world: int, method: str, **extra) -> dict:
             agree.append(same_everywhere())
     weights_zero = all(bool((lay.weight[~lay.mask] == 0).all())
                        for lay in dst._layers.values())
-    return {"agree": agree, "updates": dst.update_count, "zero": weights_zero,
+    sparse = all(s["execution"] == "sparse" for s in dst.stats().values())
+    return {"agree": agree, "updates": dst.update_count, "zero": weights_zero, "sparse": sparse,
             "masks": {n: m.clone() for n, m in dst.masks.items()}}
 
 
@@ -78,6 +81,11 @@ def test_two_gloo_ranks_agree(tmp_path):
     assert res["chts_shard"]["updates"] == 4
     for n, m in res["chts"]["masks"].items():
         assert torch.equal(m, res["chts_shard"]["masks"][n])
+    for m in ("chts", "rigl"):
+        assert res[f"{m}_sparse"]["sparse"] and not res[m]["sparse"]
+        assert res[f"{m}_sparse"]["updates"] == res[m]["updates"]
+        for n, mask in res[m]["masks"].items():
+            assert torch.equal(mask, res[f"{m}_sparse"]["masks"][n])
     for r in res.values():
         assert r["agree"] == [True] * (r["updates"] + 1)
         assert r["zero"]

@@ -1,0 +1,384 @@
+"""Execution modes of sparsified layers: ``masked`` (dense weight × mask) or ``sparse``.
+
+In ``sparse`` mode an ``nn.Linear`` is replaced by a
+:class:`~netshape.torch.sparse_linear.SparseLinear` holding only its links;
+its optimizer entry is replaced by the length-``nnz`` values, with the
+per-element optimizer state gathered (SGD momentum, Adam/AdamW moments).
+The engine drives every topology decision from a bool mask *view* of the
+links, so removal, regrowth, percolation, schedules, ITOP and stats are the
+same in both modes; only :meth:`SparseSlot.rewire` differs: it re-indexes
+values and optimizer state instead of writing into a dense weight.
+
+``auto`` rule (per layer, re-evaluated after every topology update, so a
+decaying schedule switches a layer to sparse once it crosses the threshold):
+
+    sparse  iff  the device is CPU, the dtype is supported, the layer is a
+    plain ``nn.Linear``, ``out × in ≥ AUTO_MIN_SIZE`` and
+    ``density ≤ AUTO_MAX_DENSITY / torch.get_num_threads()``;
+
+otherwise masked, with the reason in ``dst.stats()[layer]["execution_reason"]``.
+Where the numbers come from (``benchmarks/sparse_execution.py`` and its kernel
+timings): per multiply-add the single-threaded sparse kernels cost about
+three times a dense GEMM on one thread (forward about 0.3x of the GEMM's
+time at 10 % density, the two backward products about 0.7x of two GEMMs), so
+the break-even density of forward + backward is near 15-30 % on one
+thread; dense GEMMs scale with threads and the sparse kernels do not, hence
+the division by the thread count, and the 10 % base leaves margin for the
+per-update re-indexing. Layers under :data:`AUTO_MIN_SIZE` weights are too
+small for either mode to matter and stay masked. CUDA layers stay masked
+under ``auto`` (cuBLAS dense products beat gather/scatter at the densities
+DST uses); ``execution="sparse"`` runs them with the torch gather/scatter
+kernels.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from .engine import _Layer
+from .masking import _STATE_KEYS, apply_mask, get_original
+from .sparse_linear import SUPPORTED_DEVICES, SUPPORTED_DTYPES, SparseLinear
+
+__all__ = ["AUTO_MAX_DENSITY", "AUTO_MIN_SIZE", "EXECUTIONS", "SparseSlot", "export_dense"]
+
+#: accepted values of ``sparsify(execution=...)``
+EXECUTIONS = ("auto", "masked", "sparse")
+#: ``auto`` runs a layer sparse at or below this density divided by the torch thread
+#: count (see the module docstring)
+AUTO_MAX_DENSITY = 0.1
+#: ``auto`` keeps layers with fewer weights than this masked
+AUTO_MIN_SIZE = 2**16
+
+
+class SparseSlot(_Layer):
+    """Engine state of a slot run by a :class:`SparseLinear` (same interface as masked)."""
+
+    def __init__(self, slot, module: SparseLinear) -> None:
+        self.module = module
+        self._mask_cache: tuple | None = None
+        super().__init__(slot, module, module.values)
+
+    @property
+    def mask(self) -> torch.Tensor:
+        key = self.module.indices_key()
+        if self._mask_cache is None or self._mask_cache[0] != key:
+            self._mask_cache = (key, self.module.dense_mask())
+        return self._mask_cache[1]
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.module.dense_weight()
+
+    def links(self) -> int:
+        return int(self.module.values.numel())
+
+    def grad(self) -> torch.Tensor | None:
+        if self.module.dense_grad is not None:
+            return self.module.dense_grad
+        g = self.module.values.grad
+        if g is None:
+            return None
+        out = torch.zeros(self.module.out_features * self.module.in_features, dtype=g.dtype,
+                          device=g.device)
+        out[self.module.indices] = g
+        return out.view(self.module.shape)
+
+    def enforce_mask(self) -> None:
+        """Nothing to do: a missing link has no weight to drift."""
+
+    def restore_mask(self, mask: torch.Tensor) -> None:
+        if not torch.equal(mask.to(self.mask.device), self.mask):
+            raise ValueError(f"layer {self.slot.name!r}: the dst state_dict's mask differs from "
+                             "the model's links; load model.state_dict() first")
+
+    @torch.no_grad()
+    def rewire(self, optimizer, rem, reg, new: torch.Tensor, historical: bool) -> None:
+        """Re-index values and optimizer state to the links of ``new`` (see the module doc)."""
+        mod = self.module
+        old_idx, vals = mod.indices, mod.values
+        if historical:
+            if self.hist is None:
+                self.hist = torch.zeros(mod.shape, dtype=vals.dtype, device=vals.device)
+            self.hist.view(-1)[rem] = self.weight.view(-1)[rem]
+        new_idx = torch.nonzero(new.reshape(-1)).reshape(-1).to(old_idx.device)
+        pos = torch.searchsorted(old_idx, new_idx).clamp_(max=max(old_idx.numel() - 1, 0))
+        kept = old_idx[pos] == new_idx if old_idx.numel() else torch.zeros_like(new_idx,
+                                                                               dtype=torch.bool)
+        if reg.numel():
+            kept &= ~torch.isin(new_idx, reg.to(new_idx.device))
+        src, dst = pos[kept], torch.nonzero(kept).reshape(-1)
+
+        def moved(t: torch.Tensor, fill: torch.Tensor | None = None) -> torch.Tensor:
+            out = torch.zeros(new_idx.numel(), dtype=t.dtype, device=t.device)
+            if fill is not None:
+                out.copy_(fill)
+            out[dst] = t[src]
+            return out
+
+        fresh = self.hist.view(-1)[new_idx] if self.hist is not None else None
+        new_vals = moved(vals.data, fresh)
+        state = optimizer.state.get(vals, {})
+        for key in _STATE_KEYS:
+            buf = state.get(key)
+            if isinstance(buf, torch.Tensor) and buf.shape == vals.shape:
+                state[key] = _assign(buf, moved(buf))
+        grad = None if vals.grad is None else moved(vals.grad)
+        if vals.shape == new_vals.shape:
+            vals.copy_(new_vals)
+            if grad is not None:
+                vals.grad.copy_(grad)
+        else:
+            # a new Parameter: autograd caches a leaf's shape while an old graph is alive
+            fresh_param = nn.Parameter(new_vals, requires_grad=vals.requires_grad)
+            fresh_param.grad = grad
+            _swap_param(optimizer, vals, fresh_param, lambda t: t)
+            mod.values = fresh_param
+            self.param = fresh_param
+        mod.set_indices(new_idx)
+
+
+def _assign(cur: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
+    # same size: write in place, so DDP buckets and optimizer references stay valid
+    if cur.shape == new.shape:
+        cur.copy_(new)
+        return cur
+    return new
+
+
+def unsupported_reason(slot, dtype: torch.dtype, device: torch.device) -> str | None:
+    """Why ``slot`` cannot run sparse, or None when it can."""
+    mod = slot.module
+    if slot.rows is not None or slot.param != "weight":
+        return (f"{type(mod).__name__}.{slot.param} is a packed projection; sparse execution "
+                "runs plain nn.Linear layers only")
+    kind = nn.Linear if isinstance(mod, SparseLinear) else (
+        parametrize.type_before_parametrizations(mod))
+    if kind is not nn.Linear:
+        return (f"{kind.__name__} is not a plain nn.Linear (its weight may be read "
+                "directly by its parent)")
+    if parametrize.is_parametrized(mod) and (set(mod.parametrizations) != {"weight"} or len(
+            mod.parametrizations["weight"]) != 1):
+        return "it carries parametrizations other than netshape's mask"
+    if dtype not in SUPPORTED_DTYPES:
+        return f"dtype {dtype} is not one of {[str(d) for d in SUPPORTED_DTYPES]}"
+    if device.type not in SUPPORTED_DEVICES:
+        return f"device {device} is not one of {list(SUPPORTED_DEVICES)}"
+    return None
+
+
+def choose(execution: str, slot, density: float, dtype, device,
+           decaying: bool = False) -> tuple[str, str]:
+    """``(mode, reason)`` for one slot; raises for ``execution='sparse'`` on an unsupported one."""
+    from . import distributed as ddp
+
+    why = unsupported_reason(slot, dtype, device)
+    if why is None and decaying and ddp.is_distributed():
+        why = ("a decaying schedule changes the link count, which DDP's fixed gradient "
+               "buckets cannot follow under torch.distributed")
+    if execution == "masked":
+        return "masked", "execution='masked'"
+    if why is not None:
+        if execution == "sparse":
+            raise ValueError(f"execution='sparse' cannot run layer {slot.name!r}: {why}; "
+                             "use execution='auto' (falls back to masked) or 'masked'")
+        return "masked", why
+    if execution == "sparse":
+        return "sparse", "execution='sparse'"
+    if device.type != "cpu":
+        return "masked", "auto: CUDA layers run masked (dense products are faster there)"
+    if slot.n_in * slot.n_out < AUTO_MIN_SIZE:
+        return "masked", f"auto: fewer than {AUTO_MIN_SIZE} weights"
+    limit = AUTO_MAX_DENSITY / max(1, torch.get_num_threads())
+    if density > limit:
+        return "masked", f"auto: density {density:.4g} > {limit:.4g}"
+    return "sparse", f"auto: density {density:.4g} <= {limit:.4g}"
+
+
+def _swap_param(optimizer, old: nn.Parameter, new: nn.Parameter, convert) -> None:
+    """Put ``new`` where ``old`` was in ``optimizer``; per-element state through ``convert``."""
+    for group in optimizer.param_groups:
+        for i, p in enumerate(group["params"]):
+            if p is old:
+                group["params"][i] = new
+    state = optimizer.state.pop(old, None)
+    if state:
+        optimizer.state[new] = {k: (convert(v) if isinstance(v, torch.Tensor)
+                                    and v.shape == old.shape and k in _STATE_KEYS else v)
+                                for k, v in state.items()}
+
+
+def _set_module(model: nn.Module, name: str, module: nn.Module) -> None:
+    parent, _, leaf = name.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, leaf, module)
+
+
+def to_sparse(dst, name: str) -> None:
+    """Switch layer ``name`` of ``dst`` from masked to sparse execution (weights, state kept)."""
+    lay = dst._layers[name]
+    mod, slot = lay.slot.module, lay.slot
+    mask = lay.mask.clone()
+    original = get_original(mod, "weight")
+    lin = nn.Linear(mod.in_features, mod.out_features, bias=mod.bias is not None,
+                    device="meta")
+    lin.weight = original
+    lin.bias = mod.bias
+    sp = SparseLinear.from_dense(lin, mask)
+    if mod.bias is not None:
+        sp.bias = mod.bias  # the same Parameter: the optimizer keeps it
+    idx = sp.indices
+    _swap_param(dst.optimizer, original, sp.values, lambda t: t.reshape(-1)[idx].clone())
+    sp.to(original.device)
+    _set_module(dst.model, name, sp)
+    slot.module = sp
+    new = SparseSlot(slot, sp)
+    new.hist, new.stats = lay.hist, lay.stats
+    new.execution = "sparse"
+    dst._layers[name] = new
+
+
+def to_masked(dst, name: str) -> None:
+    """Switch layer ``name`` of ``dst`` from sparse back to masked execution."""
+    lay = dst._layers[name]
+    sp, slot = lay.module, lay.slot
+    mask = lay.mask.clone()
+    lin = sp.to_linear()
+    if sp.bias is not None:
+        lin.bias = sp.bias
+    pm = apply_mask(lin, mask)
+    original = get_original(lin, "weight")
+    idx = sp.indices
+
+    def scatter(t: torch.Tensor) -> torch.Tensor:
+        out = torch.zeros(original.numel(), dtype=t.dtype, device=t.device)
+        out[idx] = t
+        return out.view(original.shape)
+
+    _swap_param(dst.optimizer, sp.values, original, scatter)
+    _set_module(dst.model, name, lin)
+    slot.module = lin
+    new = _Layer(slot, pm, original)
+    new.hist, new.stats = lay.hist, lay.stats
+    new.execution = "masked"
+    dst._layers[name] = new
+
+
+def export_dense(model: nn.Module) -> nn.Module:
+    """Replace every :class:`SparseLinear` in ``model`` by a plain ``nn.Linear`` (zeros elsewhere).
+
+    For export or inference with code that expects ``nn.Linear`` weights;
+    masked layers can be baked with :func:`netshape.torch.remove_masks`. The
+    model is changed in place and returned; train no further with the
+    trainer afterwards.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from netshape.torch import sparsify
+    >>> from netshape.torch.execution import export_dense
+    >>> model = torch.nn.Sequential(torch.nn.Linear(20, 30), torch.nn.ReLU(),
+    ...                             torch.nn.Linear(30, 3))
+    >>> opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    >>> dst = sparsify(model, opt, method="set", density=0.1, total_steps=10,
+    ...                update_every=5, rng=0, execution="sparse")
+    >>> type(model[0]).__name__
+    'SparseLinear'
+    >>> model = export_dense(model)
+    >>> type(model[0]).__name__, int((model[0].weight != 0).sum()) <= 60
+    ('Linear', True)
+    """
+    for name, mod in list(model.named_modules()):
+        if isinstance(mod, SparseLinear):
+            _set_module(model, name, mod.to_linear())
+    return model
+
+
+def check(slots, execution: str, decaying: bool = False) -> None:
+    """Raise now (before the model is touched) when ``execution='sparse'`` cannot run a slot."""
+    from .._validation import check_choice
+
+    check_choice(execution, "execution", EXECUTIONS)
+    if execution == "sparse":
+        for s in slots:
+            w = getattr(s.module, s.param)
+            choose(execution, s, 0.0, w.dtype, w.device, decaying)
+
+
+def configure(dst, execution: str) -> None:
+    """Pick each layer's mode (:func:`choose`) and convert the sparse ones."""
+    from .groups import percolation_pairs
+
+    dst._execution = execution
+    if dst._pairs is None and dst._slots:
+        # inferred from the module types now: a SparseLinear is not an nn.Linear
+        dst._pairs = percolation_pairs(dst._slots)
+    reselect(dst, force=True)
+
+
+def reselect(dst, force: bool = False) -> None:
+    """Re-apply the rule to every layer (after an update: densities move under decay).
+
+    Under ``torch.distributed`` only the initial choice is made: swapping a
+    parameter would invalidate the DDP reducer's buckets.
+    """
+    from . import distributed as ddp
+
+    execution = getattr(dst, "_execution", "masked")
+    if not force and (execution != "auto" or ddp.is_distributed()):
+        return
+    for name, lay in list(dst._layers.items()):
+        density = lay.links() / lay.mask.numel()
+        p = lay.param
+        mode, why = choose(execution, lay.slot, density, p.dtype, p.device,
+                           dst.config["schedule"] != "constant")
+        if mode == "sparse" and not isinstance(lay, SparseSlot):
+            to_sparse(dst, name)
+        elif mode == "masked" and isinstance(lay, SparseSlot):
+            to_masked(dst, name)
+        dst._layers[name].execution_reason = why
+
+
+#: optimizers that keep a zero weight with zero gradient and zero state exactly zero
+#: (momentum, L2 and decoupled weight decay, Adam moments all stay 0 there)
+SAFE_OPTIMIZERS = (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW)
+
+
+def remask_needed(dst) -> bool:
+    """True when ``dst.step()`` must re-zero the masked weights of this step.
+
+    The engine keeps masked weights and their optimizer state at zero and the
+    parametrization zeroes their gradient, so an optimizer of
+    :data:`SAFE_OPTIMIZERS` (exact types) cannot move them. Anything else can:
+    another optimizer class, optimizer step hooks, or gradient hooks on the
+    weight; then the weights are re-multiplied by the mask after every step,
+    as a safety net. Set ``dst.always_remask = True`` to force it (e.g. when
+    the training loop writes weights itself).
+    """
+    if getattr(dst, "always_remask", False):
+        return True
+    opt = dst.optimizer
+    if type(opt) not in SAFE_OPTIMIZERS:
+        return True
+    from torch.optim import optimizer as _o
+
+    if (opt._optimizer_step_pre_hooks or opt._optimizer_step_post_hooks
+            or _o._global_optimizer_pre_hooks or _o._global_optimizer_post_hooks):
+        return True
+    for lay in dst._layers.values():
+        p = lay.param
+        if lay.execution == "masked" and (p._backward_hooks or getattr(
+                p, "_post_accumulate_grad_hooks", None)):
+            return True
+    return False
+
+
+def clear_masked_state(dst) -> None:
+    """Zero the optimizer state of masked layers off their masks (state from before sparsify)."""
+    from .masking import reset_optimizer_state
+
+    for lay in dst._layers.values():
+        if lay.execution == "masked":
+            full = torch.zeros(lay.param.shape, dtype=torch.bool, device=lay.param.device)
+            full[lay.rows] = ~lay.mask
+            reset_optimizer_state(dst.optimizer, lay.param, full)
