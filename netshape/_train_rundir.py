@@ -81,13 +81,14 @@ def read_json(path: str | os.PathLike) -> dict:
     return data
 
 
-def write_metrics(path: str | os.PathLike, rows: list[dict]) -> None:
+def write_metrics(path: str | os.PathLike, rows: list[dict],
+                  columns: tuple[str, ...] = METRIC_COLUMNS) -> None:
     """Rewrite the whole CSV (small: one row per epoch) so it is never half written."""
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: _fmt(row.get(k)) for k in METRIC_COLUMNS})
+        writer.writerow({k: _fmt(row.get(k)) for k in columns})
     atomic_write_text(path, buf.getvalue())
 
 
@@ -97,7 +98,12 @@ def _fmt(v: Any) -> Any:
     return "" if v is None else v
 
 
-def read_metrics(path: str | os.PathLike) -> list[dict]:
+#: integer columns of metrics.csv files
+_INT_COLUMNS = ("epoch", "step", "tokens", "topology_updates")
+
+
+def read_metrics(path: str | os.PathLike,
+                 columns: tuple[str, ...] = METRIC_COLUMNS) -> list[dict]:
     p = Path(path)
     if not p.is_file():
         return []
@@ -105,10 +111,10 @@ def read_metrics(path: str | os.PathLike) -> list[dict]:
     with open(p, newline="") as fh:
         for row in csv.DictReader(fh):
             parsed = {}
-            for k in METRIC_COLUMNS:
+            for k in columns:
                 v = row.get(k, "")
                 parsed[k] = (None if v in ("", None)
-                             else int(v) if k in ("epoch", "step", "topology_updates")
+                             else int(v) if k in _INT_COLUMNS
                              else float(v))
             out.append(parsed)
     return out

@@ -11,7 +11,7 @@ from ._common import add_rng
 #: flags that define a run; with --resume they come from RUN_DIR/config.json instead
 _RUN_FLAGS = ("dataset", "method", "compare", "density", "epochs", "hidden", "batch_size", "lr",
               "lr_end", "zeta", "data_dir", "steps_per_epoch", "update_every", "snapshot_every",
-              "set", "init_scale")
+              "set", "init_scale", "task")
 
 _EPILOG = """\
 examples:
@@ -19,6 +19,7 @@ examples:
   netshape train --dataset fashion-mnist --method chtss --epochs 10 --threads 2
   netshape train --resume runs/digits-chts           # continue after Ctrl-C
   netshape analyze runs/digits-chts                  # plots of the evolved topology
+  netshape train --task lm --compare fc,set,chts     # byte-level LLaMA on the stdlib sources
 """
 
 
@@ -30,6 +31,9 @@ def register(subparsers) -> None:
                     "checkpoint.pt, snapshots/, summary.json. --compare trains several methods "
                     "and prints one table.",
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--task", default=None, choices=("mlp", "lm"),
+                   help="mlp (default): an MLP classifier; lm: a byte-level LLaMA-style "
+                        "language model (options below)")
     p.add_argument("--dataset", default=None,
                    help="digits (default, embedded), fashion-mnist, mnist, emnist, cifar10")
     p.add_argument("--method", default=None,
@@ -74,6 +78,9 @@ def register(subparsers) -> None:
                    help="continue an interrupted run (or --compare directory)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_rng(p)
+    from ..lm.cli import add_arguments as add_lm_arguments
+
+    add_lm_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -135,6 +142,18 @@ def run(args) -> int:
 
     if args.threads is not None and args.threads <= 0:
         raise ValueError(f"--threads={args.threads!r} must be a positive integer")
+    from ..lm import cli as lm_cli
+
+    if args.resume is not None:
+        clash = [f"--{k.replace('_', '-')}" for k in lm_cli.LM_FLAGS if getattr(args, k) is not None]
+        if clash:
+            raise ValueError(f"--resume takes its settings from RUN_DIR/config.json; drop "
+                             f"{', '.join(clash)}")
+    if args.task == "lm" or (args.resume is not None and lm_cli.is_lm_run(args.resume)):
+        if args.resume is not None and args.task is not None:
+            raise ValueError("--resume takes its settings from RUN_DIR/config.json; drop --task")
+        return lm_cli.run(args)
+    lm_cli.refuse_lm_flags(args)
     progress = not args.quiet
     target = None
     if args.resume is not None:
