@@ -38,7 +38,7 @@ class LMConfig:
     lr : peak learning rate (default 3e-3, 1e-3 for ``fc``)
     warmup : noam warm-up steps (default 10 % of ``steps``)
     iterative_warmup : inoam warm-up steps after each topology update
-    zeta : fraction of links removed per update (default 0.1)
+    zeta : fraction of links removed per update (default 0.1; ``overrides["zeta"]`` wins)
     update_every : optimizer steps between topology updates
     eval_every : steps between evaluations, each followed by a checkpoint
         (default ``steps / 10``)
@@ -126,6 +126,13 @@ def resolve(config: LMConfig) -> LMConfig:
         raise ValueError(f"rng={c.rng!r} must be a non-negative integer seed")
     if c.snapshot_every is not None and c.snapshot_every != 0:
         c.snapshot_every = check_positive_int(c.snapshot_every, "snapshot_every")
+    if c.method != "fc":  # bad --set components fail now, before the run directory exists
+        from ..torch import resolve_method
+
+        resolve_method(c.method, {**({} if c.zeta is None else {"zeta": c.zeta}), **c.overrides})
+    elif c.overrides:
+        raise ValueError(f"overrides={c.overrides!r} configure a DST preset; method='fc' "
+                         "takes none")
     if c.method not in ("fc", "dense") and c.update_every >= c.steps:
         raise ValueError(f"update_every={c.update_every!r} leaves no topology update in a run "
                          f"of {c.steps} steps; allowed: 1 to {c.steps - 1}")

@@ -105,6 +105,10 @@ class NoamLR(LRScheduler):
     def _factor(self, step: int) -> float:
         return noam_factor(step, self.warmup_steps)
 
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        _restore_group_lrs(self)
+
     def get_lr(self) -> list[float]:
         # last_epoch = optimizer steps already taken; the coming step is number last_epoch + 1
         f = self._factor(self.last_epoch + 1)
@@ -158,3 +162,10 @@ class INoamLR(NoamLR):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         state_dict = {k: v for k, v in state_dict.items() if k != "dst"}
         super().load_state_dict(state_dict)
+
+
+def _restore_group_lrs(sched: LRScheduler) -> None:
+    # building a scheduler sets every group to the first step's rate; after loading a
+    # state the groups must hold the saved one, whichever was loaded first
+    for group, lr in zip(sched.optimizer.param_groups, sched.get_last_lr(), strict=True):
+        group["lr"] = lr
