@@ -145,7 +145,8 @@ def run(args) -> int:
     from ..lm import cli as lm_cli
 
     if args.resume is not None:
-        clash = [f"--{k.replace('_', '-')}" for k in lm_cli.LM_FLAGS if getattr(args, k) is not None]
+        clash = [f"--{k.replace('_', '-')}" for k in lm_cli.LM_FLAGS
+                 if getattr(args, k) is not None]
         if clash:
             raise ValueError(f"--resume takes its settings from RUN_DIR/config.json; drop "
                              f"{', '.join(clash)}")
