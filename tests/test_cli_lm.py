@@ -71,6 +71,8 @@ def test_resume_of_a_finished_run(tmp_path, capsys, corpus):
     assert "drop --steps" in capsys.readouterr().err
     assert main(["train", "--resume", str(out), "--task", "lm"]) == 2
     assert "drop --task" in capsys.readouterr().err
+    assert main(["train", "--resume", str(out), "--density", "0.2", "-o", "x"]) == 2
+    assert "drop --density, --output" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("extra, message", [
