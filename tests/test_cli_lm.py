@@ -104,6 +104,11 @@ def test_missing_corpus_and_lm_flags_without_task(tmp_path, capsys, corpus):
     argv[argv.index("--data-dir") + 1] = str(tmp_path / "nowhere")
     assert main(["train", *argv, "-o", str(out)]) == 2
     assert "does not exist" in capsys.readouterr().err and not out.exists()
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    for how in (["--method", "fc"], ["--compare", "fc,set"]):
+        assert main(["train", *quick(corpus), *how, "-o", str(blocker / "sub")]) == 2
+        assert "not a writable directory" in capsys.readouterr().err
     assert main(["train", "--steps", "5", "--context", "8", "-o", str(out)]) == 2
     assert "--steps, --context apply to --task lm only" in capsys.readouterr().err
     assert not out.exists()

@@ -118,7 +118,7 @@ def evaluate(model, windows: torch.Tensor, batch_size: int) -> float:
     return total / max(count, 1)
 
 
-def _fresh_run_dir(output) -> Path:
+def _writable_dir(output) -> Path:
     run = Path(output)
     try:
         run.mkdir(parents=True, exist_ok=True)
@@ -127,6 +127,11 @@ def _fresh_run_dir(output) -> Path:
     except OSError as exc:
         raise PermissionError(f"output={str(output)!r} is not a writable directory: {exc}") \
             from exc
+    return run
+
+
+def _fresh_run_dir(output) -> Path:
+    run = _writable_dir(output)
     if (run / rd.CONFIG).exists():
         raise ValueError(f"output={str(output)!r} already holds a run ({rd.CONFIG}); "
                          "continue it with --resume or choose another --output")
@@ -363,8 +368,7 @@ def compare(methods: Sequence[str], config: LMConfig, output: str | os.PathLike,
         raise ValueError(f"compare={methods!r} must name distinct methods")
     cfgs = [resolve(dataclasses.replace(config, method=m)) for m in methods]
     load_corpus(config.data_dir, val_fraction=cfgs[0].val_fraction, context=cfgs[0].context)
-    out = Path(output)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _writable_dir(output)
     rd.write_json(out / "compare.json", {"methods": methods, "config": config.to_dict()})
     summaries = []
     c0 = cfgs[0]
