@@ -23,7 +23,7 @@ import netshape
 import netshape as ns
 
 #: packages allowed to need torch: the adapter and the training runner
-TORCH_PACKAGES = ("netshape.torch", "netshape.train")
+TORCH_PACKAGES = ("netshape.torch", "netshape.train", "netshape.lm")
 
 
 def core_modules() -> list[str]:

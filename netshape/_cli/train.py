@@ -12,7 +12,7 @@ from ._common import add_rng
 #: flags that define a run; with --resume they come from RUN_DIR/config.json instead
 _RUN_FLAGS = ("dataset", "method", "compare", "density", "epochs", "hidden", "batch_size", "lr",
               "lr_end", "zeta", "data_dir", "steps_per_epoch", "update_every", "snapshot_every",
-              "set", "init_scale", "execution")
+              "set", "init_scale", "execution", "task")
 
 _EPILOG = """\
 examples:
@@ -20,6 +20,7 @@ examples:
   netshape train --dataset fashion-mnist --method chtss --epochs 10 --threads 2
   netshape train --resume runs/digits-chts           # continue after Ctrl-C
   netshape analyze runs/digits-chts                  # plots of the evolved topology
+  netshape train --task lm --compare fc,set,chts     # byte-level LLaMA on the stdlib sources
 """
 
 
@@ -31,6 +32,9 @@ def register(subparsers) -> None:
                     "checkpoint.pt, snapshots/, summary.json. --compare trains several methods "
                     "and prints one table.",
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--task", default=None, choices=("mlp", "lm"),
+                   help="mlp (default): an MLP classifier; lm: a byte-level LLaMA-style "
+                        "language model (options below)")
     p.add_argument("--dataset", default=None,
                    help=f"one of {', '.join(DATASETS)} (default digits, embedded)")
     p.add_argument("--method", default=None,
@@ -40,16 +44,17 @@ def register(subparsers) -> None:
                    help="train each method (e.g. fc,set,rigl,chts,chtss) and print one table")
     p.add_argument("--density", type=float, default=None,
                    help="fraction of links kept per sparsified layer, in (0, 1) "
-                        "(default 0.1 for digits, 0.01 otherwise)")
+                        "(default 0.1 for digits, 0.01 otherwise; lm: 0.3)")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--hidden", default=None, metavar="SIZES",
                    help="hidden layer sizes: '1568,1568,1568' or '256x3' (default: 256x3 for "
                         "digits, 1568x3 otherwise, 3072x3 for cifar10)")
     p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None, help="start learning rate (0.025)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="start learning rate (0.025; lm: peak 3e-3, 1e-3 for fc)")
     p.add_argument("--lr-end", type=float, default=None, help="end learning rate (2.5e-4)")
     p.add_argument("--zeta", type=float, default=None,
-                   help="fraction of links removed per update (the preset's, 0.3)")
+                   help="fraction of links removed per update (the preset's, 0.3; lm: 0.1)")
     p.add_argument("--set", action="append", default=None, metavar="KEY=VALUE",
                    help="override a preset component, e.g. --set init=csti --set T=0.5")
     p.add_argument("--init-scale", default=None, choices=("fan_in", "dense"),
@@ -63,22 +68,27 @@ def register(subparsers) -> None:
                    help="cap the batches per epoch (quick trials)")
     p.add_argument("--update-every", type=int, default=None, metavar="STEPS",
                    help="optimizer steps between topology updates (default: one update per "
-                        "epoch); schedules still span the whole run")
+                        "epoch; lm: 100); schedules still span the whole run")
     p.add_argument("--snapshot-every", type=int, default=None,
                    help="topology snapshot every N updates (default: ~10 per run; 0: none)")
     p.add_argument("--data-dir", default=None,
-                   help="folder with <dataset>/ subfolders (default $NETSHAPE_DATA)")
+                   help="folder with <dataset>/ subfolders (default $NETSHAPE_DATA); lm: any "
+                        "folder of text files (default: the standard library's sources)")
     p.add_argument("--download", action="store_true",
                    help="fetch missing dataset files from the canonical mirror (needs network)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default 1: batch-32 MLP steps gain nothing from "
                         "more, and extra threads on a busy machine slow them down many-fold)")
     p.add_argument("-o", "--output", default=None, metavar="RUN_DIR",
-                   help="run directory (default runs/<dataset>-<method or compare>)")
+                   help="run directory (default runs/<dataset>-<method or compare>; lm: "
+                        "runs/lm-<corpus>-<method or compare>)")
     p.add_argument("--resume", default=None, metavar="RUN_DIR",
                    help="continue an interrupted run (or --compare directory)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_rng(p)
+    from .lm import add_arguments as add_lm_arguments
+
+    add_lm_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -140,13 +150,20 @@ def run(args) -> int:
 
     if args.threads is not None and args.threads <= 0:
         raise ValueError(f"--threads={args.threads!r} must be a positive integer")
-    progress = not args.quiet
-    target = None
+    from . import lm as lm_cli
+
     if args.resume is not None:
-        clash = [f"--{k.replace('_', '-')}" for k in _RUN_FLAGS if getattr(args, k) is not None]
+        clash = [f"--{k.replace('_', '-')}" for k in (*_RUN_FLAGS, *lm_cli.LM_FLAGS)
+                 if getattr(args, k) is not None]
         if clash or args.output is not None:
             raise ValueError(f"--resume takes its settings from RUN_DIR/config.json; drop "
                              f"{', '.join(clash + (['--output'] if args.output else []))}")
+    if args.task == "lm" or (args.resume is not None and lm_cli.is_lm_run(args.resume)):
+        return lm_cli.run(args)
+    lm_cli.refuse_lm_flags(args)
+    progress = not args.quiet
+    target = None
+    if args.resume is not None:
         target = args.resume
     elif args.compare is not None and args.method is not None:
         raise ValueError("give either --method or --compare, not both")

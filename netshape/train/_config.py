@@ -69,6 +69,8 @@ class TrainConfig:
     init_scale: str = "fan_in"
     execution: str = "auto"
     overrides: dict = dataclasses.field(default_factory=dict)
+    #: "mlp"; language models (``--task lm``) are configured by :class:`netshape.lm.LMConfig`
+    task: str = "mlp"
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -89,6 +91,9 @@ class TrainConfig:
 
 def resolve(config: TrainConfig) -> TrainConfig:
     """Fill dataset defaults and validate every field (before any data is read)."""
+    if config.task != "mlp":
+        raise ValueError(f"task={config.task!r}: TrainConfig is the MLP runner's (task 'mlp'); "
+                         "a language model (task 'lm') takes netshape.lm.LMConfig")
     check_choice(config.dataset, "dataset", DATASETS)
     check_choice(config.method, "method", methods())
     defaults = DATASET_DEFAULTS[config.dataset]

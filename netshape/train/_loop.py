@@ -99,8 +99,15 @@ def train(config: TrainConfig, output: str | os.PathLike, *, progress: bool = Tr
 
     ``on_step(step)`` / ``on_epoch_end(metrics_row)`` are optional hooks
     (called after each optimizer step / after each epoch's checkpoint).
-    All validation and data loading happen before the first step.
+    All validation and data loading happen before the first step. An
+    :class:`netshape.lm.LMConfig` trains a language model instead
+    (:func:`netshape.lm.train`; its hook ``on_eval`` in place of ``on_epoch_end``).
     """
+    if getattr(config, "task", "mlp") == "lm":
+        from ..lm import runner as lm
+
+        return lm.train(config, output, progress=progress, threads=threads, on_step=on_step,
+                        on_eval=on_epoch_end)
     cfg = resolve(config)
     if threads is not None:
         torch.set_num_threads(check_positive_int(threads, "threads"))
@@ -122,7 +129,13 @@ def resume(run_dir: str | os.PathLike, *, progress: bool = True, threads: int | 
     run = Path(run_dir)
     if not run.is_dir():
         raise NotADirectoryError(f"resume={str(run_dir)!r} is not a directory")
-    cfg = resolve(TrainConfig.from_dict(rd.read_json(run / rd.CONFIG)))
+    saved = rd.read_json(run / rd.CONFIG)
+    if saved.get("task") == "lm":
+        from ..lm import runner as lm
+
+        return lm.resume(run, progress=progress, threads=threads, on_step=on_step,
+                         on_eval=on_epoch_end)
+    cfg = resolve(TrainConfig.from_dict(saved))
     if threads is not None:
         torch.set_num_threads(check_positive_int(threads, "threads"))
     if (run / rd.SUMMARY).is_file():
@@ -319,7 +332,13 @@ def compare(methods: Sequence[str], config: TrainConfig, output: str | os.PathLi
 
     Incremental: finished runs are reused and interrupted ones resumed, so
     calling it again on the same ``output`` continues where it stopped.
+    An :class:`netshape.lm.LMConfig` compares language models (:func:`netshape.lm.compare`).
     """
+    if getattr(config, "task", "mlp") == "lm":
+        from ..lm import runner as lm
+
+        return lm.compare(methods, config, output, progress=progress, threads=threads,
+                          print_fn=print_fn)
     methods = [check_choice(m, "compare", METHODS) for m in methods]
     if not methods or len(set(methods)) != len(methods):
         raise ValueError(f"compare={methods!r} must name distinct methods")
@@ -353,5 +372,9 @@ def compare_methods_of(output: str | os.PathLike) -> tuple[list[str], TrainConfi
     if not p.is_file():
         return None
     d = rd.read_json(p)
+    if d["config"].get("task") == "lm":
+        from ..lm import LMConfig
+
+        return list(d["methods"]), LMConfig.from_dict(d["config"])
     return list(d["methods"]), TrainConfig.from_dict(d["config"])
 

@@ -79,22 +79,28 @@ def read_json(path: str | os.PathLike) -> dict:
     return data
 
 
-def write_metrics(path: str | os.PathLike, rows: list[dict]) -> None:
+def write_metrics(path: str | os.PathLike, rows: list[dict],
+                  columns: tuple[str, ...] = METRIC_COLUMNS) -> None:
     """Rewrite the whole CSV (small: one row per epoch) so it is never half written."""
-    atomic_write_text(path, csv_text(rows, METRIC_COLUMNS))
+    atomic_write_text(path, csv_text(rows, columns))
 
 
 def _parse(key: str, v: str) -> Any:
     if v == "":
         return None
-    return int(v) if key in ("epoch", "step", "topology_updates") else float(v)
+    return int(v) if key in _INT_COLUMNS else float(v)
 
 
-def read_metrics(path: str | os.PathLike) -> list[dict]:
+#: integer columns of metrics.csv files
+_INT_COLUMNS = ("epoch", "step", "tokens", "topology_updates")
+
+
+def read_metrics(path: str | os.PathLike,
+                 columns: tuple[str, ...] = METRIC_COLUMNS) -> list[dict]:
     p = Path(path)
     if not p.is_file():
         return []
-    return [{k: _parse(k, row.get(k, "")) for k in METRIC_COLUMNS}
+    return [{k: _parse(k, row.get(k, "")) for k in columns}
             for row in read_csv(p, lambda _, v: v)]
 
 

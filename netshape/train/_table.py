@@ -50,11 +50,11 @@ def _cell(v, fmt: str) -> str:
     return fmt.format(v)
 
 
-def format_text(rows: Sequence[dict]) -> str:
-    """Aligned plain-text table for the terminal."""
-    table = [[h for _, h, _ in COLUMNS]]
-    table += [[_cell(r.get(k), f) for k, _, f in COLUMNS] for r in rows]
-    widths = [max(len(line[i]) for line in table) for i in range(len(COLUMNS))]
+def format_text(rows: Sequence[dict], columns: Sequence[tuple] = COLUMNS) -> str:
+    """Aligned plain-text table for the terminal (``columns``: (key, header, format))."""
+    table = [[h for _, h, _ in columns]]
+    table += [[_cell(r.get(k), f) for k, _, f in columns] for r in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w)
                        for i, (c, w) in enumerate(zip(line, widths, strict=True)))
              for line in table]
@@ -62,16 +62,17 @@ def format_text(rows: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
-def format_markdown(rows: Sequence[dict]) -> str:
-    head = "| " + " | ".join(h for _, h, _ in COLUMNS) + " |"
-    sep = "|" + "|".join("---" if i == 0 else "---:" for i in range(len(COLUMNS))) + "|"
-    body = ["| " + " | ".join(_cell(r.get(k), f) for k, _, f in COLUMNS) + " |" for r in rows]
+def format_markdown(rows: Sequence[dict], columns: Sequence[tuple] = COLUMNS) -> str:
+    head = "| " + " | ".join(h for _, h, _ in columns) + " |"
+    sep = "|" + "|".join("---" if i == 0 else "---:" for i in range(len(columns))) + "|"
+    body = ["| " + " | ".join(_cell(r.get(k), f) for k, _, f in columns) + " |" for r in rows]
     return "\n".join([head, sep, *body])
 
 
-def write_comparison(directory: str | os.PathLike, rows: Sequence[dict], header: str = "") -> None:
+def write_comparison(directory: str | os.PathLike, rows: Sequence[dict], header: str = "",
+                     columns: Sequence[tuple] = COLUMNS) -> None:
     """Write ``comparison.csv`` and ``comparison.md`` into ``directory`` (atomically)."""
-    text = csv_text(rows, [k for k, _, _ in COLUMNS], cell=lambda v: "" if v is None else v)
+    text = csv_text(rows, [k for k, _, _ in columns], cell=lambda v: "" if v is None else v)
     atomic_write_text(os.path.join(directory, "comparison.csv"), text)
-    md = (header + "\n\n" if header else "") + format_markdown(rows) + "\n"
+    md = (header + "\n\n" if header else "") + format_markdown(rows, columns) + "\n"
     atomic_write_text(os.path.join(directory, "comparison.md"), md)

@@ -1,0 +1,380 @@
+"""The ``netshape train --task lm`` runner: a byte-level LLaMA-style decoder, dense or DST.
+
+Next-token cross-entropy on random windows of the training side of the corpus
+(:mod:`netshape.lm.data`), validation loss and perplexity
+:math:`\\exp(\\text{mean token loss})` on fixed windows of the validation side
+every ``eval_every`` steps, each evaluation followed by a checkpoint. The
+recipe is in :mod:`netshape.lm.config`.
+
+Run directory (every file written atomically)::
+
+    config.json      the LMConfig
+    split.json       corpus source, its SHA-256, the train / validation file lists
+    metrics.csv      one row per evaluation (see METRIC_COLUMNS)
+    checkpoint.pt    model / optimizer / scheduler / DST state at the last evaluation,
+                     plus plain (out, in) masks; torch.load(weights_only=True) reads it
+    snapshots/       topology snapshots update_NNNNNN.npz
+    summary.json     latest figures; "finished": true once training ends
+
+``netshape analyze RUN_DIR`` reads the checkpoint's masks and the snapshots.
+:func:`resume` continues from the last checkpoint bit-identically: the
+batches of step ``t`` are a pure function of ``(rng, t)``.
+
+Examples
+--------
+>>> import pathlib, tempfile
+>>> from netshape.lm import LMConfig, train
+>>> d = pathlib.Path(tempfile.mkdtemp())
+>>> for i in range(12):
+...     _ = (d / f"f{i}.txt").write_text(f"line {i} of some text\\n" * 30)
+>>> cfg = LMConfig(method="set", steps=4, update_every=2, batch_size=2, context=16,
+...                d_model=16, n_layers=1, n_heads=2, ffn=32, eval_windows=2,
+...                val_fraction=0.3, data_dir=str(d))
+>>> s = train(cfg, tempfile.mkdtemp(), progress=False)
+>>> s["finished"], s["steps_done"], s["val_ppl"] > 1.0
+(True, 4, True)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from .._validation import check_choice, check_positive_int
+from ..train import _rundir as rd
+from ..train._table import format_text, write_comparison
+from .config import LMConfig, resolve
+from .data import Corpus, load_corpus
+from .model import VOCAB, build_decoder, percolation_pairs
+
+__all__ = ["METRIC_COLUMNS", "SPLIT", "TABLE_COLUMNS", "batch", "compare", "resume", "train"]
+
+SPLIT = "split.json"
+
+#: columns of an LM run's metrics.csv, one row per evaluation
+METRIC_COLUMNS = ("step", "tokens", "lr", "train_loss", "val_loss", "val_ppl", "density", "itop",
+                  "anp", "topology_updates", "topology_seconds", "seconds")
+
+#: the terminal / comparison table of ``--task lm``: (summary key, header, format)
+TABLE_COLUMNS = (
+    ("method", "method", "{}"),
+    ("steps_done", "steps", "{}"),
+    ("density", "density", "{:.4f}"),
+    ("val_ppl", "val ppl", "{:.3f}"),
+    ("best_val_ppl", "best ppl", "{:.3f}"),
+    ("val_loss", "val loss", "{:.4f}"),
+    ("anp", "ANP %", "{:.1f}"),
+    ("itop", "ITOP %", "{:.1f}"),
+    ("train_seconds", "train s", "{:.1f}"),
+    ("topology_seconds", "topology s", "{:.1f}"),
+)
+
+
+def batch(tokens: np.ndarray, seed: int, step: int, batch_size: int,
+          context: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs and next-token targets ``(batch_size, context)`` of training step ``step``.
+
+    Window starts are drawn uniformly from a stream seeded by ``(seed, step)``
+    alone, so a resumed run sees the batches of the uninterrupted one.
+
+    >>> x, y = batch(np.arange(100, dtype=np.uint8), 0, 3, 2, 5)
+    >>> bool((x[:, 1:] == y[:, :-1]).all()), tuple(x.shape)
+    (True, (2, 5))
+    """
+    gen = np.random.default_rng(np.random.SeedSequence([int(seed), int(step), 0x1A4B]))
+    starts = gen.integers(0, tokens.size - context, size=batch_size)
+    win = tokens[starts[:, None] + np.arange(context + 1)].astype(np.int64)
+    t = torch.from_numpy(win)
+    return t[:, :-1], t[:, 1:]
+
+
+def _val_windows(tokens: np.ndarray, n: int, context: int) -> torch.Tensor:
+    starts = np.linspace(0, tokens.size - context - 1, n).astype(np.int64)
+    return torch.from_numpy(tokens[starts[:, None] + np.arange(context + 1)].astype(np.int64))
+
+
+def evaluate(model, windows: torch.Tensor, batch_size: int) -> float:
+    """Mean next-token cross-entropy (nats) of ``model`` over validation ``windows``."""
+    was = model.training
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, len(windows), batch_size):
+            w = windows[i:i + batch_size]
+            logits = model(w[:, :-1])
+            total += float(F.cross_entropy(logits.reshape(-1, VOCAB), w[:, 1:].reshape(-1),
+                                           reduction="sum"))
+            count += w[:, 1:].numel()
+    model.train(was)
+    return total / max(count, 1)
+
+
+def _writable_dir(output) -> Path:
+    from .._fs import check_writable_dir
+
+    return check_writable_dir(output, "output")
+
+
+def _fresh_run_dir(output) -> Path:
+    run = _writable_dir(output)
+    if (run / rd.CONFIG).exists():
+        raise ValueError(f"output={str(output)!r} already holds a run ({rd.CONFIG}); "
+                         "continue it with --resume or choose another --output")
+    return run
+
+
+def _threads(threads) -> None:
+    if threads is not None:
+        torch.set_num_threads(check_positive_int(threads, "threads"))
+
+
+def train(config: LMConfig, output: str | os.PathLike, *, progress: bool = True,
+          threads: int | None = None, on_step: Callable[[int], None] | None = None,
+          on_eval: Callable[[dict], None] | None = None) -> dict:
+    """Train one language model into the run directory ``output``; return its summary.
+
+    ``on_step(step)`` runs after each optimizer step (``step`` from 0),
+    ``on_eval(row)`` after each evaluation's checkpoint. The config is
+    validated and the corpus read before anything is written.
+    """
+    cfg = resolve(config)
+    _threads(threads)
+    corpus = load_corpus(cfg.data_dir, val_fraction=cfg.val_fraction, context=cfg.context)
+    run = _fresh_run_dir(output)
+    rd.write_json(run / SPLIT, corpus.split_record())
+    rd.write_json(run / rd.CONFIG, cfg.to_dict())
+    return _fit(cfg, run, corpus, None, progress, on_step, on_eval)
+
+
+def resume(run_dir: str | os.PathLike, *, progress: bool = True, threads: int | None = None,
+           on_step: Callable[[int], None] | None = None,
+           on_eval: Callable[[dict], None] | None = None) -> dict:
+    """Continue the LM run in ``run_dir`` from its last checkpoint (settings from config.json)."""
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise NotADirectoryError(f"resume={str(run_dir)!r} is not a directory")
+    cfg = resolve(LMConfig.from_dict(rd.read_json(run / rd.CONFIG)))
+    _threads(threads)
+    if (run / rd.SUMMARY).is_file():
+        summary = rd.read_json(run / rd.SUMMARY)
+        if summary.get("finished"):
+            return summary
+    corpus = load_corpus(cfg.data_dir, val_fraction=cfg.val_fraction, context=cfg.context)
+    split = rd.read_json(run / SPLIT)
+    if split.get("sha256") != corpus.sha256:
+        raise ValueError(f"the corpus at {corpus.source!r} changed since the run in "
+                         f"{str(run_dir)!r} started (its SHA-256 differs from {SPLIT}); "
+                         "restore it or start a new run")
+    ckpt = rd.load_checkpoint(run / rd.CHECKPOINT) if (run / rd.CHECKPOINT).is_file() else None
+    return _fit(cfg, run, corpus, ckpt, progress, on_step, on_eval)
+
+
+def _sparsify(cfg: LMConfig, model, opt, corpus: Corpus, run: Path):
+    if cfg.method == "fc":
+        return None
+    from ..torch import sparsify
+
+    kwargs = dict(cfg.overrides)
+    if cfg.zeta is not None:
+        kwargs.setdefault("zeta", cfg.zeta)
+    n_updates = max(1, (cfg.steps - 1) // cfg.update_every)
+    every = max(1, n_updates // 10) if cfg.snapshot_every is None else cfg.snapshot_every
+    # a batch from a stream no training step uses (steps count from 0)
+    calib, _ = batch(corpus.train, cfg.rng, 2**32, min(cfg.batch_size, 8), cfg.context)
+    return sparsify(model, opt, method=cfg.method, density=cfg.density, total_steps=cfg.steps,
+                    update_every=cfg.update_every, rng=cfg.rng, include="blocks.*",
+                    pairs=percolation_pairs(cfg.shape), calibration=calib,
+                    snapshot_dir=run / rd.SNAPSHOTS if every else None,
+                    snapshot_every=every or None, **kwargs)
+
+
+def _scheduler(cfg: LMConfig, opt, dst):
+    from ..torch.lr import INoamLR, NoamLR
+
+    if dst is None:
+        return NoamLR(opt, cfg.warmup)
+    return INoamLR(opt, dst, cfg.warmup, cfg.iterative_warmup)
+
+
+def network_figures(dst) -> dict:
+    """Density, ITOP and ANP over all sparsified layers (1.0 each for a dense model).
+
+    ANP here is the share of the sparsified layers' neurons (inputs and outputs
+    of every layer) that keep at least one link; ITOP is weighted by layer size.
+    """
+    if dst is None or not dst.masks:
+        return {"density": 1.0, "itop": 1.0, "anp": 1.0}
+    stats = dst.stats()
+    size = sum(m.numel() for m in dst.masks.values())
+    ends = sum(m.shape[0] + m.shape[1] for m in dst.masks.values())
+    return {"density": sum(stats[k]["links"] for k in dst.masks) / size,
+            "itop": sum(float(stats[k]["itop"]) * m.numel() for k, m in dst.masks.items()) / size,
+            "anp": sum(float(stats[k]["anp"]) * (m.shape[0] + m.shape[1])
+                       for k, m in dst.masks.items()) / ends}
+
+
+def _fit(cfg: LMConfig, run: Path, corpus: Corpus, ckpt: dict | None, progress: bool,
+         on_step, on_eval) -> dict:
+    from tqdm.auto import tqdm
+
+    model = build_decoder(cfg.shape, seed=cfg.rng)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    dst = _sparsify(cfg, model, opt, corpus, run)
+    sched = _scheduler(cfg, opt, dst)
+    start, rows = 0, []
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+        if dst is not None:
+            dst.load_state_dict(ckpt["dst"])
+        torch.set_rng_state(ckpt["torch_rng"])
+        start = int(ckpt["step"])
+        rows = [dict(r) for r in ckpt["metrics"] if r["step"] <= start]
+    rd.write_metrics(run / rd.METRICS, rows, METRIC_COLUMNS)
+    windows = _val_windows(corpus.validation, cfg.eval_windows, cfg.context)
+    figs = network_figures(dst)
+    postfix = {"loss": "-", "ppl": "-", "dens": f"{figs['density']:.3f}"}
+    summary = _summary(cfg, corpus, model, rows, dst, finished=start >= cfg.steps)
+    bar = tqdm(total=cfg.steps, initial=start, desc=f"{cfg.method} lm", unit="step",
+               disable=not progress, mininterval=0.5, dynamic_ncols=True)
+    loss_sum, n_loss, topo_s, updates, t0 = 0.0, 0, 0.0, 0, time.perf_counter()
+    model.train()
+    with bar:
+        for step in range(start, cfg.steps):
+            x, y = batch(corpus.train, cfg.rng, step, cfg.batch_size, cfg.context)
+            lr = opt.param_groups[0]["lr"]
+            opt.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(model(x).reshape(-1, VOCAB), y.reshape(-1))
+            loss.backward()
+            if dst is None or not dst.replaces_optimizer_step():
+                opt.step()
+            if dst is not None:
+                ts = time.perf_counter()
+                if dst.step():
+                    updates += 1
+                topo_s += time.perf_counter() - ts
+            sched.step()
+            loss_sum, n_loss = loss_sum + float(loss.detach()), n_loss + 1
+            if on_step is not None:
+                on_step(step)
+            bar.update(1)
+            done = step + 1
+            if done % 25 == 0:
+                postfix["loss"] = f"{loss_sum / n_loss:.3f}"
+                bar.set_postfix(postfix, refresh=False)
+            if done % cfg.eval_every and done != cfg.steps:
+                continue
+            val_loss = evaluate(model, windows, cfg.batch_size)
+            figs = network_figures(dst)
+            row = {"step": done, "tokens": done * cfg.batch_size * cfg.context, "lr": lr,
+                   "train_loss": loss_sum / n_loss, "val_loss": val_loss,
+                   "val_ppl": math.exp(min(val_loss, 700.0)), **figs,
+                   "topology_updates": updates, "topology_seconds": topo_s,
+                   "seconds": time.perf_counter() - t0}
+            rows.append(row)
+            rd.write_metrics(run / rd.METRICS, rows, METRIC_COLUMNS)
+            rd.save_checkpoint(run / rd.CHECKPOINT, _checkpoint(model, opt, sched, dst, done, rows))
+            summary = _summary(cfg, corpus, model, rows, dst, finished=done == cfg.steps)
+            rd.write_json(run / rd.SUMMARY, summary)
+            postfix.update(ppl=f"{row['val_ppl']:.2f}", dens=f"{figs['density']:.3f}")
+            bar.set_postfix(postfix)
+            loss_sum, n_loss, topo_s, updates, t0 = 0.0, 0, 0.0, 0, time.perf_counter()
+            if on_eval is not None:
+                on_eval(row)
+    if start >= cfg.steps:
+        rd.write_json(run / rd.SUMMARY, summary)
+    return summary
+
+
+def _checkpoint(model, opt, sched, dst, step: int, rows: list[dict]) -> dict:
+    payload = {"format": "netshape-lm-1", "step": step, "metrics": [dict(r) for r in rows],
+               "model": model.state_dict(), "optimizer": opt.state_dict(),
+               "scheduler": sched.state_dict(), "torch_rng": torch.get_rng_state()}
+    if dst is not None:
+        payload["dst"] = dst.state_dict()
+        payload["masks"] = {k: m.detach().cpu().clone() for k, m in dst.masks.items()}
+    return payload
+
+
+def _parameters(model, dst) -> dict:
+    total = sum(p.numel() for n, p in model.named_parameters() if not n.endswith(".mask"))
+    sparse = sum(m.numel() for m in dst.masks.values()) if dst is not None else 0
+    kept = sum(int(m.sum()) for m in dst.masks.values()) if dst is not None else 0
+    return {"total": total, "in_sparsified_layers": sparse, "nonzero": total - sparse + kept}
+
+
+def _summary(cfg: LMConfig, corpus: Corpus, model, rows, dst, *, finished: bool) -> dict:
+    last = rows[-1] if rows else {}
+    ppls = [r["val_ppl"] for r in rows]
+    layers = {}
+    if dst is not None:
+        for k, m in dst.masks.items():
+            layers[k] = {"shape_out_in": list(m.shape), "links": int(m.sum()),
+                         "density": float(m.float().mean())}
+    return {
+        "task": "lm", "method": cfg.method, "corpus": corpus.kind, "rng": cfg.rng,
+        "finished": bool(finished), "steps": cfg.steps, "steps_done": last.get("step", 0),
+        "tokens_seen": last.get("tokens", 0),
+        "val_loss": last.get("val_loss"), "val_ppl": last.get("val_ppl"),
+        "best_val_ppl": min(ppls) if ppls else None, "train_loss": last.get("train_loss"),
+        "density": last.get("density"), "anp": last.get("anp"), "itop": last.get("itop"),
+        "train_seconds": sum(r["seconds"] for r in rows),
+        "topology_seconds": sum(r["topology_seconds"] for r in rows),
+        "parameters": _parameters(model, dst), "layers": layers,
+        "data_source": corpus.source, "config": cfg.to_dict(),
+    }
+
+
+def table_rows(summaries: Sequence[dict]) -> list[dict]:
+    """Rows of :data:`TABLE_COLUMNS` from run summaries (ANP and ITOP in percent)."""
+    rows = []
+    for s in summaries:
+        row = {k: s.get(k) for k, _, _ in TABLE_COLUMNS}
+        for k in ("anp", "itop"):
+            row[k] = None if row[k] is None else 100.0 * float(row[k])
+        rows.append(row)
+    return rows
+
+
+def compare(methods: Sequence[str], config: LMConfig, output: str | os.PathLike, *,
+            progress: bool = True, threads: int | None = None,
+            print_fn: Callable[[str], None] | None = print) -> list[dict]:
+    """Train each method into ``output/<method>/`` and write ``comparison.{csv,md}``.
+
+    Incremental like :func:`netshape.train.compare`: finished runs are
+    reused, interrupted ones resumed. ``config.lr=None`` gives each method its
+    own default (3e-3 for DST, 1e-3 for ``fc``).
+    """
+    from ..train import METHODS
+
+    methods = [check_choice(m, "compare", METHODS) for m in methods]
+    if not methods or len(set(methods)) != len(methods):
+        raise ValueError(f"compare={methods!r} must name distinct methods")
+    cfgs = [resolve(dataclasses.replace(config, method=m)) for m in methods]
+    load_corpus(config.data_dir, val_fraction=cfgs[0].val_fraction, context=cfgs[0].context)
+    out = _writable_dir(output)
+    rd.write_json(out / "compare.json", {"methods": methods, "config": config.to_dict()})
+    summaries = []
+    c0 = cfgs[0]
+    header = (f"# netshape train --task lm --compare: {c0.steps} steps, density {c0.density}, "
+              f"d_model {c0.d_model} x {c0.n_layers} layers, context {c0.context}, "
+              f"rng {c0.rng}")
+    for cfg in cfgs:
+        sub = out / cfg.method
+        if (sub / rd.CONFIG).is_file():
+            summaries.append(resume(sub, progress=progress, threads=threads))
+        else:
+            summaries.append(train(cfg, sub, progress=progress, threads=threads))
+        write_comparison(out, table_rows(summaries), header=header, columns=TABLE_COLUMNS)
+    if print_fn is not None:
+        print_fn(format_text(table_rows(summaries), TABLE_COLUMNS))
+    return summaries
