@@ -272,7 +272,7 @@ def test_density_schedules(name, which, bad, step):
     def check(v):
         assert math.isfinite(v)
         lo, hi = sorted((float(kw["s_init"]), float(kw["s_final"])))
-        assert lo - 1e-12 <= v <= hi + 1e-12 and 0 < v <= 1
+        assert lo - 1e-12 <= v <= hi + 1e-12 and 0 <= v <= 1  # schedule values lie in [0, 1]
 
     _call(f"schedules.{name}", which if which != "none" else "step",
           DENSITY_SCHEDULES[name], s, check=check, **kw)

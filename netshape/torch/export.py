@@ -128,7 +128,8 @@ def save_sparse(model: nn.Module, directory, dst=None, **save_pretrained_kwargs)
     >>> from netshape.torch import sparsify
     >>> from netshape.torch.export import save_sparse, load_sparse
     >>> net = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
-    >>> dst = sparsify(net, torch.optim.SGD(net.parameters(), lr=0.1), "set", density=0.5)
+    >>> dst = sparsify(net, torch.optim.SGD(net.parameters(), lr=0.1), "set", density=0.5,
+    ...                total_steps=10)
     >>> d = save_sparse(net, tempfile.mkdtemp() + "/out")
     >>> sorted(p.name for p in d.iterdir())
     ['model.safetensors', 'netshape_masks.safetensors']
