@@ -115,10 +115,10 @@ def check_writable_file(path: str | os.PathLike, name: str = "--output",
     ValueError: --output='out.png' must end in .npz (the format written), not '.png'
     """
     p = Path(path)
+    if p.is_dir():
+        raise IsADirectoryError(f"{name}={str(path)!r} is a directory; give a file name")
     if suffixes is not None and p.suffix.lower() not in suffixes:
         raise ValueError(f"{name}={str(path)!r} must end in {' or '.join(suffixes)} "
                          f"(the format written), not {p.suffix or 'no suffix'!r}")
-    if p.is_dir():
-        raise IsADirectoryError(f"{name}={str(path)!r} is a directory; give a file name")
     check_writable_dir(p.parent if str(p.parent) else ".", name, create=create)
     return p

@@ -67,11 +67,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument("--backend", default="numpy",
                    choices=("numpy", "scipy", "torch", "torch-cuda", "cupy"),
                    help="input type given to the predictor (default numpy)")
-    b.add_argument("--repeats", type=int, default=5,
-                   help="timed calls per configuration (at least)")
+    b.add_argument("--repeats", type=int, default=None,
+                   help="timed calls per configuration, at least (default 5; 1 with --quick)")
     b.add_argument("--warmup", type=int, default=1, help="untimed calls first")
-    b.add_argument("--timeout", type=float, default=30.0,
-                   help="seconds one call may take before the configuration is a timeout")
+    b.add_argument("--timeout", type=float, default=None,
+                   help="seconds one call may take before the configuration is a timeout "
+                        "(default 30; 60 with --quick)")
     b.add_argument("--quick", action="store_true",
                    help="tiny grid (sizes 64 128, densities 0.02 0.2, 1 repeat): a smoke test "
                         "that reports times only (one repeat is too noisy to judge by)")
@@ -161,14 +162,13 @@ def run_predict(args: argparse.Namespace) -> int:
 def run_bench(args: argparse.Namespace) -> int:
     from .. import bench
 
-    grid = dict(sizes=bench.DEFAULT_SIZES, densities=bench.DEFAULT_DENSITIES,
-                repeats=args.repeats, timeout=args.timeout)
+    grid = dict(sizes=bench.DEFAULT_SIZES, densities=bench.DEFAULT_DENSITIES, repeats=5,
+                timeout=30.0)
     if args.quick:
         grid.update(bench.QUICK)
-    if args.sizes:
-        grid["sizes"] = args.sizes
-    if args.densities:
-        grid["densities"] = args.densities
+    # what the user gives wins over --quick's grid (and is checked like any other value)
+    grid.update({k: getattr(args, k) for k in ("sizes", "densities", "repeats", "timeout")
+                 if getattr(args, k) is not None})
     if args.predictors_alias is not None:
         print("netshape bench: --methods is deprecated; use --predictors", file=sys.stderr)
     predictors = args.predictors or args.predictors_alias or bench.DEFAULT_PREDICTORS

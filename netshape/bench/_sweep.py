@@ -42,8 +42,9 @@ from .._fs import atomic_write_text
 from .._validation import check_density, check_positive_int
 from ._worker import _Worker
 
-__all__ = ["COLUMNS", "DEFAULT_DENSITIES", "check_arguments", "DEFAULT_METHODS", "DEFAULT_PREDICTORS",
-           "DEFAULT_SIZES", "QUICK", "read_csv", "run", "to_csv", "to_markdown", "write_results"]
+__all__ = ["COLUMNS", "DEFAULT_DENSITIES", "DEFAULT_METHODS", "DEFAULT_PREDICTORS",
+           "DEFAULT_SIZES", "QUICK", "check_arguments", "read_csv", "run", "to_csv",
+           "to_markdown", "write_results"]
 
 DEFAULT_SIZES = (256, 512, 1024, 2048, 4096)
 DEFAULT_DENSITIES = (0.001, 0.003, 0.01, 0.03, 0.05, 0.1, 0.3)
