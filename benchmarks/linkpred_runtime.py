@@ -38,6 +38,22 @@ def _output(args: list[str]) -> Path:
     return Path("netshape-bench")
 
 
+def finish(out: Path, quick: bool) -> list[str]:
+    """Add the targets to the report in ``out`` and return the lines to print.
+
+    A ``--quick`` sweep times each configuration once on a tiny grid: its
+    numbers are a smoke test, too noisy to judge a target by, so it gets no
+    verdicts (and its report no targets section).
+    """
+    if quick:
+        return ["targets: not judged in --quick mode (one repeat on a tiny grid is noise); "
+                "run without --quick for verdicts"]
+    rows = bench.read_csv(out / "linkpred_runtime.csv")
+    atomic_write_text(out / "linkpred_runtime.md", bench.to_markdown(rows,
+                                                                    targets_markdown(rows)))
+    return targets_text(rows)
+
+
 if __name__ == "__main__":
     args = sys.argv[1:]
     default_out = "-o" not in args and "--output" not in args
@@ -45,11 +61,7 @@ if __name__ == "__main__":
         args += ["-o", str(ROOT / "benchmarks" / "results")]
     code = main(["bench", *args])
     if code == 0:
-        out = _output(args)
-        rows = bench.read_csv(out / "linkpred_runtime.csv")
-        atomic_write_text(out / "linkpred_runtime.md", bench.to_markdown(rows,
-                                                                        targets_markdown(rows)))
-        for line in targets_text(rows):
+        for line in finish(_output(args), quick="--quick" in args):
             print("  " + line)
     png = ROOT / "benchmarks" / "results" / "linkpred_runtime.png"
     if default_out and "--quick" not in args:

@@ -65,22 +65,66 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
-def check_writable_dir(path: str | os.PathLike, name: str = "--output") -> Path:
-    """Create ``path`` if needed and check files can be written there; raise otherwise."""
+def _nearest_existing(p: Path) -> Path:
+    """``p`` or its closest ancestor that exists (``.`` for a relative path with none)."""
+    for candidate in (p, *p.parents):
+        if candidate.exists():
+            return candidate
+    return Path(".")
+
+
+def check_writable_dir(path: str | os.PathLike, name: str = "--output",
+                       create: bool = True) -> Path:
+    """Check files can be written in directory ``path``; raise otherwise.
+
+    With ``create=True`` the directory is created if needed. With
+    ``create=False`` nothing is created: the nearest existing ancestor must be
+    a writable directory (a probe file is made there and removed), so that a
+    command can check its outputs before it writes anything.
+    """
     p = Path(path)
+    if create:
+        try:
+            p.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise PermissionError(f"{name}={str(path)!r} is not a writable directory: "
+                                  f"{exc}") from exc
+        probe_dir = p
+    else:
+        probe_dir = _nearest_existing(p)
+        if not probe_dir.is_dir():
+            raise NotADirectoryError(f"{name}={str(path)!r} is not a writable directory: "
+                                     f"{str(probe_dir)!r} is not a directory")
     try:
-        p.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=p, prefix=".netshape-probe-"):
+        with tempfile.NamedTemporaryFile(dir=probe_dir, prefix=".netshape-probe-"):
             pass
     except OSError as exc:
         raise PermissionError(f"{name}={str(path)!r} is not a writable directory: {exc}") from exc
     return p
 
 
-def check_writable_file(path: str | os.PathLike, name: str = "--output") -> Path:
-    """Check the parent directory of ``path`` exists (created if needed) and is writable."""
+def check_writable_file(path: str | os.PathLike, name: str = "--output",
+                        suffixes: tuple[str, ...] | None = None,
+                        create: bool = True) -> Path:
+    """Check ``path`` can be written as a file; raise otherwise.
+
+    ``suffixes`` (e.g. ``(".npz",)``) are the file endings allowed: the format
+    a command writes, so that ``-o scores.csv`` is refused rather than given
+    a zip. The parent directory is created when ``create`` is true; with
+    ``create=False`` nothing is written (see :func:`check_writable_dir`).
+
+    >>> check_writable_file("out.png", "--output", suffixes=(".npz",))
+    Traceback (most recent call last):
+    ...
+    ValueError: --output='out.png' must end in .npz (the format written), not '.png'
+    """
     p = Path(path)
-    check_writable_dir(p.parent if str(p.parent) else ".", name)
+    if p.is_dir():
+        raise IsADirectoryError(f"{name}={str(path)!r} is a directory; give a file name")
+    if suffixes is not None and p.suffix.lower() not in suffixes:
+        raise ValueError(f"{name}={str(path)!r} must end in {' or '.join(suffixes)} "
+                         f"(the format written), not {p.suffix or 'no suffix'!r}")
+    check_writable_dir(p.parent if str(p.parent) else ".", name, create=create)
     return p
 
 

@@ -145,17 +145,67 @@ def test_paths_of_one_predictor_share_a_worker_and_timeouts_stay_per_path(monkey
     assert all(r["status"] == "ok" and r["seconds"] > 0 for r in rows)
 
 
-def test_worker_reports_timeouts_by_path():
+class _FakeClock:
+    """``time.perf_counter`` that advances ``step`` seconds per reading: every timed
+    call lasts exactly ``step``, whatever the machine's load."""
+
+    def __init__(self, step):
+        self.now, self.step = 0.0, step
+
+    def __call__(self):
+        self.now += self.step
+        return self.now
+
+
+TASK = {"name": "ch2_l3n", "paths": ["dense", "sparse"], "n": 16, "density": 0.2, "seed": 0,
+        "backend": "numpy", "repeats": 1, "warmup": 1, "timeout": 5.0}
+
+
+def test_worker_judges_each_path_by_its_own_clock(monkeypatch):
+    # every call "takes" 10 s against a 5 s timeout: both paths are timeouts, by path
+    monkeypatch.setattr(_bench_worker.time, "perf_counter", _FakeClock(10.0))
+    sent = []
+    _bench_worker._measure(TASK, sent.append)
+    assert sent[0] == ("ready", None)
+    assert sent[1:3] == [("warm", ("dense", 10.0)), ("warm", ("sparse", 10.0))]
+    assert sent[-1] == ("ok", {"dense": "timeout", "sparse": "timeout"})
+    # every call "takes" 0.5 s: numbers for both, repeats from the 3 s / 8 s budgets
+    monkeypatch.setattr(_bench_worker.time, "perf_counter", _FakeClock(0.5))
+    sent = []
+    _bench_worker._measure(TASK, sent.append)
+    status, out = sent[-1]
+    assert status == "ok" and set(out) == {"dense", "sparse"}
+    for res in out.values():
+        assert res["seconds"] == res["seconds_min"] == res["gemm_seconds"] == 0.5
+        assert res["repeats"] == 6 and res["nnz"] == round(0.2 * 16 * 16)
+
+
+def test_worker_reports_timeouts_by_path(monkeypatch):
     task = {"name": "ch3_l3p", "paths": ["numba", "numpy"], "n": 400, "density": 0.3,
             "seed": 0, "backend": "numpy", "repeats": 1, "warmup": 1, "timeout": 1e-4}
+    # the parent waits for each message without a deadline: the verdicts are the
+    # worker's own (a warm-up call of 400² at 30 % over 0.1 ms), not a race with the clock
+    monkeypatch.setattr(_bench_worker._Worker, "_recv", lambda self, wait: self.conn.recv())
     worker = _bench_worker._Worker()
     try:
-        # both warm-ups finish within the parent's slack, over the 0.1 ms timeout
         assert worker.ask(task) == ("ok", {"numba": "timeout", "numpy": "timeout"})
     finally:
         worker.close()
-    # silence past the deadline names the path whose call was running, and kills
-    assert worker._settle(None, "numpy") == ("timeout", "numpy") and worker.proc is None
+    # silence past the deadline (the first wait after "ready" gets nothing) names the
+    # path whose call was running and kills the worker
+    answers = []
+
+    def ready_then_silence(self, wait):
+        answers.append(self.conn.recv() if not answers else None)
+        return answers[-1]
+
+    monkeypatch.setattr(_bench_worker._Worker, "_recv", ready_then_silence)
+    worker = _bench_worker._Worker()
+    try:
+        assert worker.ask(task) == ("timeout", "numba")
+        assert worker.proc is None and answers[0] == ("ready", None)
+    finally:
+        worker.close()
 
 
 def test_worker_environment_quiets_idle_thread_pools(monkeypatch):
@@ -168,3 +218,29 @@ def test_worker_environment_quiets_idle_thread_pools(monkeypatch):
         assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
     assert "OPENBLAS_THREAD_TIMEOUT" not in os.environ
     assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+
+
+def _runtime_script(monkeypatch):
+    import importlib.util
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parent.parent / "benchmarks"
+    monkeypatch.syspath_prepend(str(folder))  # it imports linkpred_targets beside it
+    spec = importlib.util.spec_from_file_location("linkpred_runtime", folder /
+                                                  "linkpred_runtime.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_quick_sweep_reports_times_and_no_verdicts(monkeypatch, tmp_path):
+    script = _runtime_script(monkeypatch)
+    bench.write_results([dict(ROW, ratio_to_gemm=4.0)], tmp_path, plot=False)
+    md_before = (tmp_path / "linkpred_runtime.md").read_text()
+    quick = script.finish(tmp_path, quick=True)
+    assert not any("[missed]" in line or "[met]" in line for line in quick)
+    assert "not judged" in quick[0]
+    assert (tmp_path / "linkpred_runtime.md").read_text() == md_before  # no targets added
+    full = script.finish(tmp_path, quick=False)
+    assert "[missed]" in full[0]
+    assert "## Targets" in (tmp_path / "linkpred_runtime.md").read_text()

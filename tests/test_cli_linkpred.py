@@ -106,3 +106,64 @@ def test_bench_bad_predictor(tmp_path, capsys, flag):
     err = capsys.readouterr().err
     assert "unknown predictor" in err
     assert ("deprecated" in err) == (flag == "--methods")
+
+
+# The child runs `netshape bench` with one hook: when the second configuration starts
+# (its worker spawned, the first configuration saved), it says so on stdout and waits for
+# the signal. SIGINT then goes to the whole process group, as a terminal's Ctrl-C does.
+_BENCH_CHILD = """
+import signal, sys
+from netshape.bench import _worker
+from netshape.cli import main
+
+ask, calls = _worker._Worker.ask, []
+
+def ask_then_wait(self, task):
+    calls.append(task)
+    if len(calls) == 2:
+        def wait_for_ctrl_c(wait):
+            print("second configuration started", flush=True)
+            signal.pause()
+        self._recv = wait_for_ctrl_c
+    return ask(self, task)
+
+if __name__ == "__main__":  # the spawned bench worker imports this file too
+    _worker._Worker.ask = ask_then_wait
+    sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_ctrl_c_during_bench_keeps_what_was_measured(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "bench"
+    script = tmp_path / "child.py"
+    script.write_text(_BENCH_CHILD)
+    argv = [sys.executable, str(script), "bench", "--sizes", "16", "--densities", "0.1", "0.2",
+            "--predictors", "ch2_l3n:dense", "--repeats", "1", "--no-plot", "--no-progress",
+            "-o", str(out)]
+    # pytest-xdist workers ignore SIGINT and children inherit it: restore the default
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        line = proc.stdout.readline()  # blocks until the child reaches the hook
+        assert line.strip() == "second configuration started", proc.stderr.read()
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert "interrupted" in lines[0] and "kept 1 measured configuration" in lines[0]
+    assert str(out / "linkpred_runtime.csv") in lines[0]
+    rows = ns.bench.read_csv(out / "linkpred_runtime.csv")
+    assert [(r["n_in"], r["density"], r["status"]) for r in rows] == [(16, 0.1, "ok")]
+    assert rows[0]["seconds"] > 0
+    assert "`ch2_l3n` (dense)" in (out / "linkpred_runtime.md").read_text()
+    assert not list(out.glob(".*"))  # no temporary file left behind

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._common import add_rng, check_writable_dir
+from ._common import add_rng, check_output_dir
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,9 +40,10 @@ def run(args: argparse.Namespace) -> int:
         out = src / "report"
     else:
         out = src.with_name(f"{src.stem}_report")
-    # every input is read and measured before the report directory is touched
+    # the report directory is checked first, and created only once every input is measured
+    check_output_dir(out, "--output")
     an = analyze_source(src)
-    check_writable_dir(out, "--output")
+    out.mkdir(parents=True, exist_ok=True)
     path = write_report(an, out, plots=not args.no_plots)
     s = an.summary
     print(f"analysed {an.source}: {s['layers']} layer(s), {s['links']} links, "

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from ._common import add_rng, check_writable_dir, check_writable_file
+from ._common import add_rng, check_output_dir, check_output_file, make_parent
 
 
 def _predictors() -> tuple[str, ...]:
@@ -67,13 +67,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument("--backend", default="numpy",
                    choices=("numpy", "scipy", "torch", "torch-cuda", "cupy"),
                    help="input type given to the predictor (default numpy)")
-    b.add_argument("--repeats", type=int, default=5,
-                   help="timed calls per configuration (at least)")
+    b.add_argument("--repeats", type=int, default=None,
+                   help="timed calls per configuration, at least (default 5; 1 with --quick)")
     b.add_argument("--warmup", type=int, default=1, help="untimed calls first")
-    b.add_argument("--timeout", type=float, default=30.0,
-                   help="seconds one call may take before the configuration is a timeout")
+    b.add_argument("--timeout", type=float, default=None,
+                   help="seconds one call may take before the configuration is a timeout "
+                        "(default 30; 60 with --quick)")
     b.add_argument("--quick", action="store_true",
-                   help="tiny grid (sizes 64 128, densities 0.02 0.2, 1 repeat): a smoke test")
+                   help="tiny grid (sizes 64 128, densities 0.02 0.2, 1 repeat): a smoke test "
+                        "that reports times only (one repeat is too noisy to judge by)")
     b.add_argument("--no-plot", action="store_true", help="skip the PNG")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
     b.add_argument("-o", "--output", default="netshape-bench", metavar="DIR",
@@ -121,7 +123,7 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.path not in methods(predictor):
         raise ValueError(f"--path={args.path!r} does not apply to {predictor}; its paths: "
                          f"{', '.join(methods(predictor))}")
-    out = check_writable_file(args.output, "--output")
+    out = check_output_file(args.output, "--output", (".npz",))
     topo = load_topology(args.topology)
     layers = topo if isinstance(topo, dict) else {None: topo}
     if args.layer is not None:
@@ -143,7 +145,7 @@ def run_predict(args: argparse.Namespace) -> int:
         print(f"{name or 'layer'}: {S.shape[0]} x {S.shape[1]}, {A.nnz} links, "
               f"{n_pos} candidate(s) with a positive score, max {float(S.max()):.4g}")
     elapsed = time.perf_counter() - t0
-    with atomic_path(out) as tmp, open(tmp, "wb") as fh:
+    with atomic_path(make_parent(out)) as tmp, open(tmp, "wb") as fh:
         np.savez_compressed(fh, **arrays)
     print(f"{predictor}: {elapsed:.3g} s; scores: {out}")
     if args.top:
@@ -160,26 +162,44 @@ def run_predict(args: argparse.Namespace) -> int:
 def run_bench(args: argparse.Namespace) -> int:
     from .. import bench
 
-    outdir = check_writable_dir(args.output, "--output")
-    grid = dict(sizes=bench.DEFAULT_SIZES, densities=bench.DEFAULT_DENSITIES,
-                repeats=args.repeats, timeout=args.timeout)
+    grid = dict(sizes=bench.DEFAULT_SIZES, densities=bench.DEFAULT_DENSITIES, repeats=5,
+                timeout=30.0)
     if args.quick:
         grid.update(bench.QUICK)
-    if args.sizes:
-        grid["sizes"] = args.sizes
-    if args.densities:
-        grid["densities"] = args.densities
+    # what the user gives wins over --quick's grid (and is checked like any other value)
+    grid.update({k: getattr(args, k) for k in ("sizes", "densities", "repeats", "timeout")
+                 if getattr(args, k) is not None})
     if args.predictors_alias is not None:
         print("netshape bench: --methods is deprecated; use --predictors", file=sys.stderr)
     predictors = args.predictors or args.predictors_alias or bench.DEFAULT_PREDICTORS
+    # every argument and the output folder are checked before the folder is created
+    bench.check_arguments(predictors=predictors, backend=args.backend, warmup=args.warmup,
+                          **grid)
+    outdir = check_output_dir(args.output, "--output")
+    kept: list[dict] = []
+
+    def keep(rows: list[dict]) -> None:
+        # each finished configuration is saved at once (atomically): Ctrl-C keeps them
+        bench.write_results(rows, outdir, plot=False)
+        kept[:] = rows
+
     t0 = time.perf_counter()
-    rows = bench.run(predictors=predictors, backend=args.backend, warmup=args.warmup, rng=args.rng,
-                     progress=not args.no_progress, **grid)
+    try:
+        rows = bench.run(predictors=predictors, backend=args.backend, warmup=args.warmup,
+                         rng=args.rng, progress=not args.no_progress, on_config=keep, **grid)
+    except KeyboardInterrupt:
+        kept_txt = (f"kept {len(kept)} measured configuration(s) in "
+                    f"{outdir / 'linkpred_runtime.csv'}" if kept else "nothing measured yet")
+        print(f"netshape bench: interrupted; {kept_txt}; run the command again (with fewer "
+              f"--sizes/--densities/--predictors) to measure the rest", file=sys.stderr)
+        return 130
     paths = bench.write_results(rows, outdir, plot=not args.no_plot)
     counts = {s: sum(1 for r in rows if r["status"].split(":")[0] == s)
               for s in ("ok", "timeout", "skipped", "error")}
     print(f"{len(rows)} configurations in {time.perf_counter() - t0:.0f} s: "
           + ", ".join(f"{v} {k}" for k, v in counts.items() if v))
+    if args.quick:
+        print("quick mode: times from one repeat, a smoke test; judge nothing by them")
     for kind, path in paths.items():
         print(f"{kind}: {Path(path)}")
     return 0

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from ..generators import available as _generators
-from ._common import add_rng, check_writable_file
+from ._common import IMAGE_SUFFIXES, add_rng, check_output_file, make_parent
 
 MODELS = _generators()
 #: options that only some models take (argparse default None means "not given")
@@ -36,22 +36,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--data", metavar="X.npy",
                    help="csti: calibration data (n_samples, n_in) as .npy, .csv or .txt")
     add_rng(g)
-    g.add_argument("-o", "--output", required=True, metavar="A.npz", help="topology file")
-    g.add_argument("--plot", metavar="A.png", help="also write the adjacency image")
+    g.add_argument("-o", "--output", required=True, metavar="A.npz", help="topology file (.npz)")
+    g.add_argument("--plot", metavar="A.png",
+                   help=f"also write the adjacency image ({', '.join(IMAGE_SUFFIXES)})")
     g.set_defaults(func=_generate)
 
     p = sub.add_parser("plot", help="draw a topology file as an image",
                        description="Draw the adjacency (or degree distribution) of a .npz "
                                    "topology; a network file gets one panel per layer.")
-    p.add_argument("path", metavar="A.npz")
-    p.add_argument("-o", "--output", required=True, metavar="A.png")
-    p.add_argument("--kind", choices=("adjacency", "degrees"), default="adjacency")
+    p.add_argument("path", metavar="A.npz", help="topology file (netshape .npz)")
+    p.add_argument("-o", "--output", required=True, metavar="A.png",
+                   help=f"image file ({', '.join(IMAGE_SUFFIXES)})")
+    p.add_argument("--kind", choices=("adjacency", "degrees"), default="adjacency",
+                   help="adjacency image (default) or in/out degree distributions")
     p.add_argument("--layer", help="only this layer of a network file")
     p.add_argument("--bins", type=int, default=512, help="largest image side before bucketing")
     p.set_defaults(func=_plot)
 
-    i = sub.add_parser("info", help="shape, links, density and degrees of a topology file")
-    i.add_argument("path", metavar="A.npz")
+    i = sub.add_parser("info", help="shape, links, density and degrees of a topology file",
+                       description="Print each layer of a .npz topology: inputs x outputs, "
+                                   "links, density and input/output degree statistics.")
+    i.add_argument("path", metavar="A.npz", help="topology file (netshape .npz)")
     i.set_defaults(func=_info)
 
 
@@ -109,21 +114,22 @@ def _save_png(fig, path: Path) -> None:
 
 
 def _generate(args) -> int:
-    out = check_writable_file(args.output, "--output")
-    png = check_writable_file(args.plot, "--plot") if args.plot else None
+    # every output is checked before the (possibly long) build and before anything is written
+    out = check_output_file(args.output, "--output", (".npz",))
+    png = check_output_file(args.plot, "--plot", IMAGE_SUFFIXES) if args.plot else None
     t0 = time.perf_counter()
     A = _build(args)
     seconds = time.perf_counter() - t0
     from ..io import save_topology
 
-    save_topology(out, A)
+    save_topology(make_parent(out), A)
     print(f"{args.model}: {A.shape[0]}x{A.shape[1]}, {A.nnz} links "
           f"(density {A.nnz / (A.shape[0] * A.shape[1]):.4g}) in {seconds:.2f} s -> {out}")
     if png is not None:
         from ..plot import adjacency
 
         ax = adjacency(A, title=f"{args.model} {A.shape[0]}×{A.shape[1]}, {A.nnz} links")
-        _save_png(ax.figure, png)
+        _save_png(ax.figure, make_parent(png))
         print(f"plot -> {png}")
     return 0
 
@@ -142,7 +148,7 @@ def _layers(path: str, layer: str | None):
 
 
 def _plot(args) -> int:
-    out = check_writable_file(args.output, "--output")
+    out = check_output_file(args.output, "--output", IMAGE_SUFFIXES)
     layers = _layers(args.path, args.layer)
     from .._backend import require
     from ..plot import adjacency, degree_distribution
@@ -158,7 +164,7 @@ def _plot(args) -> int:
             degree_distribution(A, ax, side="both")
             ax.set_title(name)
     fig.tight_layout()
-    _save_png(fig, out)
+    _save_png(fig, make_parent(out))
     plt.close(fig)
     print(f"{args.kind} of {n} layer(s) -> {out}")
     return 0

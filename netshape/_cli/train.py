@@ -7,7 +7,7 @@ import json
 import sys
 
 from ..datasets import DATASETS
-from ._common import add_rng
+from ._common import add_rng, check_output_dir
 
 #: flags that define a run; with --resume they come from RUN_DIR/config.json instead
 _RUN_FLAGS = ("dataset", "method", "compare", "density", "epochs", "hidden", "batch_size", "lr",
@@ -45,11 +45,13 @@ def register(subparsers) -> None:
     p.add_argument("--density", type=float, default=None,
                    help="fraction of links kept per sparsified layer, in (0, 1) "
                         "(default 0.1 for digits, 0.01 otherwise; lm: 0.3)")
-    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--epochs", type=int, default=None,
+                   help="training epochs (default 40 for digits, 100 otherwise)")
     p.add_argument("--hidden", default=None, metavar="SIZES",
                    help="hidden layer sizes: '1568,1568,1568' or '256x3' (default: 256x3 for "
                         "digits, 1568x3 otherwise, 3072x3 for cifar10)")
-    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="mini-batch size (default 32)")
     p.add_argument("--lr", type=float, default=None,
                    help="start learning rate (0.025; lm: peak 3e-3, 1e-3 for fc)")
     p.add_argument("--lr-end", type=float, default=None, help="end learning rate (2.5e-4)")
@@ -168,6 +170,8 @@ def run(args) -> int:
     elif args.compare is not None and args.method is not None:
         raise ValueError("give either --method or --compare, not both")
     cfg = _config(args) if args.resume is None else None
+    if args.output is not None:  # checked before a dataset is read or a folder made
+        check_output_dir(args.output, "--output")
     try:
         if args.resume is not None:
             found = tr.compare_methods_of(args.resume)

@@ -17,6 +17,7 @@ from ._sweep import (
     DEFAULT_PREDICTORS,
     DEFAULT_SIZES,
     QUICK,
+    check_arguments,
     read_csv,
     run,
     to_csv,
@@ -25,4 +26,5 @@ from ._sweep import (
 )
 
 __all__ = ["COLUMNS", "DEFAULT_DENSITIES", "DEFAULT_METHODS", "DEFAULT_PREDICTORS",
-           "DEFAULT_SIZES", "QUICK", "read_csv", "run", "to_csv", "to_markdown", "write_results"]
+           "DEFAULT_SIZES", "QUICK", "check_arguments", "read_csv", "run", "to_csv",
+           "to_markdown", "write_results"]

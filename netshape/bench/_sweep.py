@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import os
 import platform
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,8 @@ from .._validation import check_density, check_positive_int
 from ._worker import _Worker
 
 __all__ = ["COLUMNS", "DEFAULT_DENSITIES", "DEFAULT_METHODS", "DEFAULT_PREDICTORS",
-           "DEFAULT_SIZES", "QUICK", "read_csv", "run", "to_csv", "to_markdown", "write_results"]
+           "DEFAULT_SIZES", "QUICK", "check_arguments", "read_csv", "run", "to_csv",
+           "to_markdown", "write_results"]
 
 DEFAULT_SIZES = (256, 512, 1024, 2048, 4096)
 DEFAULT_DENSITIES = (0.001, 0.003, 0.01, 0.03, 0.05, 0.1, 0.3)
@@ -57,6 +58,8 @@ COLUMNS = ("method", "path", "backend", "n_in", "n_out", "density", "nnz", "stat
            "peak_mb", "threads", "versions")
 
 _BACKENDS = ("numpy", "scipy", "torch", "torch-cuda", "cupy")
+
+
 def _split_spec(spec: str) -> tuple[str, str]:
     from ..linkpred import available, methods
 
@@ -96,10 +99,37 @@ def _threads() -> int:
     return os.cpu_count() or 1
 
 
+def check_arguments(sizes: Iterable[int], densities: Iterable[float],
+                    predictors: Iterable[str], *, backend: str = "numpy", repeats: int = 5,
+                    warmup: int = 1, timeout: float = 30.0):
+    """Validate the arguments of :func:`run` (raise a ``ValueError`` naming the bad one).
+
+    Returns the sorted unique sizes and densities, the ``(name, path)`` pairs,
+    ``repeats`` and ``warmup``; a caller can check a sweep before it creates
+    anything (``netshape bench`` does, before its output folder).
+
+    >>> check_arguments((64, 32), (0.1,), ("ch2_l3n:dense",))[:3]
+    ([32, 64], [0.1], [('ch2_l3n', 'dense')])
+    """
+    sizes = sorted({check_positive_int(n, "sizes") for n in sizes})
+    densities = sorted({check_density(p, "densities") for p in densities})
+    specs = [_split_spec(m) for m in predictors]
+    if backend not in _BACKENDS:
+        raise ValueError(f"backend={backend!r} is not allowed; choose one of {_BACKENDS}")
+    if not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
+        raise ValueError(f"timeout={timeout!r} must be a positive number of seconds")
+    repeats = check_positive_int(repeats, "repeats")
+    warmup = check_positive_int(warmup, "warmup")
+    if not specs or not sizes or not densities:
+        raise ValueError("sizes, densities and predictors must each have at least one entry")
+    return sizes, densities, specs, repeats, warmup
+
+
 def run(sizes: Iterable[int] = DEFAULT_SIZES, densities: Iterable[float] = DEFAULT_DENSITIES,
         predictors: Iterable[str] = DEFAULT_PREDICTORS, *, backend: str = "numpy",
         repeats: int = 5, warmup: int = 1, timeout: float = 30.0, rng: int = 0,
-        progress: bool = True, methods: Iterable[str] | None = None) -> list[dict]:
+        progress: bool = True, methods: Iterable[str] | None = None,
+        on_config: Callable[[list[dict]], None] | None = None) -> list[dict]:
     """Time every configuration; one row per ``predictor × size × density``.
 
     A row's ``method`` column names the predictor and ``path`` its computation
@@ -133,28 +163,24 @@ def run(sizes: Iterable[int] = DEFAULT_SIZES, densities: Iterable[float] = DEFAU
         Show a tqdm bar.
     methods : iterable of str, optional
         Deprecated spelling of ``predictors`` (a :class:`DeprecationWarning`).
+    on_config : callable, optional
+        Called after every measured configuration with the rows finished so
+        far (in the order of the result), e.g. to save them as the sweep goes:
+        an interrupted sweep then keeps what it measured.
 
     Returns
     -------
     list of dict with the keys :data:`COLUMNS`.
     """
-    sizes = sorted({check_positive_int(n, "sizes") for n in sizes})
-    densities = sorted({check_density(p, "densities") for p in densities})
     if methods is not None:
         import warnings
 
         warnings.warn("run(methods=) is deprecated; use predictors= (the same entries)",
                       DeprecationWarning, stacklevel=2)
         predictors = methods
-    specs = [_split_spec(m) for m in predictors]
-    if backend not in _BACKENDS:
-        raise ValueError(f"backend={backend!r} is not allowed; choose one of {_BACKENDS}")
-    if not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
-        raise ValueError(f"timeout={timeout!r} must be a positive number of seconds")
-    repeats = check_positive_int(repeats, "repeats")
-    warmup = check_positive_int(warmup, "warmup")
-    if not specs or not sizes or not densities:
-        raise ValueError("sizes, densities and predictors must each have at least one entry")
+    sizes, densities, specs, repeats, warmup = check_arguments(
+        sizes, densities, predictors, backend=backend, repeats=repeats, warmup=warmup,
+        timeout=timeout)
     from tqdm.auto import tqdm
 
     versions, threads = _versions(), _threads()
@@ -163,6 +189,7 @@ def run(sizes: Iterable[int] = DEFAULT_SIZES, densities: Iterable[float] = DEFAU
     for name, path in specs:  # paths of one predictor are timed together, interleaved
         groups.setdefault(name, []).append(path)
     done: dict[tuple, dict] = {}
+    order = [(name, path, n, p) for name, path in specs for n in sizes for p in densities]
     worker = _Worker()
     bar = tqdm(total=len(specs) * len(sizes) * len(densities), disable=not progress,
                desc="bench", unit="cfg")
@@ -205,10 +232,15 @@ def run(sizes: Iterable[int] = DEFAULT_SIZES, densities: Iterable[float] = DEFAU
                     for path, row in rows.items():
                         done[(name, path, n, p)] = row
                     bar.update(len(paths))
+                    if on_config is not None:
+                        on_config([done[k] for k in order if k in done])
+    except BaseException:
+        worker.kill()  # interrupted mid-configuration: no waiting for the worker to finish
+        raise
     finally:
         bar.close()
         worker.close()
-    return [done[(name, path, n, p)] for name, path in specs for n in sizes for p in densities]
+    return [done[k] for k in order]
 
 
 def _empty_row(name: str, path: str, backend: str, n: int, p: float, threads: int,

@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import os
+import signal
 import statistics
+import threading
 import time
 from typing import Any
 
@@ -149,6 +151,24 @@ QUIET_POOLS = {"OPENBLAS_THREAD_TIMEOUT": "4", "OMP_WAIT_POLICY": "PASSIVE"}
 
 
 @contextlib.contextmanager
+def _sigint_ignored():
+    """SIGINT ignored while a worker process starts, so that the child ignores it from birth.
+
+    Ctrl-C in a terminal reaches the whole process group: the parent turns it into
+    a ``KeyboardInterrupt`` and kills the worker; a worker that took it too would
+    print its own traceback. Python keeps an inherited ``SIG_IGN`` for SIGINT.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be changed in the main thread
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
+
+
+@contextlib.contextmanager
 def _quiet_thread_pools():
     """:data:`QUIET_POOLS` in ``os.environ`` while a worker process starts."""
     added = [k for k in QUIET_POOLS if k not in os.environ]
@@ -177,7 +197,7 @@ class _Worker:
             ctx = mp.get_context("spawn")  # fork after BLAS/numba threads start can deadlock
             self.conn, child = ctx.Pipe()
             self.proc = ctx.Process(target=_worker, args=(child,), daemon=True)
-            with _quiet_thread_pools():
+            with _quiet_thread_pools(), _sigint_ignored():
                 self.proc.start()
         self.conn.send(task)
         T = task["timeout"]
