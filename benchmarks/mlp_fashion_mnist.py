@@ -36,8 +36,8 @@ from pathlib import Path
 
 import torch
 
-from netshape._cli.train import parse_hidden
 from netshape._fs import atomic_write_text
+from netshape._validation import parse_sizes
 from netshape.train import TrainConfig, resume, train
 
 #: paper Table 7, FMNIST column: (accuracy %, ANP %); FC has no ANP
@@ -135,7 +135,7 @@ def main(argv=None) -> int:
         ov = overrides_for(method, args.epochs)
         cfg = TrainConfig(dataset="fashion-mnist", method=method, epochs=args.epochs,
                           density=0.01, rng=args.rng, overrides=ov,
-                          hidden=parse_hidden(args.hidden),
+                          hidden=parse_sizes(args.hidden, "--hidden"),
                           steps_per_epoch=args.steps_per_epoch)
         run = Path(args.runs_dir) / f"{method}-e{args.epochs}-s{args.rng}"
         t0 = time.time()

@@ -36,6 +36,7 @@ __all__ = [
     "check_unit_interval",
     "link_count",
     "memory_bytes",
+    "parse_sizes",
 ]
 
 
@@ -141,6 +142,26 @@ def link_count(density: float, n_in: int, n_out: int, *, name: str = "density") 
             f"(about {need / 2**30:.3g} GiB), more than this machine's memory "
             f"({cap / 2**30:.3g} GiB)")
     return m
+
+
+def parse_sizes(text: str, name: str = "hidden") -> tuple[int, ...]:
+    """Layer sizes from ``'1568,1568,1568'`` or ``'256x3'``; raise naming ``name`` otherwise.
+
+    >>> parse_sizes("256x3"), parse_sizes("512,256")
+    ((256, 256, 256), (512, 256))
+    """
+    try:
+        if "x" in text:
+            size, count = text.lower().split("x")
+            sizes = (int(size),) * int(count)
+        else:
+            sizes = tuple(int(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        sizes = ()
+    if not sizes or min(sizes) <= 0:
+        raise ValueError(f"{name}={text!r} must be positive sizes like '1568,1568,1568' "
+                         "or '256x3'")
+    return sizes
 
 
 def memory_bytes() -> int:

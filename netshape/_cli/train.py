@@ -95,23 +95,14 @@ def register(subparsers) -> None:
 
 
 def parse_hidden(text: str) -> tuple[int, ...]:
-    """``'256x3'`` -> (256, 256, 256); ``'512,256'`` -> (512, 256).
+    """``'256x3'`` -> (256, 256, 256); ``'512,256'`` -> (512, 256) (see ``parse_sizes``).
 
     >>> parse_hidden("256x3"), parse_hidden("512,256")
     ((256, 256, 256), (512, 256))
     """
-    try:
-        if "x" in text:
-            size, count = text.lower().split("x")
-            sizes = (int(size),) * int(count)
-        else:
-            sizes = tuple(int(t) for t in text.split(",") if t.strip())
-    except ValueError:
-        sizes = ()
-    if not sizes or min(sizes) <= 0:
-        raise ValueError(f"--hidden={text!r} must be positive sizes like '1568,1568,1568' "
-                         "or '256x3'")
-    return sizes
+    from .._validation import parse_sizes
+
+    return parse_sizes(text, "--hidden")
 
 
 def parse_overrides(items: list[str] | None) -> dict:

@@ -229,16 +229,18 @@ def test_masked_skips_remask_only_when_safe():
     assert not remask_needed(dst)
 
 
-def test_auto_threshold_divides_by_threads():
-    def mode(threads):
+def test_auto_threshold_is_the_same_for_any_thread_count():
+    def mode(threads, density):
         torch.set_num_threads(threads)  # the autouse fixture restores the count
         model = nn.Sequential(nn.Linear(300, 400), nn.ReLU(), nn.Linear(400, 3))
         dst = sparsify(model, torch.optim.SGD(model.parameters(), lr=0.1), method="set",
-                       density=0.75 * AUTO_MAX_DENSITY, total_steps=10, update_every=5, rng=0)
+                       density=density, total_steps=10, update_every=5, rng=0)
         return dst.stats()["0"]["execution"], dst.stats()["0"]["execution_reason"]
 
-    assert mode(1)[0] == "sparse"
-    assert mode(2) == ("masked", f"auto: density {0.075:.4g} > {0.05:.4g}")
+    # the benchmark found sparse faster at every measured point up to 10 %, 1 and 2 threads
+    assert mode(1, 0.75 * AUTO_MAX_DENSITY)[0] == "sparse"
+    assert mode(2, 0.75 * AUTO_MAX_DENSITY)[0] == "sparse"
+    assert mode(2, 1.5 * AUTO_MAX_DENSITY) == ("masked", f"auto: density {0.15:.4g} > {0.1:.4g}")
 
 
 @pytest.mark.gpu
