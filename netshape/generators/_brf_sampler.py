@@ -31,7 +31,7 @@ import numpy as np
 
 __all__ = ["sample_receptive_fields"]
 
-_CHUNK_CELLS = 1 << 22  # outputs are processed in chunks of about this many key cells
+_CHUNK_CELLS = 1 << 19  # outputs are processed in chunks of about this many key cells
 
 
 def _offsets(n_in: int) -> tuple[np.ndarray, np.ndarray]:
@@ -104,6 +104,29 @@ class _Outside:
         self.log_rate = float(log_env_out[h + 1])
         self.cdf = np.cumsum(np.exp(-alpha * np.log(u + 0.5) - self.log_rate))
         self.log_env = -alpha * np.log(u + 0.5)
+        # guide table (the cutpoint method): bucket b of the uniform draw starts its
+        # search at the first offset whose cdf exceeds the bucket's lower edge
+        self.buckets = 2 * self.cdf.size
+        edges = np.arange(self.buckets) * (self.cdf[-1] / self.buckets)
+        self.guide = np.searchsorted(self.cdf, edges * (1.0 - 1e-12), side="right")
+
+    def label(self, x: np.ndarray) -> np.ndarray:
+        """``searchsorted(cdf, x * cdf[-1], side="right")`` clipped to the table (``x`` in [0, 1)).
+
+        Starts at the guide entry and steps forward; the expected number of
+        steps is below one, against a binary search's dozen.
+        """
+        cdf, last = self.cdf, self.cdf.size - 1
+        target = x * cdf[-1]
+        b = np.minimum((x * self.buckets).astype(np.int64), self.buckets - 1)
+        idx = np.minimum(self.guide[b], last)
+        todo = np.flatnonzero(cdf[idx] <= target)
+        while todo.size:
+            nxt = idx[todo] + 1
+            np.minimum(nxt, last, out=nxt)
+            idx[todo] = nxt
+            todo = todo[(nxt < last) & (cdf[nxt] <= target[todo])]
+        return idx
 
     def arrivals(self, rows, log_t0, log_t1, base, frac_of, alpha, n_in, gen):
         """Accepted arrivals on ``(T0, T1]``: ``(row, input, log time)``, grouped by row."""
@@ -115,8 +138,7 @@ class _Outside:
         n = r.size
         if n == 0:
             return r, r.copy(), np.empty(0)
-        pick = np.searchsorted(self.cdf, gen.random(n) * self.cdf[-1], side="right")
-        np.minimum(pick, self.off.size - 1, out=pick)
+        pick = self.label(gen.random(n))
         off = self.off[pick]
         xx = np.abs(off + 0.5 - frac_of[r])
         dd = np.minimum(xx, n_in - xx)
@@ -149,7 +171,8 @@ def _first_arrivals(rows, items, logt, n_rows, n_in):
     so the padded width is the largest arrival count of a row.
     """
     comb = rows * n_in + items
-    order = np.argsort(comb, kind="stable")  # by row, then input
+    # by row, then input; equal entries carry equal items and times, so stability is moot
+    order = np.argsort(comb)
     comb, rows, items, logt = comb[order], rows[order], items[order], logt[order]
     if comb.size:
         new = np.empty(comb.size, dtype=bool)
@@ -187,15 +210,31 @@ def _take_k(keys, items, k, gen, thr=None):
 
 
 def _kth(keys, k):
-    """k-th smallest key per row; +inf where a row knows fewer than k keys, -inf for k = 0."""
+    """k-th smallest key per row; +inf where a row knows fewer than k keys, -inf for k = 0.
+
+    One partition at the smallest rank serves every row: a partition with
+    several ranks costs several selections, and the degrees of a group differ
+    by a few links. A row of higher rank ``v`` then selects rank ``v - v0 - 1``
+    among the keys right of the shared rank ``v0`` (their minimum for ``v0 + 1``).
+    """
     n, width = keys.shape
     out = np.full(n, -np.inf)
     out[k > width] = np.inf
     use = (k > 0) & (k <= width)
-    if use.any():
-        kk = k[use] - 1
-        part = np.partition(keys if use.all() else keys[use], np.unique(kk), axis=1)
-        out[use] = part[np.arange(kk.size), kk]
+    if not use.any():
+        return out
+    kk = k - 1
+    rows = np.flatnonzero(use)
+    v0 = int(kk[rows].min())
+    part = np.partition(keys if rows.size == n else keys[rows], v0, axis=1)
+    rank = kk[rows] - v0
+    out[rows[rank == 0]] = part[rank == 0, v0]
+    at1 = np.flatnonzero(rank == 1)
+    if at1.size:
+        out[rows[at1]] = part[at1, v0 + 1:].min(axis=1)
+    for v in np.unique(rank[rank > 1]):
+        sel = np.flatnonzero(rank == v)
+        out[rows[sel]] = np.partition(part[sel, v0 + 1:], v - 1, axis=1)[:, v - 1]
     return out
 
 
@@ -322,8 +361,12 @@ def _chunk_linear(js, kj, o, base, res_inv, frac_of, inside_cost, hor, outside, 
             np.multiply(E[a:b], inv_w[cls[a]], out=keys[a:b, :width])
     else:
         np.multiply(E, inv_w[cls], out=keys[:, :width])
-    np.add(base[js, None], o[None, :], out=items[:, :width])
-    np.remainder(items[:, :width], n_in, out=items[:, :width])
+    bj = base[js]
+    np.add(bj[:, None], o[None, :], out=items[:, :width])
+    # only windows that cross the ring's ends need the modulo (a few rows of many)
+    wrap = np.flatnonzero((bj + o[0] < 0) | (bj + o[-1] >= n_in))
+    if wrap.size:
+        items[wrap, :width] %= n_in
     thr = _kth(keys, kj)
     good = thr <= np.exp(hor)
     if good.all():

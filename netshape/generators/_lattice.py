@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from .._validation import canonical_csr, check_positive_int, link_count
+from .._validation import check_positive_int, link_count
 
 __all__ = [
     "check_sizes",
@@ -62,7 +62,7 @@ def window_starts(n_in: int, n_out: int, k: np.ndarray) -> np.ndarray:
 
 
 def csr_from_columns(n_in: int, n_out: int, counts: np.ndarray, rows: np.ndarray) -> sp.csr_array:
-    """Canonical CSR from per-output input lists (output ``j`` owns ``counts[j]`` entries).
+    """Canonical CSR from per-output lists of distinct inputs (output ``j`` owns ``counts[j]``).
 
     The column-major data is read as CSC and transposed by scipy's counting
     sort, which leaves every row's column indices sorted.
@@ -74,7 +74,14 @@ def csr_from_columns(n_in: int, n_out: int, counts: np.ndarray, rows: np.ndarray
         (np.ones(rows.size, dtype=bool), rows.astype(idx_dtype), indptr.astype(idx_dtype)),
         shape=(n_in, n_out),
     )
-    return canonical_csr(csc.tocsr())
+    csr = csc.tocsr()
+    # the inputs of an output are distinct and every value is True, so the
+    # transpose is already canonical: skip canonical_csr's passes over the links
+    out = sp.csr_array((csr.data, csr.indices.astype(idx_dtype, copy=False),
+                        csr.indptr.astype(idx_dtype, copy=False)), shape=(n_in, n_out))
+    out.has_sorted_indices = True
+    out.has_canonical_format = True
+    return out
 
 
 def csr_from_linear(n_in: int, n_out: int, lin: np.ndarray) -> sp.csr_array:
