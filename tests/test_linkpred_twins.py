@@ -169,3 +169,42 @@ def test_auto_follows_the_engine_rule(kernels, monkeypatch, shape, density, engi
     A = np.random.default_rng(0).random(shape) < density
     ch3_l3p(A, engine="auto")
     assert taken == [engine]
+
+
+def test_an_interrupted_compilation_is_not_recorded_as_a_failure(monkeypatch):
+    """A Ctrl-C during a compile stops that call only; the next call compiles again."""
+    calls = []
+
+    def builder(name, parallel):
+        calls.append((name, parallel))
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        if len(calls) == 2:
+            return "kernel"
+        raise AssertionError("compiled twice")
+
+    monkeypatch.setattr(_jit, "_builder", builder)
+    monkeypatch.setattr(_jit, "_done", {})
+    monkeypatch.setattr(_jit, "_failed", {})
+    monkeypatch.setattr(_jit, "_key_locks", {})
+    with pytest.raises(KeyboardInterrupt):
+        _jit.compiled("probe", False)
+    assert _jit.compiled("probe", False) == "kernel"
+    assert _jit.compiled("probe", False) == "kernel"
+
+
+def test_a_kernel_that_cannot_compile_stays_refused(monkeypatch):
+    calls = []
+
+    def builder(name, parallel):
+        calls.append(name)
+        raise TypeError("no such signature")
+
+    monkeypatch.setattr(_jit, "_builder", builder)
+    monkeypatch.setattr(_jit, "_done", {})
+    monkeypatch.setattr(_jit, "_failed", {})
+    monkeypatch.setattr(_jit, "_key_locks", {})
+    for _ in range(2):
+        with pytest.raises(TypeError, match="no such signature"):
+            _jit.compiled("probe", False)
+    assert calls == ["probe"]

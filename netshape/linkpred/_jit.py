@@ -59,7 +59,9 @@ def _build(key: tuple[str, bool]) -> Any:
         assert _builder is not None
         try:
             kernel = _builder(*key)
-        except BaseException as exc:
+        except Exception as exc:
+            # a kernel that cannot compile stays refused; a KeyboardInterrupt (or any
+            # other BaseException) interrupted this attempt only, so it is not recorded
             _failed[key] = exc
             raise
         _done[key] = kernel
