@@ -88,7 +88,7 @@ def test_snapshots_info_and_figures_use_the_same_names(runs, tmp_path, capsys):
     itop.draw(an, ax, ns.plot)
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     matplotlib.pyplot.close(fig)
-    assert legend[:-1] == EXPECTED and legend[-1] == "total"
+    assert legend[:-1] == [f"layer {n}" for n in EXPECTED] and legend[-1] == "total"
 
 
 def test_wrapped_state_dict_beside_loose_tensors_keeps_module_names(tmp_path):

@@ -39,7 +39,8 @@ LAYER_FIGURES: tuple[tuple[str, Callable[[Any, Any, Any], Any]], ...] = (
 
 def _itop(an: Any, ax: Any, plot: Any) -> None:
     c = an.curves
-    series = dict(c["itop_per_layer"]) if len(c["itop_per_layer"]) > 1 else {}
+    per_layer = c["itop_per_layer"]
+    series = {f"layer {k}": v for k, v in per_layer.items()} if len(per_layer) > 1 else {}
     series["total"] = c["itop"]
     plot.itop_curve(series, steps=c["step"], ax=ax, xlabel="update")
 
