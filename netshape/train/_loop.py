@@ -40,7 +40,7 @@ from .._validation import check_choice, check_positive_int
 from ..datasets import load as load_dataset
 from . import _rundir as rd
 from ._config import DATASET_DEFAULTS, TrainConfig, methods, resolve
-from ._model import anp_of_chain, build_mlp, epoch_order, evaluate, linear_lr
+from ._model import anp_of_chain, build_mlp, epoch_order, evaluate, layer_masks, linear_lr
 from ._table import comparison_rows, format_text, write_comparison
 
 __all__ = ["DATASET_DEFAULTS", "METHODS", "TrainConfig", "compare", "resolve", "resume", "train"]
@@ -246,7 +246,7 @@ def _fit(cfg: TrainConfig, run: Path, data: _Data, ckpt: dict | None, progress: 
             rd.write_metrics(run / rd.METRICS, rows)
             ckpt_payload = _checkpoint(model, opt, dst, epoch, epoch * spe, rows)
             rd.save_checkpoint(run / rd.CHECKPOINT, ckpt_payload)
-            summary = _summary(cfg, data, rows, _layer_masks(model, dst),
+            summary = _summary(cfg, data, rows, layer_masks(model, dst),
                                finished=epoch == cfg.epochs)
             rd.write_json(run / rd.SUMMARY, summary)
             postfix["test"] = f"{test_acc:.4f}"
@@ -254,7 +254,7 @@ def _fit(cfg: TrainConfig, run: Path, data: _Data, ckpt: dict | None, progress: 
             if on_epoch_end is not None:
                 on_epoch_end(row)
     if start_epoch >= cfg.epochs:  # nothing left to run: summary of what is there
-        summary = _summary(cfg, data, rows, _layer_masks(model, dst), finished=True)
+        summary = _summary(cfg, data, rows, layer_masks(model, dst), finished=True)
         rd.write_json(run / rd.SUMMARY, summary)
     return summary
 
@@ -300,22 +300,9 @@ def _checkpoint(model, opt, dst, epoch: int, step: int, rows: list[dict]) -> dic
     if dst is not None:
         payload["dst"] = dst.state_dict()
     # plain (out, in) bool masks by layer name, for readers that skip parametrizations
-    payload["masks"] = {k: m.detach().cpu().clone() for k, m in _layer_masks(model, dst).items()}
+    payload["masks"] = layer_masks(model, dst)
     return payload
 
-
-def _layer_masks(model, dst) -> dict:
-    """``(out, in)`` masks of the layers a sparse run sparsifies, by module name.
-
-    A dense run (``fc``, or a preset that sparsifies nothing) reports the same layers,
-    all ones, so that its checkpoint, summary and analysis name the same layers as a
-    sparse run of the architecture (the classifier stays out of both).
-    """
-    if dst is not None and dst.masks:
-        return dict(dst.masks)
-    from ..torch.groups import find_slots
-
-    return {s.name: torch.ones(s.n_out, s.n_in, dtype=torch.bool) for s in find_slots(model)}
 
 
 def _summary(cfg, data, rows, masks: dict, *, finished: bool) -> dict:
