@@ -85,17 +85,45 @@ def _subparsers(parser):
     raise AssertionError("no subcommands")
 
 
+def _walk(parser, prefix=""):
+    """``(command path, parser, one-line help in the parent's listing)`` of every (sub)command."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            listed = {a.dest: a.help for a in action._choices_actions}
+            for name, sub in action.choices.items():
+                path = f"{prefix} {name}".strip()
+                yield path, sub, listed.get(name)
+                yield from _walk(sub, path)
+
+
 def test_every_command_and_option_has_help():
-    commands = _subparsers(build_parser())
+    commands = {path: (sub, listed) for path, sub, listed in _walk(build_parser())}
     assert {"generate", "plot", "info", "predict", "bench", "analyze", "train"} <= set(commands)
     missing = []
-    for name, sub in commands.items():
+    for name, (sub, listed) in commands.items():
         if not (sub.description or "").strip():
             missing.append(f"{name}: no description")
+        if not (listed or "").strip():
+            missing.append(f"{name}: no help line in `netshape --help`")
         for action in sub._actions:
             if action.help == argparse.SUPPRESS:  # deliberately hidden (deprecated spellings)
                 continue
+            if isinstance(action, argparse._SubParsersAction):
+                continue  # its commands are checked one by one
             if not (action.help or "").strip():
                 flag = "/".join(action.option_strings) or action.dest
                 missing.append(f"{name} {flag}: no help")
+        # the text must render (a stray % in a help string breaks --help with a TypeError)
+        sub.format_help()
     assert not missing, missing
+
+
+@pytest.mark.parametrize("command", ["generate", "plot", "info", "predict", "bench", "analyze",
+                                     "train"])
+def test_help_prints_and_exits_zero(command, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: netshape " + command)
+    assert len(out.splitlines()) > 3

@@ -80,13 +80,14 @@ def test_every_preset_trains_a_few_steps(tmp_path, corpus, method):
                for r in rows)
     ck = torch.load(out / "checkpoint.pt", weights_only=True)
     assert ck["step"] == 8
-    if method in ("fc", "dense"):
-        assert "masks" not in ck or not ck["masks"]
-        assert s["density"] == 1.0
-        return
     want = {f"blocks.{i}.{'attn' if leaf[0] in 'qkvo' else 'mlp'}.{leaf}"
             for i in range(2) for leaf in LEAVES}
-    assert set(ck["masks"]) == want  # every block linear, never embed or head
+    # every block linear, never embed or head; a dense run records the same layers, all ones
+    assert set(ck["masks"]) == want
+    if method in ("fc", "dense"):
+        assert all(bool(m.all()) for m in ck["masks"].values())
+        assert s["density"] == 1.0
+        return
     if PRESET_CONSTANT[method]:
         for name, m in ck["masks"].items():
             assert int(m.sum()) == link_count(0.4, m.shape[1], m.shape[0]), name

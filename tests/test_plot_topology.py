@@ -54,14 +54,14 @@ def test_adjacency_bucketed_large_layer():
     ax = adjacency(A, bins=100)
     img = np.asarray(ax.images[0].get_array())
     assert img.shape == (100, 100)
-    # pixel shade = link density of its block: never above 1, and the
-    # block-size-weighted mean is the layer density
-    assert img.max() <= 1.0
+    # pixel shade = link density of its block in % (the unit of every rate in netshape's
+    # figures): never above 100, and the block-size-weighted mean is the layer density
+    assert img.max() <= 100.0
     rsz = np.bincount(np.arange(4000) * 100 // 4000, minlength=100)
     csz = np.bincount(np.arange(3000) * 100 // 3000, minlength=100)
-    assert np.isclose((img * np.outer(rsz, csz)).sum(), A.nnz)
+    assert np.isclose((img * np.outer(rsz, csz)).sum(), 100 * A.nnz)
     B = adjacency(np.ones((700, 300)), bins=64).images[0].get_array()
-    assert np.allclose(B, 1.0)
+    assert np.allclose(B, 100.0)
     # BRF at small r is diagonal: the diagonal band holds far more than the corners
     assert img.diagonal().mean() > 20 * img[0, 50:].mean()
 

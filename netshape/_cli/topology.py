@@ -107,10 +107,9 @@ def _build(args):
 
 
 def _save_png(fig, path: Path) -> None:
-    from .._fs import atomic_path
+    from ..plot._layout import save_figure
 
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120)
+    save_figure(fig, path, dpi=120)
 
 
 def _generate(args) -> int:
@@ -155,15 +154,15 @@ def _plot(args) -> int:
 
     plt = require("matplotlib.pyplot")
     n = len(layers)
-    fig, axes = plt.subplots(1, n, figsize=(5 * n, 4), squeeze=False)
+    from ..plot._layout import layer_title
+
+    fig, axes = plt.subplots(1, n, figsize=(5 * n, 4), squeeze=False, layout="constrained")
     for ax, (name, A) in zip(axes[0], layers.items(), strict=True):
         if args.kind == "adjacency":
-            adjacency(A, ax, bins=args.bins, title=f"{name}: {A.shape[0]}×{A.shape[1]}, "
-                                                   f"{A.nnz} links")
+            adjacency(A, ax, bins=args.bins, title=layer_title(name, A))
         else:
             degree_distribution(A, ax, side="both")
-            ax.set_title(name)
-    fig.tight_layout()
+            ax.set_title(layer_title(name, A), fontsize=9)
     _save_png(fig, make_parent(out))
     plt.close(fig)
     print(f"{args.kind} of {n} layer(s) -> {out}")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .._backend import require
-from .._fs import atomic_path
+from ..plot._layout import layer_title, save_figure
 
 __all__ = ["LAYER_FIGURES", "RUN_FIGURES", "Figure", "write_figures"]
 
@@ -39,7 +39,8 @@ LAYER_FIGURES: tuple[tuple[str, Callable[[Any, Any, Any], Any]], ...] = (
 
 def _itop(an: Any, ax: Any, plot: Any) -> None:
     c = an.curves
-    series = dict(c["itop_per_layer"]) if len(c["itop_per_layer"]) > 1 else {}
+    per_layer = c["itop_per_layer"]
+    series = {f"layer {k}": v for k, v in per_layer.items()} if len(per_layer) > 1 else {}
     series["total"] = c["itop"]
     plot.itop_curve(series, steps=c["step"], ax=ax, xlabel="update")
 
@@ -69,8 +70,7 @@ def _safe(name: str) -> str:
 
 
 def _save(fig: Any, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110)
+    save_figure(fig, path, dpi=110)
     require("matplotlib.pyplot").close(fig)
 
 
@@ -84,7 +84,7 @@ def write_figures(an: Any, out: Path) -> list[tuple[str, str]]:
         for kind, draw in LAYER_FIGURES:
             fig, ax = plt.subplots(figsize=(4.5, 3.5), layout="constrained")
             draw(A, ax, plot)
-            ax.set_title(f"{name}: {A.shape[0]}x{A.shape[1]}, {A.nnz} links", fontsize="small")
+            ax.set_title(layer_title(name, A), fontsize="small")
             fname = f"{kind}_{_safe(name)}.png"
             _save(fig, out / fname)
             made.append((f"{kind} — {name}", fname))

@@ -65,7 +65,7 @@ def _layer_rows(layers: OrderedDict, report: Any, chain: bool,
         # plain chains only: a unit chain (GQA v -> o) does not pair channels one to one
         nxt = {r[1]: r[2] for r in (pairs or ()) if r[0] == "chain" and len(r) == 3}
     rows = []
-    for i, (name, A) in enumerate(layers.items()):
+    for name, A in layers.items():
         s = degree_stats(A)
         a_in, s_in, ks_in, v_in = _power_law(A, "in")
         a_out, s_out, ks_out, v_out = _power_law(A, "out")
@@ -78,7 +78,7 @@ def _layer_rows(layers: OrderedDict, report: Any, chain: bool,
                "ks_out": ks_out,
                "perc_links_removed": None, "perc_neurons_removed": None, "hub_alignment_next": None}
         if report is not None:
-            r = report.layers[i if chain else name]
+            r = report.layers[name]
             row["perc_links_removed"] = r.links_removed
             row["perc_neurons_removed"] = r.outputs_removed
         if name in nxt:
@@ -169,11 +169,12 @@ def analyze_source(source: str | Path, *, progress: bool = True) -> Analysis:
                                "pairs": None if chain else pairs}
     summary["density"] = summary["links"] / summary["possible"]
     if chain:
-        seq = list(layers.values())
-        perc, report = percolate(seq)
-        c = cap(seq)
+        # percolated by name (the chain as explicit pairs): the report names the same layers
+        # as the table, snapshots and dst.masks, never list positions
+        perc, report = percolate(layers, pairs=consecutive)
+        c = cap(list(layers.values()))
         summary.update(cap_paths=c.paths, cap_log10=c.log10,
-                       **_anp_both(active_neurons(perc, percolated=True)),
+                       **_anp_both(active_neurons(perc, pairs=consecutive, percolated=True)),
                        perc_links_removed=report.links_removed, perc_sweeps=report.iterations)
     elif pairs:
         perc, report = percolate(layers, pairs=pairs)

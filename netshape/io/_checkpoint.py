@@ -6,7 +6,15 @@ numpy (``.npz``, ``allow_pickle=False``). No loader here can run code from the
 file: a checkpoint that needs unpickling of arbitrary objects is refused.
 
 A netshape topology file (``save_topology``, e.g. a training snapshot) is
-read as it is. Mask conventions recognised, in this order (``X`` is the layer's name):
+read as it is; so is the ``masks`` entry of a ``netshape train`` checkpoint.
+
+Layer names are the module's qualified name in the model, as
+``model.named_modules()`` gives it (``0``, ``2``, ``4`` for an
+``nn.Sequential``): the names of ``dst.masks``, of training snapshots and of
+``netshape analyze`` reports. Wrappers around the model's state dict
+(``{"model": ..., "optimizer": ...}``, ``module.``, ``_orig_mod.``) never
+become part of a name. Mask conventions recognised, in this order (``X`` is the
+layer's name):
 
 1. ``X.parametrizations.weight.<i>.mask`` — netshape's own masks and
    ``torch.ao.pruning`` (both are ``torch.nn.utils.parametrize``
@@ -141,10 +149,12 @@ def _flatten(obj: Mapping, prefix: str = "") -> dict[str, Any]:
 def _state_dict(obj: Any, path: Path) -> dict[str, Any]:
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"{str(path)!r} holds a {type(obj).__name__}, not a state dict")
-    # descend into {"model": state_dict, "optimizer": ...} style wrappers
+    # descend into {"model": state_dict, "optimizer": ..., "torch_rng": tensor} style wrappers:
+    # a state dict's values are tensors, never mappings, so a nested model mapping marks a
+    # wrapper even beside loose tensors (an RNG state), and layer names stay the model's own
     while True:
         nested = [k for k in _NESTED if isinstance(obj.get(k), Mapping)]
-        if not nested or any(_is_tensor(v) for v in obj.values()):
+        if not nested:
             break
         obj = obj[nested[0]]
     flat = _flatten(obj)
@@ -237,6 +247,20 @@ def _sparsifier_masks(obj: Any, depth: int = 0) -> OrderedDict[str, sp.csr_array
     return out
 
 
+def _netshape_masks(obj: Any) -> OrderedDict[str, sp.csr_array]:
+    """The ``masks`` entry of a ``netshape train`` / ``--task lm`` checkpoint, if it has one.
+
+    Those checkpoints store every sparsifiable layer's ``(out, in)`` mask under the
+    layer's module name (all ones for a dense run), so a dense run and a sparse run of
+    one architecture read back as the same layers with the same names.
+    """
+    if not (isinstance(obj, Mapping) and str(obj.get("format", "")).startswith("netshape-")
+            and isinstance(obj.get("masks"), Mapping)):
+        return OrderedDict()
+    return OrderedDict((str(k), _as_topology(v)) for k, v in obj["masks"].items()
+                       if _is_tensor(v) and np.ndim(v) == 2)
+
+
 def read_checkpoint(path: str | os.PathLike) -> OrderedDict[str, sp.csr_array]:
     """Layer topologies of a checkpoint: ordered mapping name -> biadjacency ``(n_in, n_out)``.
 
@@ -298,6 +322,9 @@ def read_checkpoint(path: str | os.PathLike) -> OrderedDict[str, sp.csr_array]:
             return OrderedDict(topo) if isinstance(topo, Mapping) else OrderedDict(layer=topo)
     else:
         obj = _load_torch(p)
+    saved = _netshape_masks(obj)
+    if saved:
+        return saved
     flat = _state_dict(obj, p)
     layers = _masks(flat, p)
     for k, A in _sparsifier_masks(obj).items():

@@ -50,6 +50,7 @@ from torch.nn import functional as F
 
 from .._validation import check_choice, check_positive_int
 from ..train import _rundir as rd
+from ..train._model import layer_masks
 from ..train._table import format_text, write_comparison
 from .config import LMConfig, resolve
 from .data import Corpus, load_corpus
@@ -58,6 +59,9 @@ from .model import VOCAB, build_decoder, percolation_pairs
 __all__ = ["METRIC_COLUMNS", "SPLIT", "TABLE_COLUMNS", "batch", "compare", "resume", "train"]
 
 SPLIT = "split.json"
+
+#: the layers the LM presets sparsify (fnmatch on module names): every block's projections
+_SPARSIFIED = "blocks.*"
 
 #: columns of an LM run's metrics.csv, one row per evaluation
 METRIC_COLUMNS = ("step", "tokens", "lr", "train_loss", "val_loss", "val_ppl", "density", "itop",
@@ -190,7 +194,7 @@ def _sparsify(cfg: LMConfig, model, opt, corpus: Corpus, run: Path):
     # a batch from a stream no training step uses (steps count from 0)
     calib, _ = batch(corpus.train, cfg.rng, 2**32, min(cfg.batch_size, 8), cfg.context)
     return sparsify(model, opt, method=cfg.method, density=cfg.density, total_steps=cfg.steps,
-                    update_every=cfg.update_every, rng=cfg.rng, include="blocks.*",
+                    update_every=cfg.update_every, rng=cfg.rng, include=_SPARSIFIED,
                     pairs=percolation_pairs(cfg.shape), calibration=calib,
                     snapshot_dir=run / rd.SNAPSHOTS if every else None,
                     snapshot_every=every or None, **kwargs)
@@ -301,7 +305,8 @@ def _checkpoint(model, opt, sched, dst, step: int, rows: list[dict]) -> dict:
                "scheduler": sched.state_dict(), "torch_rng": torch.get_rng_state()}
     if dst is not None:
         payload["dst"] = dst.state_dict()
-        payload["masks"] = {k: m.detach().cpu().clone() for k, m in dst.masks.items()}
+    # the layers a sparse run sparsifies (all ones for fc): fc and sparse analyses agree
+    payload["masks"] = layer_masks(model, dst, include=_SPARSIFIED)
     return payload
 
 

@@ -13,16 +13,13 @@ import numpy as np
 
 from .._backend import require
 from .._validation import as_biadjacency, check_choice, check_positive_int
+from ._layout import new_axes, thin_ticks
 
 __all__ = ["adjacency", "degree_distribution", "gallery"]
 
 
 def _axes(ax):
-    if ax is not None:
-        return ax
-    plt = require("matplotlib.pyplot")
-    _, ax = plt.subplots(figsize=(5, 4))
-    return ax
+    return ax if ax is not None else new_axes((5, 4))
 
 
 def bucket_counts(A, bins: int) -> tuple[np.ndarray, int, int]:
@@ -93,17 +90,18 @@ def adjacency(A: Any, ax=None, *, bins: int = 512, cmap: str = "Greys", title: s
         # blocks differ by at most one row/column: divide by each block's true size
         rsz = np.bincount(np.arange(n_in) * br // n_in, minlength=br)
         csz = np.bincount(np.arange(n_out) * bc // n_out, minlength=bc)
-        img = grid / np.outer(rsz, csz)
+        img = 100 * grid / np.outer(rsz, csz)  # link density of each block, in %
         vmax = max(float(img.max()), 1e-12)
     im = ax.imshow(img, cmap=cmap, vmin=0.0, vmax=vmax, aspect="auto", interpolation="nearest",
                    extent=(-0.5, n_out - 0.5, n_in - 0.5, -0.5))
     ax.set_xlabel("output neuron")
     ax.set_ylabel("input neuron")
+    thin_ticks(ax)
     if title is None:
         title = f"{n_in}×{n_out}, {A.nnz} links ({A.nnz / (n_in * n_out):.2%})"
     ax.set_title(title, fontsize=9)
     if colorbar if colorbar is not None else not exact:
-        ax.figure.colorbar(im, ax=ax, label="link density per pixel")
+        ax.figure.colorbar(im, ax=ax, label="link density per pixel (%)")
     return ax
 
 

@@ -11,17 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from .._backend import require
+from ._layout import integer_ticks, new_axes
 
 __all__ = ["itop_curve", "overlap_curve", "training_curves"]
 
 
 def _axes(ax: Any) -> Any:
-    if ax is not None:
-        return ax
-    plt = require("matplotlib.pyplot")
-    _, ax = plt.subplots(figsize=(5.5, 3.5), layout="constrained")
-    return ax
+    return ax if ax is not None else new_axes((5.5, 3.5))
 
 
 def _series(values: Any, name: str) -> dict[str, np.ndarray]:
@@ -51,9 +47,14 @@ def _x(steps: Any, n: int) -> np.ndarray:
 
 def _lines(series: dict[str, np.ndarray], steps: Any, ax: Any, percent: bool,
            label: str | None) -> Any:
+    xs = []
     for name, y in series.items():
-        ax.plot(_x(steps, y.size), 100 * y if percent else y, marker="o" if y.size < 30 else None,
+        x = _x(steps, y.size)
+        xs.append(x)
+        ax.plot(x, 100 * y if percent else y, marker="o" if y.size < 30 else None,
                 ms=3, label=name or label)
+    if all(np.array_equal(x, np.round(x)) for x in xs):  # update / step counts: whole ticks
+        integer_ticks(ax.xaxis)
     if any(series) or label:
         ax.legend(frameon=False, fontsize="small")
     ax.grid(alpha=0.3)
@@ -119,8 +120,12 @@ def overlap_curve(overlaps: Any, *, steps: Any = None, ax: Any = None,
 
 
 def training_curves(history: Mapping[str, Any], *, steps: Any = None, ax: Any = None,
-                    keys: Sequence[str] | None = None, xlabel: str = "topology update") -> Any:
+                    keys: Sequence[str] | None = None, xlabel: str = "topology update",
+                    percent: bool | None = None) -> Any:
     """Plot several per-update series on one Axes (e.g. density, ITOP, overlap, ANP).
+
+    Rates are shown in %, as in every other netshape figure: by default
+    (``percent=None``) when every series lies in [0, 1].
 
     Parameters
     ----------
@@ -130,13 +135,16 @@ def training_curves(history: Mapping[str, Any], *, steps: Any = None, ax: Any = 
         used as x when ``steps`` is not given.
     keys : sequence of str, optional
         Which series to draw (default: all but ``"step"``).
+    percent : bool, optional
+        Draw the values times 100 with a "%" axis label; default: when all
+        values lie in [0, 1] (rates), else the plain values.
 
     Examples
     --------
     >>> ax = training_curves({"step": [0, 1, 2], "density": [0.5, 0.3, 0.1],
     ...                       "itop": [0.5, 0.6, 0.65]})
-    >>> [t.get_text() for t in ax.get_legend().get_texts()]
-    ['density', 'itop']
+    >>> [t.get_text() for t in ax.get_legend().get_texts()], ax.get_ylabel()
+    (['density', 'itop'], 'rate (%)')
     """
     if not isinstance(history, Mapping):
         raise TypeError(f"history must be a mapping name -> sequence; got {type(history).__name__}")
@@ -148,8 +156,13 @@ def training_curves(history: Mapping[str, Any], *, steps: Any = None, ax: Any = 
         raise ValueError(f"keys {missing!r} are not in history (has {list(history)!r})")
     if not names:
         raise ValueError("history has no series to plot")
+    series = _series({k: history[k] for k in names}, "history")
+    if percent is None:
+        percent = all(bool(np.all((v >= 0) & (v <= 1))) for v in series.values())
     ax = _axes(ax)
-    _lines(_series({k: history[k] for k in names}, "history"), steps, ax, False, None)
+    _lines(series, steps, ax, bool(percent), None)
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("value")
+    ax.set_ylabel("rate (%)" if percent else "value")
+    if percent:
+        ax.set_ylim(bottom=0)
     return ax

@@ -40,7 +40,7 @@ from .._validation import check_choice, check_positive_int
 from ..datasets import load as load_dataset
 from . import _rundir as rd
 from ._config import DATASET_DEFAULTS, TrainConfig, methods, resolve
-from ._model import anp_of_chain, build_mlp, epoch_order, evaluate, linear_lr
+from ._model import anp_of_chain, build_mlp, epoch_order, evaluate, layer_masks, linear_lr
 from ._table import comparison_rows, format_text, write_comparison
 
 __all__ = ["DATASET_DEFAULTS", "METHODS", "TrainConfig", "compare", "resolve", "resume", "train"]
@@ -246,14 +246,15 @@ def _fit(cfg: TrainConfig, run: Path, data: _Data, ckpt: dict | None, progress: 
             rd.write_metrics(run / rd.METRICS, rows)
             ckpt_payload = _checkpoint(model, opt, dst, epoch, epoch * spe, rows)
             rd.save_checkpoint(run / rd.CHECKPOINT, ckpt_payload)
-            summary = _summary(cfg, data, rows, dst, finished=epoch == cfg.epochs)
+            summary = _summary(cfg, data, rows, layer_masks(model, dst),
+                               finished=epoch == cfg.epochs)
             rd.write_json(run / rd.SUMMARY, summary)
             postfix["test"] = f"{test_acc:.4f}"
             bar.set_postfix(postfix)
             if on_epoch_end is not None:
                 on_epoch_end(row)
     if start_epoch >= cfg.epochs:  # nothing left to run: summary of what is there
-        summary = _summary(cfg, data, rows, dst, finished=True)
+        summary = _summary(cfg, data, rows, layer_masks(model, dst), finished=True)
         rd.write_json(run / rd.SUMMARY, summary)
     return summary
 
@@ -298,18 +299,16 @@ def _checkpoint(model, opt, dst, epoch: int, step: int, rows: list[dict]) -> dic
                "torch_rng": torch.get_rng_state()}
     if dst is not None:
         payload["dst"] = dst.state_dict()
-        # plain (out, in) bool masks by layer name, for readers that skip parametrizations
-        payload["masks"] = {k: m.detach().cpu().clone() for k, m in dst.masks.items()}
+    # plain (out, in) bool masks by layer name, for readers that skip parametrizations
+    payload["masks"] = layer_masks(model, dst)
     return payload
 
 
-def _summary(cfg, data, rows, dst, *, finished: bool) -> dict:
+
+def _summary(cfg, data, rows, masks: dict, *, finished: bool) -> dict:
     last = rows[-1] if rows else {}
-    layers = {}
-    if dst is not None:
-        for k, m in dst.masks.items():
-            layers[k] = {"shape_out_in": list(m.shape), "links": int(m.sum()),
-                         "density": float(m.float().mean())}
+    layers = {k: {"shape_out_in": list(m.shape), "links": int(m.sum()),
+                  "density": float(m.float().mean())} for k, m in masks.items()}
     accs = [r["test_acc"] for r in rows]
     return {
         "method": cfg.method, "dataset": cfg.dataset, "rng": cfg.rng,

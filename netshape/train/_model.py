@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["anp_of_chain", "build_mlp", "epoch_order", "evaluate", "linear_lr"]
+__all__ = ["anp_of_chain", "build_mlp", "epoch_order", "evaluate", "layer_masks", "linear_lr"]
 
 
 def build_mlp(n_in: int, hidden: Sequence[int], n_out: int, *, seed: int):
@@ -34,6 +34,28 @@ def build_mlp(n_in: int, hidden: Sequence[int], n_out: int, *, seed: int):
             if i < len(widths) - 2:
                 layers.append(nn.ReLU())
     return nn.Sequential(*layers)
+
+
+def layer_masks(model, dst, *, include=None) -> dict:
+    """``(out, in)`` bool masks of the layers a sparse run sparsifies, by module name.
+
+    A dense run (``dst`` None, or a preset that sparsifies nothing) gets the same
+    layers, all ones (:func:`netshape.torch.groups.find_slots` with ``include``, the
+    selection ``sparsify`` makes), so that its checkpoint, summary and analysis name
+    the same layers as a sparse run of the architecture (the head stays out of both).
+
+    >>> m = build_mlp(4, [3], 2, seed=0)
+    >>> {k: tuple(v.shape) for k, v in layer_masks(m, None).items()}
+    {'0': (3, 4)}
+    """
+    import torch
+
+    if dst is not None and dst.masks:
+        return {k: m.detach().cpu().clone() for k, m in dst.masks.items()}
+    from ..torch.groups import find_slots
+
+    return {s.name: torch.ones(s.n_out, s.n_in, dtype=torch.bool)
+            for s in find_slots(model, include)}
 
 
 def linear_lr(step: int, total_steps: int, start: float, end: float) -> float:
