@@ -113,7 +113,7 @@ def sparsify(model: nn.Module, optimizer: torch.optim.Optimizer, method: str = "
     execution : {"auto", "masked", "sparse"}
         How sparsified layers run (:mod:`netshape.torch.execution`): ``masked``
         (dense weight times mask), ``sparse`` (an ``nn.Linear`` becomes a
-        :class:`~netshape.torch.sparse_linear.SparseLinear` that stores only
+        :class:`~netshape.torch.SparseLinear` that stores only
         its links, with optimizer state of size ``nnz``; raises for a layer it
         cannot run) or ``auto`` (per layer by density and size; masked where
         sparse cannot run, see ``dst.stats()[layer]["execution_reason"]``).

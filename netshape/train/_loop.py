@@ -276,8 +276,7 @@ def _sparsify(cfg, model, opt, data, run, total, spe):
 
 def _rescale_to_fan_in(model, dst) -> None:
     """Scale row j of each masked weight by sqrt(n_in / fan_in_j) (see TrainConfig)."""
-    from ..torch import get_original
-    from ..torch.sparse_linear import SparseLinear
+    from ..torch import SparseLinear, get_original
 
     with torch.no_grad():
         for name, mask in dst.masks.items():
