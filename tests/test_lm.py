@@ -80,7 +80,7 @@ def test_every_preset_trains_a_few_steps(tmp_path, corpus, method):
                for r in rows)
     ck = torch.load(out / "checkpoint.pt", weights_only=True)
     assert ck["step"] == 8
-    if method in ("fc", "dense"):
+    if method == "fc":
         assert "masks" not in ck or not ck["masks"]
         assert s["density"] == 1.0
         return

@@ -183,7 +183,7 @@ def test_every_preset_trains_a_few_steps(tmp_path, method):
     run = tmp_path / method
     assert s["finished"] and 0 <= s["test_acc"] <= 1
     ck = torch.load(run / "checkpoint.pt", weights_only=True)
-    if method == "dense":
+    if method == "fc":
         assert s["density"] == 1.0
         return
     masks = ck["masks"]

@@ -83,7 +83,7 @@ def sparsify(model: nn.Module, optimizer: torch.optim.Optimizer, method: str = "
         Must already hold the weights of every sparsified layer.
     method : str
         A preset of :data:`netshape.torch.PRESETS` (the table:
-        :func:`netshape.torch.preset_table`); ``dense`` is a no-op.
+        :func:`netshape.torch.preset_table`); ``fc`` is a no-op.
     density : float in (0, 1)
         Target (final) fraction of links kept in each sparsified layer.
     total_steps : int (required)
@@ -161,7 +161,7 @@ def sparsify(model: nn.Module, optimizer: torch.optim.Optimizer, method: str = "
     from . import execution as _execution
 
     _execution.check([], execution)
-    if cfg["method"] == "dense":
+    if cfg["method"] == "fc":
         return DynamicSparseTrainer(model, optimizer, cfg, density=1.0, total_steps=total_steps,
                                     update_every=update_every, rng=rng, slots=[])
     density = check_density(density, "density", allow_one=False)
