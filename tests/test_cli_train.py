@@ -76,8 +76,8 @@ def test_resume_continues_a_run(tmp_path, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["--dataset", "imagenet"], "dataset='imagenet'"),
     (["--method", "sgd"], "method='sgd'"),
-    (["--density", "0"], "density=0.0 is outside the allowed range (0, 1)"),
-    (["--density", "1"], "density=1.0 is outside the allowed range (0, 1)"),
+    (["--density", "0"], "density=0.0 is outside the allowed range (0, 1]"),
+    (["--density", "nan"], "density=nan is outside the allowed range (0, 1]"),
     (["--density", "1.5"], "density=1.5"),
     (["--hidden", "12,abc"], "--hidden='12,abc'"),
     (["--epochs", "0"], "epochs=0"),

@@ -161,7 +161,7 @@ def _bad(corpus, tmp_path):
     return [
         (dict(method="sgd"), "method='sgd'"),
         (dict(density=0.0), "density=0.0"),
-        (dict(density=1.0), "density=1.0"),
+        (dict(density=1.5), "density=1.5"),
         (dict(steps=0), "steps=0"),
         (dict(update_every=8), "update_every=8 leaves no topology update"),
         (dict(n_heads=3), "d_model=16 must split into n_heads=3"),

@@ -349,7 +349,7 @@ def test_table_formats():
     ({"dataset": "imagenet"}, "dataset='imagenet'"),
     ({"method": "sgd"}, "method='sgd'"),
     ({"density": 0.0}, "density=0.0"),
-    ({"density": 1.0}, r"density=1.0 is outside the allowed range \(0, 1\)"),
+    ({"density": 1.5}, r"density=1.5 is outside the allowed range \(0, 1\]"),
     ({"density": float("nan")}, "density=nan"),
     ({"epochs": 0}, "epochs=0"),
     ({"hidden": ()}, "hidden"),

@@ -106,7 +106,7 @@ def resolve(config: LMConfig) -> LMConfig:
     from ..torch.methods import canonical_method
 
     c.method = check_choice(canonical_method(c.method), "method", METHODS)
-    c.density = check_density(c.density, "density", allow_one=False)
+    c.density = check_density(c.density, "density")
     for name in ("steps", "batch_size", "context", "d_model", "n_layers", "n_heads", "ffn",
                  "iterative_warmup", "update_every", "eval_windows"):
         setattr(c, name, check_positive_int(getattr(c, name), name))

@@ -71,7 +71,7 @@ import numbers
 import warnings
 from typing import Any
 
-from .._validation import check_choice, check_range, check_unit_interval
+from .._validation import check_choice, check_density, check_range, check_unit_interval
 from ..generators import available as _generators
 from ..linkpred import available as _predictors
 
@@ -209,8 +209,7 @@ def resolve_method(method: str, overrides: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"T={cfg['T']!r} must be a number or a (start, end) pair")
     cfg["T"] = tuple(check_range(x, "T", 0.0, math.inf, lo_open=True, hi_open=True) for x in t)
     cfg["k"] = check_range(cfg["k"], "k", 0.0, math.inf, lo_open=True, hi_open=True)
-    cfg["initial_density"] = check_range(cfg["initial_density"], "initial_density", 0.0, 1.0,
-                                   lo_open=True)
+    cfg["initial_density"] = check_density(cfg["initial_density"], "initial_density")
     for key in ("decay_start", "decay_end", "delta_end", "update_until"):
         cfg[key] = check_range(cfg[key], key, 0.0, 1.0)
     if cfg["decay_end"] < cfg["decay_start"]:

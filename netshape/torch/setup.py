@@ -84,8 +84,9 @@ def sparsify(model: nn.Module, optimizer: torch.optim.Optimizer, method: str = "
     method : str
         A preset of :data:`netshape.torch.PRESETS` (the table:
         :func:`netshape.torch.preset_table`); ``fc`` is a no-op.
-    density : float in (0, 1)
-        Target (final) fraction of links kept in each sparsified layer.
+    density : float in (0, 1]
+        Target (final) fraction of links kept in each sparsified layer (1 keeps every link;
+        ``method="fc"`` trains without masks).
     total_steps : int (required)
         Training steps (``dst.step()`` calls) planned; schedules are fractions of it.
     update_every : int
@@ -164,7 +165,11 @@ def sparsify(model: nn.Module, optimizer: torch.optim.Optimizer, method: str = "
     if cfg["method"] == "fc":
         return DynamicSparseTrainer(model, optimizer, cfg, density=1.0, total_steps=total_steps,
                                     update_every=update_every, rng=rng, slots=[])
-    density = check_density(density, "density", allow_one=False)
+    density = check_density(density, "density")
+    if density == 1.0:
+        warnings.warn(f"density=1 keeps every link: method {cfg['method']!r} can only remove "
+                      "and regrow the same links; method='fc' trains the unsparsified "
+                      "network without masks", UserWarning, stacklevel=2)
     if cfg["regrowth"] == "none" and (cfg["removal"] != "none" or cfg["percolation"]):
         raise ValueError("regrowth='none' needs removal='none' and percolation=False, "
                          "otherwise layers would fall below their scheduled link count")

@@ -108,7 +108,7 @@ def resolve(config: TrainConfig) -> TrainConfig:
     c.hidden = tuple(check_positive_int(h, "hidden") for h in c.hidden)
     if not c.hidden:
         raise ValueError("hidden=() needs at least one hidden layer to sparsify")
-    c.density = check_density(c.density, "density", allow_one=False)
+    c.density = check_density(c.density, "density")
     c.epochs = check_positive_int(c.epochs, "epochs")
     c.batch_size = check_positive_int(c.batch_size, "batch_size")
     c.lr = check_range(c.lr, "lr", 0, math.inf, lo_open=True, hi_open=True)
