@@ -290,7 +290,9 @@ def export_dense(model: nn.Module) -> nn.Module:
     >>> type(model[0]).__name__, int((model[0].weight != 0).sum()) <= 60
     ('Linear', True)
     """
-    for name, mod in list(model.named_modules()):
+    from ._checks import check_model
+
+    for name, mod in list(check_model(model).named_modules()):
         if isinstance(mod, SparseLinear):
             _set_module(model, name, mod.to_linear())
     return model

@@ -140,8 +140,10 @@ def sparsify(model: nn.Module, optimizer: torch.optim.Optimizer, method: str = "
     >>> dst.stats()["2"]["links"], dst.stats()["2"]["updates"]
     (180, 3)
     """
+    from ._checks import check_model
     from .methods import resolve_method
 
+    check_model(model)
     cfg = resolve_method(method, overrides)
     if total_steps is None:
         # schedules are fractions of the run: without its length every update would fall
