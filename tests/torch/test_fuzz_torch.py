@@ -266,7 +266,6 @@ def test_removal_scores_torch(kind, bad, alpha):
     if isinstance(W, torch.Tensor) and out is not None:
         assert out.shape == W.shape and out.device == W.device
         assert out.dtype.is_floating_point
-    flat = W.reshape(-1) if isinstance(W, torch.Tensor) and W.layout == torch.strided else W
     index = torch.tensor([0, 3, 8, 20])
     if kind in ("float16", "nan", "int"):
         index = [torch.tensor([0, 40]), torch.tensor([[1, 2]]), torch.tensor([0.5]),
@@ -274,7 +273,6 @@ def test_removal_scores_torch(kind, bad, alpha):
         _call("removal_scores_at[torch]", "index", sampling.removal_scores_at, W, index,
               alpha=alpha)
         return
-    del flat
     _call("removal_scores_at[torch]", "W", sampling.removal_scores_at, W, index, alpha=alpha,
           check=_finite_nonneg)
 
@@ -314,8 +312,7 @@ def test_choose_links_torch(which, bad, soft):
     elif which == "temperature":
         kw["temperature"] = BAD_REALS[bad % len(BAD_REALS)]
     else:
-        kw["rng"] = [*BAD_RNGS, torch.Generator(device="meta") if False else "gen"][
-            bad % (len(BAD_RNGS) + 1)]
+        kw["rng"] = BAD_RNGS[bad % len(BAD_RNGS)]
 
     def check(out):
         pos, short = out
