@@ -86,8 +86,8 @@ def test_fc_is_noop(tiny):
     "kwargs, exc, words",
     [
         ({"density": 0.0}, ValueError, "density=0.0"),
-        ({"density": 1.0}, ValueError, "density=1.0"),
-        ({"density": 1.5}, ValueError, "(0, 1)"),
+        ({"density": 0.0}, ValueError, "density=0.0 is outside the allowed range (0, 1]"),
+        ({"density": 1.5}, ValueError, "(0, 1]"),
         ({"method": "sett"}, ValueError, "method='sett'"),
         ({"regrowth": "magic"}, ValueError, "regrowth='magic'"),
         ({"removal": "magic"}, ValueError, "removal='magic'"),
