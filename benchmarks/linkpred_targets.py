@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 
 from netshape.bench._report import _ok
-from netshape.linkpred.ch2_l3n import choose_path
+from netshape.linkpred import choose_path
 
 __all__ = ["targets_markdown", "targets_text"]
 

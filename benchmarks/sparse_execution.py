@@ -9,7 +9,7 @@ network from that run.
 
 Also a scale demonstration: an MLP with two hidden layers of ``--scale-width``
 neurons and ``--scale-fan-in`` links per neuron, built directly as
-:class:`~netshape.torch.sparse_linear.SparseLinear` layers (a dense
+:class:`~netshape.torch.SparseLinear` layers (a dense
 ``nn.Linear`` of that size would not fit in memory), trained for
 ``--scale-steps`` steps on a fixed topology with its peak memory measured.
 
@@ -41,8 +41,7 @@ from torch import nn
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from netshape._atomic import atomic_path  # noqa: E402
-from netshape.torch import sparsify  # noqa: E402
-from netshape.torch.sparse_linear import SparseLinear  # noqa: E402
+from netshape.torch import SparseLinear, sparsify  # noqa: E402
 
 MODES = ("masked", "sparse", "auto", "dense")
 PAPER_SIZES = (784, 1568, 1568, 1568, 10)

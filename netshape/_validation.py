@@ -29,6 +29,7 @@ __all__ = [
     "canonical_csr",
     "check_biadjacency_shape",
     "check_choice",
+    "DENSITY_RANGE",
     "check_density",
     "check_positive_int",
     "check_range",
@@ -101,9 +102,27 @@ def check_unit_interval(value: Any, name: str) -> float:
     return check_range(value, name, 0.0, 1.0)
 
 
-def check_density(value: Any, name: str = "density", *, allow_one: bool = True) -> float:
-    """Check a density lies in (0, 1] (or (0, 1) when ``allow_one=False``)."""
-    return check_range(value, name, 0.0, 1.0, lo_open=True, hi_open=not allow_one)
+#: the one range of a layer's density, everywhere (generators, schedules, sparsify, runners, CLI)
+DENSITY_RANGE = "(0, 1]"
+
+
+def check_density(value: Any, name: str = "density") -> float:
+    """Check ``value`` is a layer density: a real number in (0, 1].
+
+    The density of a layer is the fraction of its ``n_in * n_out`` possible
+    links that are present. 0 is a layer without links, which no generator,
+    schedule or training run can use; 1 is the complete bipartite layer (an
+    unsparsified ``nn.Linear``). Every public function and command-line option
+    that takes a density checks it here, so they all accept the same values.
+
+    >>> check_density(1)
+    1.0
+    >>> check_density(0.0, "densities")
+    Traceback (most recent call last):
+    ...
+    ValueError: densities=0.0 is outside the allowed range (0, 1]
+    """
+    return check_range(value, name, 0.0, 1.0, lo_open=True)
 
 
 def check_choice(value: Any, name: str, choices: Iterable[Any]) -> Any:

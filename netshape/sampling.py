@@ -34,6 +34,19 @@ def _is_torch(x: Any) -> bool:
     return torch is not None and isinstance(x, torch.Tensor)
 
 
+def _check_torch_array(x, name: str):
+    """Refuse torch layouts and devices the dense formulas cannot read, naming ``name``."""
+    import torch
+
+    if x.layout != torch.strided:
+        raise TypeError(f"{name} is a {x.layout} tensor; pass a dense (strided) tensor, "
+                        f"e.g. {name}.to_dense()")
+    if x.device.type == "meta":
+        raise ValueError(f"{name} is on the meta device and holds no values; "
+                         "materialize it first")
+    return x
+
+
 def _check_alpha_delta(alpha: float, delta: float) -> tuple[float, float]:
     return (check_range(alpha, "alpha", 0, 1),
             check_range(delta, "delta", 0, 1, lo_open=True, hi_open=True))
@@ -98,11 +111,11 @@ def removal_scores(W, *, alpha: float = 1.0, delta: float = 0.5):
     if _is_torch(W):
         import torch
 
+        _check_torch_array(W, "W")
         if W.ndim != 2:
             raise ValueError(f"W must be 2-D, got shape {tuple(W.shape)}")
-        a = W.detach().abs()
-        if not a.is_floating_point():
-            a = a.float()
+        a = W.detach()
+        a = (a if a.is_floating_point() else a.float()).abs()  # bool/int: abs() of a float
         _check_finite(bool(torch.isfinite(a).all()))
         row = alpha + (1.0 - alpha) * a.sum(dim=1, keepdim=True)
         col = alpha + (1.0 - alpha) * a.sum(dim=0, keepdim=True)
@@ -294,7 +307,15 @@ def _choose_links_torch(scores, k, allowed, soft, temperature, rng):
     # few full passes over the layer: this runs on every layer at every update
     import torch
 
-    s = scores.detach().reshape(-1)
+    s = _check_torch_array(scores, "scores").detach().reshape(-1)
+    if s.is_complex():
+        raise TypeError(f"scores must be real, got dtype {s.dtype}")
+    if not s.is_floating_point():  # bool / integer scores: rank them as numbers
+        s = s.float()
+    if isinstance(allowed, torch.Tensor):
+        _check_torch_array(allowed, "allowed")
+    elif allowed is None or isinstance(allowed, (str, bytes)):
+        raise TypeError(f"allowed={allowed!r} must be a boolean array of the scores' shape")
     ok = torch.as_tensor(np.asarray(allowed) if not isinstance(allowed, torch.Tensor)
                          else allowed).reshape(-1).to(device=s.device, dtype=torch.bool)
     if ok.numel() != s.numel():
@@ -347,17 +368,25 @@ def removal_scores_at(W, index, *, alpha: float = 1.0, delta: float = 0.5):
     expo = delta / (1.0 - delta)
     if not _is_torch(W):
         W = _numpy_weights(W)
+    else:
+        _check_torch_array(W, "W")
     if W.ndim != 2:
         raise ValueError(f"W must be 2-D, got shape {tuple(W.shape)}")
     n_rows, n_cols = W.shape
     if _is_torch(W):
         import torch
 
-        idx = torch.as_tensor(index, device=W.device).reshape(-1).long()
+        try:
+            idx = torch.as_tensor(np.asarray(index) if not isinstance(index, torch.Tensor)
+                                  else index, device=W.device).reshape(-1)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise TypeError(f"index must be an array of flat integer positions ({exc})") from None
+        if idx.is_floating_point() or idx.is_complex() or idx.dtype == torch.bool:
+            raise TypeError(f"index must hold integer flat positions, got dtype {idx.dtype}")
+        idx = idx.long()
         _check_index(idx.numel() and int(idx.min()), idx.numel() and int(idx.max()), W.numel())
-        a = W.detach().reshape(-1)[idx].abs()
-        if not a.is_floating_point():
-            a = a.float()
+        a = W.detach().reshape(-1)[idx]
+        a = (a if a.is_floating_point() else a.float()).abs()
         _check_finite(bool(torch.isfinite(a).all()))
         r, c = idx // n_cols, idx % n_cols
         rs = torch.zeros(n_rows, dtype=a.dtype, device=a.device).index_add_(0, r, a)

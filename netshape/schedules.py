@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import numbers
 
-from ._validation import check_range
+from ._validation import check_density, check_range
 
 __all__ = [
     "constant",
@@ -44,6 +44,7 @@ def _check_value(v, name: str) -> float:
     return check_range(v, name, 0, 1)
 
 
+
 def _progress(step: float, start: float, end: float) -> float:
     """Fraction of the window elapsed, clipped to [0, 1] (an empty window is a jump)."""
     if step <= start:
@@ -61,8 +62,6 @@ def constant(step, *, value: float) -> float:
     >>> constant(10, value=0.05)
     0.05
     """
-    from ._validation import check_density
-
     return check_density(value, "value")
 
 
@@ -88,7 +87,7 @@ def sigmoid_density(step, *, start, end, s_init, s_final, k: float = 6.0,
         Current step (or epoch; any unit, the same as ``start``/``end``).
     start, end : float
         First and last step of the decay window.
-    s_init, s_final : float in [0, 1]
+    s_init, s_final : float in (0, 1]
         Density at ``start`` and from ``end`` on.
     k : float, default 6
         Curvature (the paper uses 6 throughout).
@@ -108,7 +107,7 @@ def sigmoid_density(step, *, start, end, s_init, s_final, k: float = 6.0,
     0.255
     """
     step, start, end = _check_window(step, start, end)
-    s_init, s_final = _check_value(s_init, "s_init"), _check_value(s_final, "s_final")
+    s_init, s_final = check_density(s_init, "s_init"), check_density(s_final, "s_final")
     check_range(k, "k", 0, math.inf, lo_open=True, hi_open=True)
     if half_length:
         end = start + (end - start) / 2.0
@@ -139,7 +138,7 @@ def cubic_density(step, *, start, end, s_init, s_final) -> float:
     0.1
     """
     step, start, end = _check_window(step, start, end)
-    s_init, s_final = _check_value(s_init, "s_init"), _check_value(s_final, "s_final")
+    s_init, s_final = check_density(s_init, "s_init"), check_density(s_final, "s_final")
     p = _progress(step, start, end)
     if p >= 1.0:
         return s_final
@@ -158,7 +157,7 @@ def mest_density(step, *, start, end, s_init, s_final, split: float = 0.5) -> fl
     [0.5, 0.3, 0.1]
     """
     step, start, end = _check_window(step, start, end)
-    s_init, s_final = _check_value(s_init, "s_init"), _check_value(s_final, "s_final")
+    s_init, s_final = check_density(s_init, "s_init"), check_density(s_final, "s_final")
     split = _check_value(split, "split")
     if step >= end:
         return s_final

@@ -77,7 +77,7 @@ def test_resume_of_a_finished_run(tmp_path, capsys, corpus):
 
 @pytest.mark.parametrize("extra, message", [
     (["--method", "sgd"], "method='sgd'"),
-    (["--density", "1"], "density=1.0"),
+    (["--density", "1.5"], "density=1.5 is outside the allowed range (0, 1]"),
     (["--steps", "0"], "steps=0"),
     (["--heads", "3"], "n_heads=3"),
     (["--kv-heads", "3"], "n_kv_heads=3"),

@@ -7,8 +7,7 @@ import pytest
 import scipy.sparse as sp
 from test_linkpred_reference import TINY, as_numpy, ch_node, converter, support
 
-from netshape.linkpred import _jit, _kernels, ch2_l3n, ch3_l3n
-from netshape.linkpred.ch2_l3n import choose_path
+from netshape.linkpred import _jit, _kernels, ch2_l3n, ch3_l3n, choose_path
 
 
 @pytest.fixture(params=[True, False], ids=["numba", "no-numba"])

@@ -13,11 +13,10 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from netshape.linkpred import _dense, _jit, _kernels, _sparse, _twins, ch2_l3n, ch3_l3p
-from netshape.linkpred.ch2_l3n import choose_path
-from netshape.linkpred.ch3_l3p import choose_engine
+from netshape.linkpred import _dense, _jit, _kernels, _sparse, _twins, ch2_l3n, ch3_l3p, choose_path
+from netshape.linkpred._ch3_l3p import choose_engine
 
-ch3_module = importlib.import_module("netshape.linkpred.ch3_l3p")
+ch3_module = importlib.import_module("netshape.linkpred._ch3_l3p")
 
 
 def _layers(seed: int, count: int, max_side: int = 90):

@@ -32,8 +32,8 @@ def test_sigmoid_matches_definition_and_symmetry():
         assert S.sigmoid_density(t, start=0, end=100, s_init=0.5, s_final=0.01) == pytest.approx(
             want, abs=1e-15)
     # point symmetry about the midpoint
-    a = S.sigmoid_density(30, start=0, end=100, s_init=1.0, s_final=0.0)
-    b = S.sigmoid_density(70, start=0, end=100, s_init=1.0, s_final=0.0)
+    a = S.sigmoid_density(30, start=0, end=100, s_init=1.0, s_final=1e-12)
+    b = S.sigmoid_density(70, start=0, end=100, s_init=1.0, s_final=1e-12)
     assert a + b == pytest.approx(1.0)
     # the paper's Eq. 4 as printed misses the start point: s_i + (s_i - s_f) sigma(-k)
     printed = 0.5 + (0.5 - 0.01) * sig(6 * (0 - 50) / 50)
@@ -43,12 +43,12 @@ def test_sigmoid_matches_definition_and_symmetry():
 def test_sigmoid_half_length_and_integral():
     # Appendix I: the sigmoid integral over its window is half the window
     ts = np.linspace(0, 100, 200001)
-    v = np.array([S.sigmoid_density(t, start=0, end=100, s_init=1.0, s_final=0.0) for t in ts])
+    v = np.array([S.sigmoid_density(t, start=0, end=100, s_init=1.0, s_final=1e-12) for t in ts])
     assert np.trapezoid(v, ts) == pytest.approx(50.0, rel=1e-4)
     assert S.sigmoid_density(50, start=0, end=100, s_init=0.5, s_final=0.1, half_length=True) == 0.1
     assert S.sigmoid_density(25, start=0, end=100, s_init=0.5, s_final=0.1,
                              half_length=True) == pytest.approx(0.3)
-    c = np.array([S.cubic_density(t, start=0, end=100, s_init=1.0, s_final=0.0) for t in ts])
+    c = np.array([S.cubic_density(t, start=0, end=100, s_init=1.0, s_final=1e-12) for t in ts])
     assert np.trapezoid(c, ts) == pytest.approx(25.0, rel=1e-4)
 
 

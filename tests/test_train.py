@@ -183,7 +183,7 @@ def test_every_preset_trains_a_few_steps(tmp_path, method):
     run = tmp_path / method
     assert s["finished"] and 0 <= s["test_acc"] <= 1
     ck = torch.load(run / "checkpoint.pt", weights_only=True)
-    if method == "dense":
+    if method == "fc":
         assert s["density"] == 1.0
         return
     masks = ck["masks"]
@@ -349,7 +349,7 @@ def test_table_formats():
     ({"dataset": "imagenet"}, "dataset='imagenet'"),
     ({"method": "sgd"}, "method='sgd'"),
     ({"density": 0.0}, "density=0.0"),
-    ({"density": 1.0}, r"density=1.0 is outside the allowed range \(0, 1\)"),
+    ({"density": 1.5}, r"density=1.5 is outside the allowed range \(0, 1\]"),
     ({"density": float("nan")}, "density=nan"),
     ({"epochs": 0}, "epochs=0"),
     ({"hidden": ()}, "hidden"),

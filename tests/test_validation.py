@@ -93,8 +93,7 @@ def test_checks():
     for bad in (0.0, -0.1, 1.5, float("nan")):
         with pytest.raises(ValueError, match="density="):
             check_density(bad)
-    with pytest.raises(ValueError, match=r"\(0, 1\)"):
-        check_density(1.0, allow_one=False)
+    assert check_density(1.0) == 1.0  # the complete layer: one rule, no exceptions
     with pytest.raises(TypeError, match="density='x'"):
         check_density("x")
     assert check_unit_interval(0, "r") == 0.0

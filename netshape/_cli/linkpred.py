@@ -58,7 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument("--sizes", type=int, nargs="+", default=None, metavar="N",
                    help="layer sizes n (n x n; default 256 512 1024 2048 4096)")
     b.add_argument("--densities", type=float, nargs="+", default=None, metavar="P",
-                   help="densities (default 0.001 0.003 0.01 0.03 0.05 0.1 0.3)")
+                   help="densities, each in (0, 1] (default 0.001 0.003 0.01 0.03 0.05 0.1 0.3)")
     b.add_argument("--predictors", nargs="+", default=None, metavar="NAME[:PATH]",
                    help="e.g. ch2_l3n:dense ch2_l3n:sparse ch2_l3n:auto ch3_l3p "
                         "ch3_l3p:numpy l3_paths (default: the first four)")

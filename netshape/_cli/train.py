@@ -38,12 +38,13 @@ def register(subparsers) -> None:
     p.add_argument("--dataset", default=None,
                    help=f"one of {', '.join(DATASETS)} (default digits, embedded)")
     p.add_argument("--method", default=None,
-                   help="fc (dense) or a DST preset of netshape.torch.PRESETS (default chts; "
-                        "the list: docs/training-loop.md)")
+                   help="a preset of netshape.torch.PRESETS: fc (fully connected, no "
+                        "sparsification) or a DST method (default chts; the list: "
+                        "docs/training-loop.md)")
     p.add_argument("--compare", default=None, metavar="M1,M2,...",
                    help="train each method (e.g. fc,set,rigl,chts,chtss) and print one table")
     p.add_argument("--density", type=float, default=None,
-                   help="fraction of links kept per sparsified layer, in (0, 1) "
+                   help="fraction of links kept per sparsified layer, in (0, 1] "
                         "(default 0.1 for digits, 0.01 otherwise; lm: 0.3)")
     p.add_argument("--epochs", type=int, default=None,
                    help="training epochs (default 40 for digits, 100 otherwise)")

@@ -11,11 +11,11 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from .._validation import check_choice
+from ._ch2_l3n import METHODS as NODE_METHODS
+from ._ch2_l3n import ch2_l3n, ch3_l3n
+from ._ch3_l3p import METHODS as PATH_METHODS
+from ._ch3_l3p import ch2_l3p, ch3_l3p
 from .baselines import l3_paths, ra_l3, random_scores
-from .ch2_l3n import METHODS as NODE_METHODS
-from .ch2_l3n import ch2_l3n, ch3_l3n
-from .ch3_l3p import METHODS as PATH_METHODS
-from .ch3_l3p import ch2_l3p, ch3_l3p
 
 __all__ = ["available", "methods", "predict"]
 

@@ -103,8 +103,10 @@ def resolve(config: LMConfig) -> LMConfig:
 
     c = dataclasses.replace(config, overrides=dict(config.overrides or {}))
     check_choice(c.task, "task", ("lm",))
-    check_choice(c.method, "method", METHODS)
-    c.density = check_density(c.density, "density", allow_one=False)
+    from ..torch.methods import canonical_method
+
+    c.method = check_choice(canonical_method(c.method), "method", METHODS)
+    c.density = check_density(c.density, "density")
     for name in ("steps", "batch_size", "context", "d_model", "n_layers", "n_heads", "ffn",
                  "iterative_warmup", "update_every", "eval_windows"):
         setattr(c, name, check_positive_int(getattr(c, name), name))
@@ -133,7 +135,7 @@ def resolve(config: LMConfig) -> LMConfig:
     elif c.overrides:
         raise ValueError(f"overrides={c.overrides!r} configure a DST preset; method='fc' "
                          "takes none")
-    if c.method not in ("fc", "dense") and c.update_every >= c.steps:
+    if c.method != "fc" and c.update_every >= c.steps:
         raise ValueError(f"update_every={c.update_every!r} leaves no topology update in a run "
                          f"of {c.steps} steps; allowed: 1 to {c.steps - 1}")
     return c

@@ -359,9 +359,10 @@ def compare(methods: Sequence[str], config: LMConfig, output: str | os.PathLike,
     reused, interrupted ones resumed. ``config.lr=None`` gives each method its
     own default (3e-3 for DST, 1e-3 for ``fc``).
     """
+    from ..torch.methods import canonical_method
     from ..train import METHODS
 
-    methods = [check_choice(m, "compare", METHODS) for m in methods]
+    methods = [check_choice(canonical_method(m, "compare"), "compare", METHODS) for m in methods]
     if not methods or len(set(methods)) != len(methods):
         raise ValueError(f"compare={methods!r} must name distinct methods")
     cfgs = [resolve(dataclasses.replace(config, method=m)) for m in methods]

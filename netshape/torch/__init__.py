@@ -12,6 +12,7 @@ from .._backend import require
 
 require("torch")  # an ImportError that names the extra: pip install 'netshape[torch]'
 
+from ._sparse_linear import SparseLinear, sparse_linear  # noqa: E402
 from .dataflow import trace_pairs  # noqa: E402
 from .engine import STAT_KEYS, DynamicSparseTrainer  # noqa: E402
 from .execution import EXECUTIONS, export_dense  # noqa: E402
@@ -29,7 +30,6 @@ from .masking import (  # noqa: E402
 )
 from .methods import COMPONENTS, METHODS, PRESETS, preset_table, resolve_method  # noqa: E402
 from .setup import sparsify  # noqa: E402
-from .sparse_linear import SparseLinear, sparse_linear  # noqa: E402
 
 __all__ = [
     "COMPONENTS",

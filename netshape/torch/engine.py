@@ -297,6 +297,16 @@ class DynamicSparseTrainer(PersistenceMixin):
             out[n] = s
         return out
 
+    def load_state_dict(self, sd: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` (after ``model.load_state_dict``); checks it matches.
+
+        A state that does not fit this engine is refused before anything changes.
+        """
+        from ._checks import check_state_dict
+
+        check_state_dict(self, sd)
+        super().load_state_dict(sd)
+
     @torch.no_grad()
     def step(self) -> bool:
         """Call after ``optimizer.step()``; returns True when the topology changed."""
@@ -387,6 +397,10 @@ class DynamicSparseTrainer(PersistenceMixin):
         idx = torch.nonzero(old.reshape(-1)).reshape(-1)
         target = self._target(lay, density)
         W, grad = lay.weight, lay.grad()
+        if not bool(torch.isfinite(W.reshape(-1)[idx]).all()):
+            raise ValueError(f"the weight of layer {lay.slot.name!r} holds NaN or inf at step "
+                             f"{self.step_count}; a topology update ranks links by weight, "
+                             "so training has diverged (lower the learning rate)")
         touched = False
         if idx.numel() > target:  # gradual schedules: hard prune to the new density first
             if c["prune"] == "magnitude_historical" and lay.hist is not None:

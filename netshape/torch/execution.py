@@ -1,7 +1,7 @@
 """Execution modes of sparsified layers: ``masked`` (dense weight × mask) or ``sparse``.
 
 In ``sparse`` mode an ``nn.Linear`` is replaced by a
-:class:`~netshape.torch.sparse_linear.SparseLinear` holding only its links;
+:class:`~netshape.torch.SparseLinear` holding only its links;
 its optimizer entry is replaced by the length-``nnz`` values, with the
 per-element optimizer state gathered (SGD momentum, Adam/AdamW moments).
 The engine drives every topology decision from a bool mask *view* of the
@@ -39,9 +39,9 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from ._sparse_linear import SUPPORTED_DEVICES, SUPPORTED_DTYPES, SparseLinear
 from .engine import _Layer
 from .masking import _STATE_KEYS, apply_mask, get_original
-from .sparse_linear import SUPPORTED_DEVICES, SUPPORTED_DTYPES, SparseLinear
 
 __all__ = ["AUTO_MAX_DENSITY", "AUTO_MIN_SIZE", "EXECUTIONS", "SparseSlot", "export_dense"]
 
@@ -290,7 +290,9 @@ def export_dense(model: nn.Module) -> nn.Module:
     >>> type(model[0]).__name__, int((model[0].weight != 0).sum()) <= 60
     ('Linear', True)
     """
-    for name, mod in list(model.named_modules()):
+    from ._checks import check_model
+
+    for name, mod in list(check_model(model).named_modules()):
         if isinstance(mod, SparseLinear):
             _set_module(model, name, mod.to_linear())
     return model

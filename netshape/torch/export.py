@@ -89,12 +89,14 @@ def _meta(dst) -> dict[str, Any]:
 
 
 def _check_dir(directory) -> Path:
+    if not isinstance(directory, (str, os.PathLike)) or not str(directory):
+        raise TypeError(f"directory={directory!r} must be a non-empty path")
     out = Path(directory)
     if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"directory={str(out)!r} exists and is not a directory")
+        raise ValueError(f"directory={str(out)!r} exists and is not a directory")
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
-        raise FileNotFoundError(f"directory={str(out)!r}: parent {str(parent)!r} does not exist")
+        raise ValueError(f"directory={str(out)!r}: parent {str(parent)!r} does not exist")
     if not os.access(out if out.exists() else parent, os.W_OK):
         raise PermissionError(f"directory={str(out)!r} is not writable")
     return out
@@ -140,9 +142,20 @@ def save_sparse(model: nn.Module, directory, dst=None, **save_pretrained_kwargs)
     """
     from safetensors.torch import save_file, save_model
 
+    from ._checks import check_model
+    from .engine import DynamicSparseTrainer
+
+    check_model(model)
+    if dst is not None and not isinstance(dst, DynamicSparseTrainer):
+        raise TypeError(f"dst must be the DynamicSparseTrainer sparsify() returned, got "
+                        f"{type(dst).__name__}")
+    ref = model.__dict__.get("_netshape_dst")
+    mine = ref() if ref is not None else None
+    if dst is not None and mine is not None and dst is not mine:
+        raise ValueError("dst is not the engine that sparsify() attached to model; its masks "
+                         "would not match the weights written")
     if dst is None:
-        ref = model.__dict__.get("_netshape_dst")
-        dst = ref() if ref is not None else None
+        dst = mine
     if dst is None:
         raise ValueError("save_sparse needs dst= (the engine sparsify() returned)")
     out = _check_dir(directory)
@@ -182,10 +195,13 @@ def read_masks(directory) -> tuple[OrderedDict[str, torch.Tensor], dict[str, Any
     """``(masks, metadata)`` of an exported directory (or its masks file); safe loader."""
     from safetensors import safe_open
 
+    if not isinstance(directory, (str, os.PathLike)) or not str(directory):
+        raise TypeError(f"directory={directory!r} must be a non-empty path")
     p = Path(directory)
     path = p / MASKS_FILE if p.is_dir() else p
     if not path.is_file():
-        raise FileNotFoundError(f"{str(path)!r} does not exist; export with save_sparse()")
+        raise FileNotFoundError(f"directory={str(directory)!r}: {str(path)!r} does not exist; "
+                                "export with save_sparse()")
     if path.stat().st_size > MAX_MASKS_BYTES:
         raise ValueError(f"{str(path)!r} is larger than {MAX_MASKS_BYTES} bytes; refusing to load")
     try:
@@ -194,7 +210,8 @@ def read_masks(directory) -> tuple[OrderedDict[str, torch.Tensor], dict[str, Any
             masks = OrderedDict((k[: -len(".weight_mask")], f.get_tensor(k)) for k in f.keys())
     except Exception as exc:  # noqa: BLE001 - any parse failure is a bad file
         raise ValueError(f"{str(path)!r} is not a readable netshape masks file: {exc}") from exc
-    if not isinstance(meta, dict) or meta.get("format") != "netshape-masks":
+    if not isinstance(meta, dict) or meta.get("format") != "netshape-masks" or \
+            any(k not in meta for k in ("method", "density", "step", "updates", "pairs")):
         raise ValueError(f"{str(path)!r} has no netshape metadata; not written by save_sparse()")
     meta["pairs"] = _pairs_from_json(meta.get("pairs"))
     return masks, meta
@@ -210,8 +227,10 @@ def load_sparse(model: nn.Module, optimizer: torch.optim.Optimizer, directory, *
     ``method``, ``density``, ``packed`` and ``pairs`` default to the saved ones,
     and the engine continues from the saved step and update counts.
     """
+    from ._checks import check_model
     from .setup import sparsify
 
+    check_model(model)
     masks, meta = read_masks(directory)
     kw = {"method": meta["method"], "density": meta["density"], "packed": meta.get("packed"),
           "pairs": meta["pairs"], **sparsify_kwargs}

@@ -115,8 +115,8 @@ def find_slots(model: nn.Module, include=None, exclude=None, packed=None) -> lis
     chosen = [s for s in chosen if not any(fnmatch.fnmatchcase(s.name, p) for p in exc)]
     if not chosen:
         raise ValueError(
-            f"no layer left to sparsify (layers: {names}; the last Linear {last!r} is the "
-            "head and is excluded unless include= names it)"
+            f"model has no layer left to sparsify (layers: {names}; the last Linear "
+            f"{last!r} is the head and is excluded unless include= names it)"
         )
     return chosen
 

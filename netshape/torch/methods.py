@@ -68,13 +68,14 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from typing import Any
 
-from .._validation import check_choice, check_range, check_unit_interval
+from .._validation import check_choice, check_density, check_range, check_unit_interval
 from ..generators import available as _generators
 from ..linkpred import available as _predictors
 
-__all__ = ["COMPONENTS", "METHODS", "PRESETS", "preset_table", "resolve_method"]
+__all__ = ["COMPONENTS", "METHODS", "PRESETS", "canonical_method", "preset_table", "resolve_method"]
 
 #: "random" is SET's uniform regrowth (the ``random`` predictor's scores are uniform too);
 #: every other name comes from the link-prediction registry
@@ -107,7 +108,7 @@ _DEFAULTS: dict[str, Any] = {
 
 #: documented presets (Appendix G); every key can be overridden in ``sparsify(**overrides)``
 PRESETS: dict[str, dict[str, Any]] = {
-    "dense": {"description": "no-op: every weight trained, no mask"},
+    "fc": {"description": "FC (fully connected): a no-op, every weight trained, no mask"},
     "set": {"description": "SET: magnitude removal, random regrowth, constant density",
             "init": "er", "removal": "magnitude", "regrowth": "random"},
     "rigl": {"description": "RigL: magnitude removal, gradient regrowth, cosine zeta",
@@ -150,6 +151,29 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 METHODS = tuple(PRESETS)
 
+#: retired method names, still accepted (with a DeprecationWarning) so that saved runs load;
+#: they are listed nowhere else
+_RETIRED = {"dense": "fc"}
+
+
+def canonical_method(method: Any, name: str = "method") -> str:
+    """The preset name for ``method``: lower case, a retired alias replaced by its name.
+
+    ``"dense"`` was the adapter's name for what the runner, the paper and the
+    results tables call ``fc``; it still works and warns.
+
+    >>> canonical_method("CHTs")
+    'chts'
+    """
+    if not isinstance(method, str):
+        raise TypeError(f"{name}={method!r} must be a string; choose one of {', '.join(METHODS)}")
+    key = method.lower()
+    if key in _RETIRED:
+        warnings.warn(f"{name}={method!r} is a deprecated alias of {_RETIRED[key]!r}; "
+                      f"use {_RETIRED[key]!r}", DeprecationWarning, stacklevel=3)
+        return _RETIRED[key]
+    return key
+
 
 def resolve_method(method: str, overrides: dict[str, Any]) -> dict[str, Any]:
     """Merge ``overrides`` into preset ``method`` and validate every component.
@@ -162,10 +186,7 @@ def resolve_method(method: str, overrides: dict[str, Any]) -> dict[str, Any]:
     ...
     ValueError: unknown option 'removel' for method 'chts'; allowed: ...
     """
-    if not isinstance(method, str):
-        raise TypeError(f"method={method!r} must be a string; choose one of {', '.join(METHODS)}")
-    check_choice(method.lower(), "method", METHODS)
-    method = method.lower()
+    method = check_choice(canonical_method(method), "method", METHODS)
     cfg = dict(_DEFAULTS)
     cfg.update({k: v for k, v in PRESETS[method].items() if k != "description"})
     for key, val in overrides.items():
@@ -188,8 +209,7 @@ def resolve_method(method: str, overrides: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"T={cfg['T']!r} must be a number or a (start, end) pair")
     cfg["T"] = tuple(check_range(x, "T", 0.0, math.inf, lo_open=True, hi_open=True) for x in t)
     cfg["k"] = check_range(cfg["k"], "k", 0.0, math.inf, lo_open=True, hi_open=True)
-    cfg["initial_density"] = check_range(cfg["initial_density"], "initial_density", 0.0, 1.0,
-                                   lo_open=True)
+    cfg["initial_density"] = check_density(cfg["initial_density"], "initial_density")
     for key in ("decay_start", "decay_end", "delta_end", "update_until"):
         cfg[key] = check_range(cfg[key], key, 0.0, 1.0)
     if cfg["decay_end"] < cfg["decay_start"]:
@@ -221,8 +241,8 @@ def preset_table() -> str:
             "| early stop | reregrown | update replaces step |")
     rows = [head, "|" + "---|" * 11]
     for name in METHODS:
-        if name == "dense":
-            rows.append("| dense | dense | - | - | - | - | - | - | - | - | - |")
+        if name == "fc":
+            rows.append("| fc | dense | - | - | - | - | - | - | - | - | - |")
             continue
         c = resolve_method(name, {})
         removal = c["removal"] + (f" (alpha={c['alpha']:g})" if c["removal"] == "soft" else "")

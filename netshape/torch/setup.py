@@ -83,9 +83,10 @@ def sparsify(model: nn.Module, optimizer: torch.optim.Optimizer, method: str = "
         Must already hold the weights of every sparsified layer.
     method : str
         A preset of :data:`netshape.torch.PRESETS` (the table:
-        :func:`netshape.torch.preset_table`); ``dense`` is a no-op.
-    density : float in (0, 1)
-        Target (final) fraction of links kept in each sparsified layer.
+        :func:`netshape.torch.preset_table`); ``fc`` is a no-op.
+    density : float in (0, 1]
+        Target (final) fraction of links kept in each sparsified layer (1 keeps every link;
+        ``method="fc"`` trains without masks).
     total_steps : int (required)
         Training steps (``dst.step()`` calls) planned; schedules are fractions of it.
     update_every : int
@@ -113,7 +114,7 @@ def sparsify(model: nn.Module, optimizer: torch.optim.Optimizer, method: str = "
     execution : {"auto", "masked", "sparse"}
         How sparsified layers run (:mod:`netshape.torch.execution`): ``masked``
         (dense weight times mask), ``sparse`` (an ``nn.Linear`` becomes a
-        :class:`~netshape.torch.sparse_linear.SparseLinear` that stores only
+        :class:`~netshape.torch.SparseLinear` that stores only
         its links, with optimizer state of size ``nnz``; raises for a layer it
         cannot run) or ``auto`` (per layer by density and size; masked where
         sparse cannot run, see ``dst.stats()[layer]["execution_reason"]``).
@@ -139,8 +140,10 @@ def sparsify(model: nn.Module, optimizer: torch.optim.Optimizer, method: str = "
     >>> dst.stats()["2"]["links"], dst.stats()["2"]["updates"]
     (180, 3)
     """
+    from ._checks import check_model
     from .methods import resolve_method
 
+    check_model(model)
     cfg = resolve_method(method, overrides)
     if total_steps is None:
         # schedules are fractions of the run: without its length every update would fall
@@ -161,10 +164,14 @@ def sparsify(model: nn.Module, optimizer: torch.optim.Optimizer, method: str = "
     from . import execution as _execution
 
     _execution.check([], execution)
-    if cfg["method"] == "dense":
+    if cfg["method"] == "fc":
         return DynamicSparseTrainer(model, optimizer, cfg, density=1.0, total_steps=total_steps,
                                     update_every=update_every, rng=rng, slots=[])
-    density = check_density(density, "density", allow_one=False)
+    density = check_density(density, "density")
+    if density == 1.0:
+        warnings.warn(f"density=1 keeps every link: method {cfg['method']!r} can only remove "
+                      "and regrow the same links; method='fc' trains the unsparsified "
+                      "network without masks", UserWarning, stacklevel=2)
     if cfg["regrowth"] == "none" and (cfg["removal"] != "none" or cfg["percolation"]):
         raise ValueError("regrowth='none' needs removal='none' and percolation=False, "
                          "otherwise layers would fall below their scheduled link count")

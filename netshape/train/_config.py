@@ -95,7 +95,11 @@ def resolve(config: TrainConfig) -> TrainConfig:
         raise ValueError(f"task={config.task!r}: TrainConfig is the MLP runner's (task 'mlp'); "
                          "a language model (task 'lm') takes netshape.lm.LMConfig")
     check_choice(config.dataset, "dataset", DATASETS)
-    check_choice(config.method, "method", methods())
+    allowed = methods()  # first: names the extra when torch is missing
+    from ..torch.methods import canonical_method
+
+    config = dataclasses.replace(config, method=canonical_method(config.method))
+    check_choice(config.method, "method", allowed)
     defaults = DATASET_DEFAULTS[config.dataset]
     c = dataclasses.replace(config, overrides=dict(config.overrides or {}))
     for key in ("hidden", "density", "epochs"):
@@ -104,7 +108,7 @@ def resolve(config: TrainConfig) -> TrainConfig:
     c.hidden = tuple(check_positive_int(h, "hidden") for h in c.hidden)
     if not c.hidden:
         raise ValueError("hidden=() needs at least one hidden layer to sparsify")
-    c.density = check_density(c.density, "density", allow_one=False)
+    c.density = check_density(c.density, "density")
     c.epochs = check_positive_int(c.epochs, "epochs")
     c.batch_size = check_positive_int(c.batch_size, "batch_size")
     c.lr = check_range(c.lr, "lr", 0, math.inf, lo_open=True, hi_open=True)
@@ -127,10 +131,10 @@ def resolve(config: TrainConfig) -> TrainConfig:
 
 
 def methods() -> tuple[str, ...]:
-    """``fc`` (no sparsification) and every preset of :data:`netshape.torch.PRESETS`."""
+    """The presets of :data:`netshape.torch.PRESETS`, ``fc`` (no sparsification) first."""
     try:
         from ..torch import PRESETS
     except ImportError as exc:
         raise ImportError(f"netshape train needs netshape's torch adapter "
                           f"(netshape.torch), which failed to import: {exc}") from exc
-    return ("fc", *PRESETS)
+    return tuple(PRESETS)

@@ -149,7 +149,7 @@ def resume(run_dir: str | os.PathLike, *, progress: bool = True, threads: int | 
 
 def _network_figures(dst) -> dict:
     """Density, ITOP and ANP over all sparsified layers (1.0 each for a dense model)."""
-    if dst is None or not dst.masks:  # fc, or the adapter's no-op "dense" preset
+    if dst is None or not dst.masks:  # fc: no sparsification
         return {"density": 1.0, "itop": 1.0, "anp": 1.0}
     masks = [m.detach().cpu().numpy().astype(bool) for m in dst.masks.values()]
     total = sum(m.size for m in masks)
@@ -277,8 +277,7 @@ def _sparsify(cfg, model, opt, data, run, total, spe):
 
 def _rescale_to_fan_in(model, dst) -> None:
     """Scale row j of each masked weight by sqrt(n_in / fan_in_j) (see TrainConfig)."""
-    from ..torch import get_original
-    from ..torch.sparse_linear import SparseLinear
+    from ..torch import SparseLinear, get_original
 
     with torch.no_grad():
         for name, mask in dst.masks.items():
@@ -338,7 +337,9 @@ def compare(methods: Sequence[str], config: TrainConfig, output: str | os.PathLi
 
         return lm.compare(methods, config, output, progress=progress, threads=threads,
                           print_fn=print_fn)
-    methods = [check_choice(m, "compare", METHODS) for m in methods]
+    from ..torch.methods import canonical_method
+
+    methods = [check_choice(canonical_method(m, "compare"), "compare", METHODS) for m in methods]
     if not methods or len(set(methods)) != len(methods):
         raise ValueError(f"compare={methods!r} must name distinct methods")
     cfgs = [resolve(dataclasses.replace(config, method=m)) for m in methods]

@@ -72,11 +72,11 @@ def test_stats_keys_and_counts(tiny):
         assert s["updates"] == 1 and s["seconds"] > 0
 
 
-def test_dense_is_noop(tiny):
+def test_fc_is_noop(tiny):
     make_model, _, train = tiny
     model = make_model("mlp")
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    dst = sparsify(model, opt, method="dense", density=0.1, total_steps=5, update_every=1, rng=0)
+    dst = sparsify(model, opt, method="fc", density=0.1, total_steps=5, update_every=1, rng=0)
     assert dict(dst.masks) == {} and dst.stats() == {}
     assert not any(dst.step() for _ in range(3))
     assert "parametrizations" not in "".join(model.state_dict())
@@ -86,8 +86,8 @@ def test_dense_is_noop(tiny):
     "kwargs, exc, words",
     [
         ({"density": 0.0}, ValueError, "density=0.0"),
-        ({"density": 1.0}, ValueError, "density=1.0"),
-        ({"density": 1.5}, ValueError, "(0, 1)"),
+        ({"density": 0.0}, ValueError, "density=0.0 is outside the allowed range (0, 1]"),
+        ({"density": 1.5}, ValueError, "(0, 1]"),
         ({"method": "sett"}, ValueError, "method='sett'"),
         ({"regrowth": "magic"}, ValueError, "regrowth='magic'"),
         ({"removal": "magic"}, ValueError, "removal='magic'"),

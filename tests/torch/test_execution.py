@@ -9,14 +9,13 @@ import pytest
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
-from netshape.torch import sparsify  # noqa: E402
+from netshape.torch import SparseLinear, sparsify  # noqa: E402
 from netshape.torch.execution import (  # noqa: E402
     AUTO_MAX_DENSITY,
     AUTO_MIN_SIZE,
     export_dense,
     remask_needed,
 )
-from netshape.torch.sparse_linear import SparseLinear  # noqa: E402
 
 
 def _mlp(seed=0, sizes=(12, 40, 40, 40, 3)):

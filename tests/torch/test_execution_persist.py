@@ -10,8 +10,7 @@ torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
 from netshape.io import read_checkpoint  # noqa: E402
-from netshape.torch import sparsify, to_biadjacency  # noqa: E402
-from netshape.torch.sparse_linear import SparseLinear  # noqa: E402
+from netshape.torch import SparseLinear, sparsify, to_biadjacency  # noqa: E402
 
 
 def _build(method, execution, seed_model=0, opt_name="sgd"):

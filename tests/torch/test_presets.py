@@ -32,7 +32,7 @@ def test_preset_runs(tiny, kind, method):
                    update_every=every, rng=0, initial_density=0.6)
     losses = train(model, opt, dst, kind, total)
     assert all(torch.isfinite(torch.tensor(losses)))
-    if method == "dense":
+    if method == "fc":
         assert not dst.masks
         return
     assert list(dst.masks) == EXPECTED_LAYERS[kind]
@@ -94,3 +94,37 @@ def test_gradual_density_follows_schedule(tiny, method, extra):
     end = 10 if extra.get("half_length") else 20
     assert dst.density_at(end) == 0.1 and dst.density_at(end - 2) > 0.1
     assert all(a >= b for a, b in zip(seen, seen[1:], strict=False))  # never grows back
+
+
+# ---------------------------------------------------------------- one name per method
+def test_fc_is_the_one_name_of_the_unsparsified_method(tiny):
+    """``fc`` is listed; the retired ``dense`` still loads saved runs, warns, and is hidden."""
+    from netshape.cli import build_parser
+    from netshape.torch import METHODS, preset_table, resolve_method
+    from netshape.train import METHODS as RUNNER_METHODS
+
+    assert "fc" in PRESETS and "dense" not in PRESETS and "dense" not in METHODS
+    assert RUNNER_METHODS.count("fc") == 1 and "dense" not in RUNNER_METHODS
+    assert [r.split("|")[1].strip() for r in preset_table().splitlines()[2:]] == list(METHODS)
+    helps = " ".join(a.help or "" for a in build_parser()._subparsers._group_actions[0]
+                     .choices["train"]._actions if "--method" in a.option_strings)
+    assert "fc" in helps and "dense" not in helps
+    make_model, _, _ = tiny
+    model = make_model("mlp")
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.warns(DeprecationWarning, match="method='dense' is a deprecated alias of 'fc'"):
+        dst = sparsify(model, opt, method="dense", density=0.1, total_steps=5, rng=0)
+    assert dst.config["method"] == "fc" and not dst.masks
+    with pytest.warns(DeprecationWarning):
+        assert resolve_method("DENSE", {})["method"] == "fc"
+
+
+def test_saved_runs_named_dense_resolve_to_fc():
+    from netshape.lm import LMConfig
+    from netshape.lm.config import resolve as resolve_lm
+    from netshape.train import TrainConfig, resolve
+
+    with pytest.warns(DeprecationWarning, match="deprecated alias of 'fc'"):
+        assert resolve(TrainConfig(dataset="digits", method="dense")).method == "fc"
+    with pytest.warns(DeprecationWarning, match="deprecated alias of 'fc'"):
+        assert resolve_lm(LMConfig(method="dense")).method == "fc"

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
+from netshape.torch import SparseLinear, sparse_linear  # noqa: E402
 from netshape.torch import _sparse_kernels as kernels  # noqa: E402
-from netshape.torch.sparse_linear import SparseLinear, sparse_linear  # noqa: E402
 
 
 def _case(rng, n_out, n_in, density, dtype=torch.float32, device="cpu"):
