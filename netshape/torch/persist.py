@@ -10,6 +10,7 @@ import torch
 
 from . import distributed as ddp
 from .masking import to_biadjacency
+from .methods import _RETIRED, canonical_method
 
 __all__ = ["PersistenceMixin"]
 
@@ -36,7 +37,10 @@ class PersistenceMixin:
     def load_state_dict(self, sd: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` (after ``model.load_state_dict``); checks it matches."""
         for key in ("method", "total_steps", "update_every"):
-            if sd.get(key) != getattr(self, key, self.config.get(key)):
+            saved = sd.get(key)
+            if key == "method" and isinstance(saved, str) and saved.lower() in _RETIRED:
+                saved = canonical_method(saved)  # engines saved under a retired name load
+            if saved != getattr(self, key, self.config.get(key)):
                 mine = getattr(self, key, self.config.get(key))
                 raise ValueError(f"state_dict {key}={sd.get(key)!r} does not match this "
                                  f"trainer's {key}={mine!r}")

@@ -128,3 +128,17 @@ def test_saved_runs_named_dense_resolve_to_fc():
         assert resolve(TrainConfig(dataset="digits", method="dense")).method == "fc"
     with pytest.warns(DeprecationWarning, match="deprecated alias of 'fc'"):
         assert resolve_lm(LMConfig(method="dense")).method == "fc"
+
+
+def test_an_engine_saved_under_the_retired_name_loads(tiny):
+    make_model, _, _ = tiny
+    model = make_model("mlp")
+    dst = sparsify(model, torch.optim.SGD(model.parameters(), lr=0.1), method="fc",
+                   density=0.1, total_steps=5, rng=0)
+    sd = dst.state_dict()
+    sd["method"] = "dense"  # what an engine of the retired name wrote
+    again = sparsify(model, torch.optim.SGD(model.parameters(), lr=0.1), method="fc",
+                     density=0.1, total_steps=5, rng=0)
+    with pytest.warns(DeprecationWarning, match="deprecated alias of 'fc'"):
+        again.load_state_dict(sd)
+    assert again.step_count == dst.step_count
