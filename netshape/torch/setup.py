@@ -18,6 +18,7 @@ from .._validation import check_density, check_positive_int, link_count
 from .engine import DynamicSparseTrainer
 from .groups import find_slots
 from .masking import is_masked
+from .sparse_linear import SparseLinear
 
 __all__ = ["MAX_CUT_FRACTION", "sparsify"]
 
@@ -46,8 +47,10 @@ def _calibration_inputs(model, slots, calibration) -> dict[str, torch.Tensor]:
             seen.setdefault(_id, x.detach())
         hooks.append(mod.register_forward_pre_hook(hook, with_kwargs=True))
     calibration = _as_batch(model, calibration)
+    from .dataflow import isolated
+
     try:
-        with torch.no_grad():
+        with torch.no_grad(), isolated(model):
             if isinstance(calibration, dict):
                 model(**calibration)
             elif isinstance(calibration, (tuple, list)):
@@ -139,6 +142,25 @@ def sparsify(model: nn.Module, optimizer: torch.optim.Optimizer, method: str = "
     >>> dst.stats()["2"]["links"], dst.stats()["2"]["updates"]
     (180, 3)
     """
+    from .linear_like import conv1d_modules, restore_conv1d
+
+    originals = conv1d_modules(model)
+    try:
+        return _sparsify(model, optimizer, method, density, total_steps, update_every, rng,
+                         include, exclude, calibration, snapshot_dir, snapshot_every, pairs,
+                         example_inputs, packed, execution, overrides)
+    except BaseException:
+        # validation runs on the linearized model (GPT-2 Conv1D -> Conv1DLinear): undo the
+        # swap unless the engine already masked a layer
+        if not any(is_masked(m, "weight") or isinstance(m, SparseLinear)
+                   for m in model.modules()):
+            restore_conv1d(model, optimizer, originals)
+        raise
+
+
+def _sparsify(model, optimizer, method, density, total_steps, update_every, rng, include,
+              exclude, calibration, snapshot_dir, snapshot_every, pairs, example_inputs, packed,
+              execution, overrides) -> DynamicSparseTrainer:
     from .methods import resolve_method
 
     cfg = resolve_method(method, overrides)
@@ -217,7 +239,7 @@ def sparsify(model: nn.Module, optimizer: torch.optim.Optimizer, method: str = "
 def _default_pairs(model, slots, example, percolation: bool) -> list[tuple]:
     from .groups import percolation_pairs
 
-    if example is not None:
+    if example is not None and percolation:  # only percolation reads traced relations
         from .dataflow import trace_pairs
 
         return trace_pairs(model, slots, _as_batch(model, example))
