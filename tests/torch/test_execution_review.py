@@ -143,7 +143,7 @@ def test_auto_layer_read_by_its_parent():
 
         def forward(self, x):
             h = torch.relu(self.wi(x.to(self.wi.weight.dtype)))
-            return self.wo(h) + nn.functional.linear(h, self.wi.weight.t()[:, :256]).sum()
+            return self.wo(h) + nn.functional.linear(h, self.wi.weight.t())
 
     torch.manual_seed(0)
     m = T5Like()

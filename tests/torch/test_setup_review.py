@@ -35,11 +35,12 @@ def test_sparsify_changes_no_buffers_and_no_rng(method, kw):
     model = _BNNet().train()
     before = _buffers(model)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    batch = torch.randn(32, 8)
     rng_before = torch.random.get_rng_state()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         sparsify(model, opt, method, density=0.5, total_steps=10, update_every=5, rng=0,
-                 **{kw: torch.randn(32, 8)})
+                 **{kw: batch})
     assert torch.equal(torch.random.get_rng_state(), rng_before)
     after = _buffers(model)
     assert int(after["bn.num_batches_tracked"]) == 0
@@ -69,11 +70,11 @@ def test_trace_uses_a_bounded_number_of_rows():
     class Net(nn.Module):
         def __init__(self):
             super().__init__()
-            self.a, self.b = nn.Linear(4, 6), nn.Linear(6, 2)
+            self.a, self.b, self.head = nn.Linear(4, 6), nn.Linear(6, 5), nn.Linear(5, 2)
 
         def forward(self, x):
             seen.append(x.shape[0])
-            return self.b(torch.relu(self.a(x)))
+            return self.head(self.b(torch.relu(self.a(x))))
 
     m = Net()
     pairs = trace_pairs(m, find_slots(m), torch.randn(1000, 4))
@@ -105,10 +106,10 @@ def test_layer_called_twice_on_different_producers_gets_no_chain():
         def __init__(self):
             super().__init__()
             self.a, self.c = nn.Linear(4, 6), nn.Linear(4, 6)
-            self.b = nn.Linear(6, 6)
+            self.b, self.head = nn.Linear(6, 6), nn.Linear(6, 2)
 
         def forward(self, x):
-            return self.b(torch.relu(self.a(x))) + self.b(torch.relu(self.c(x)))
+            return self.head(self.b(torch.relu(self.a(x))) + self.b(torch.relu(self.c(x))))
 
     m = Loop()
     with pytest.warns(UserWarning, match=r"\['b'\] are called more than once"):
@@ -120,11 +121,11 @@ def test_layer_called_twice_on_the_same_producer_keeps_its_chain():
     class Twice(nn.Module):
         def __init__(self):
             super().__init__()
-            self.a, self.b = nn.Linear(4, 6), nn.Linear(6, 6)
+            self.a, self.b, self.head = nn.Linear(4, 6), nn.Linear(6, 6), nn.Linear(6, 2)
 
         def forward(self, x):
             h = torch.relu(self.a(x))
-            return self.b(h) + self.b(h * 2)
+            return self.head(self.b(h) + self.b(h * 2))
 
     m = Twice()
     with warnings.catch_warnings():
@@ -139,10 +140,10 @@ def test_pow_keeps_zeros_only_for_positive_exponents(exponent, coupled):
         def __init__(self):
             super().__init__()
             self.gate, self.up = nn.Linear(4, 6), nn.Linear(4, 6)
-            self.down = nn.Linear(6, 4)
+            self.down, self.head = nn.Linear(6, 4), nn.Linear(4, 2)
 
         def forward(self, x):
-            return self.down(torch.relu(self.gate(x)) ** exponent * self.up(x))
+            return self.head(self.down(torch.relu(self.gate(x)) ** exponent * self.up(x)))
 
     m = Gated()
     with warnings.catch_warnings():
