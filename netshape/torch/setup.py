@@ -102,8 +102,9 @@ def sparsify(model: nn.Module, optimizer: torch.optim.Optimizer, method: str = "
         Write ``snapshot_dir/update_NNNNNN.npz`` every ``snapshot_every`` updates.
     pairs : list, optional
         Percolation relations for :func:`netshape.percolate`. By default they are
-        traced from one forward pass on ``example_inputs`` (or ``calibration``),
-        see :mod:`netshape.torch.dataflow`; without either, from layer names
+        traced from one forward pass on ``example_inputs`` (or ``calibration``
+        when the preset percolates), see :mod:`netshape.torch.dataflow`; the
+        pass uses a few rows, changes no buffer and draws no random number; without either, from layer names
         (:func:`~netshape.torch.percolation_pairs`), with a warning naming the
         layers left without a relation. The relations used are ``dst.pairs``.
     example_inputs : tensor, tuple or dict, optional
@@ -204,8 +205,10 @@ def _sparsify(model, optimizer, method, density, total_steps, update_every, rng,
                              f"({s.param}); create the optimizer from model.parameters() "
                              "before calling sparsify()")
     if pairs is None:
+        # a calibration batch is traced only when percolation will read the relations
         pairs = _default_pairs(model, slots, example_inputs if example_inputs is not None
-                               else calibration, cfg["percolation"])
+                               else calibration if cfg["percolation"] else None,
+                               cfg["percolation"])
     else:  # bad names or shapes fail now, not at the first update
         import scipy.sparse as sp
 
@@ -239,7 +242,7 @@ def _sparsify(model, optimizer, method, density, total_steps, update_every, rng,
 def _default_pairs(model, slots, example, percolation: bool) -> list[tuple]:
     from .groups import percolation_pairs
 
-    if example is not None and percolation:  # only percolation reads traced relations
+    if example is not None:
         from .dataflow import trace_pairs
 
         return trace_pairs(model, slots, _as_batch(model, example))

@@ -96,8 +96,8 @@ def test_no_trace_without_percolation():
 
     m = Net()
     sparsify(m, torch.optim.SGD(m.parameters(), lr=0.1), "set", density=0.5, total_steps=10,
-             example_inputs=torch.randn(2, 4), rng=0)
-    assert calls == []
+             calibration=torch.randn(2, 4), rng=0)
+    assert calls == []  # a calibration batch is traced only for percolation
 
 
 # ---------------------------------------------------------------- 13: repeated calls, pow
