@@ -104,7 +104,8 @@ def sparsify(model: nn.Module, optimizer: torch.optim.Optimizer, method: str = "
         Percolation relations for :func:`netshape.percolate`. By default they are
         traced from one forward pass on ``example_inputs`` (or ``calibration``
         when the preset percolates), see :mod:`netshape.torch.dataflow`; the
-        pass uses a few rows, changes no buffer and draws no random number; without either, from layer names
+        pass uses a few rows, changes no buffer and draws no random number;
+        without either, from layer names
         (:func:`~netshape.torch.percolation_pairs`), with a warning naming the
         layers left without a relation. The relations used are ``dst.pairs``.
     example_inputs : tensor, tuple or dict, optional
