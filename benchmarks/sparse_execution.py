@@ -55,18 +55,65 @@ def _mlp(sizes, seed=0):
     return nn.Sequential(*layers[:-1])
 
 
-def _state_bytes(model, opt, only=None):
-    """Bytes of parameters + gradients + optimizer state (of modules in ``only`` if given)."""
+def _tensors_in(obj, depth=0):
+    """Tensors held by ``obj``: itself, its attributes, containers (a few levels deep)."""
+    if isinstance(obj, torch.Tensor):
+        yield obj
+    elif depth > 3:
+        return
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            yield from _tensors_in(v, depth + 1)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            yield from _tensors_in(v, depth + 1)
+    elif hasattr(obj, "__dict__") and not isinstance(obj, (nn.Module, type)):
+        yield from _tensors_in(vars(obj), depth + 1)
+
+
+def _state_bytes(model, opt, only=None, dst=None):
+    """Bytes a layer holds between steps: everything of the modules in ``only`` (all if None).
+
+    Parameters, their gradients and optimizer state; buffers (masks, link
+    indices) of the modules and their submodules (parametrizations); tensors
+    the modules keep as attributes (cached float masks, CSR arrays, dense
+    gradients); and the engine's per-layer tensors (historical weights, any
+    cached mask). Each storage is counted once.
+    """
     mods = [m for n, m in model.named_modules() if only is None or n in only]
-    params = {id(p): p for m in mods for p in m.parameters()}
-    total = 0
-    for p in params.values():
-        total += p.numel() * p.element_size()
-        if p.grad is not None:
-            total += p.grad.numel() * p.grad.element_size()
-        for v in opt.state.get(p, {}).values():
-            if isinstance(v, torch.Tensor) and v.dim() > 0:
-                total += v.numel() * v.element_size()
+    seen, total = set(), 0
+
+    def add(t):
+        nonlocal total
+        if t.device.type == "meta" or t.numel() == 0:
+            return
+        key = (t.device, t.untyped_storage().data_ptr())
+        if key not in seen:
+            seen.add(key)
+            total += t.untyped_storage().nbytes()
+
+    for m in mods:
+        for sub in m.modules():
+            for p in sub.parameters(recurse=False):
+                add(p)
+                if p.grad is not None:
+                    add(p.grad)
+                for t in _tensors_in(opt.state.get(p, {})):
+                    add(t)
+            for b in sub.buffers(recurse=False):
+                add(b)
+            skip = set(sub._parameters) | set(sub._buffers)
+            for k, v in vars(sub).items():
+                if not k.startswith("_parameters") and k not in skip:
+                    for t in _tensors_in(v):
+                        add(t)
+    if dst is not None:
+        names = set(only) if only is not None else None
+        for n, lay in dst._layers.items():
+            if names is None or n in names:
+                for t in _tensors_in({k: v for k, v in vars(lay).items()
+                                      if k not in ("slot", "pm", "param", "module")}):
+                    add(t)
     return total
 
 
@@ -105,7 +152,7 @@ def time_step(mode, density, batch, threads, sizes, update_every, repeats, rng=0
     hidden = {n for n in dict(model.named_modules()) if n in ("0", "2", "4")}
     layer_modes = ([dst.stats()[n]["execution"] for n in sorted(hidden)]
                    if dst is not None else ["dense"] * 3)
-    return statistics.median(times), _state_bytes(model, opt, hidden), layer_modes
+    return statistics.median(times), _state_bytes(model, opt, hidden, dst), layer_modes
 
 
 def run_grid(densities, batches, threads_list, sizes, update_every, repeats, progress=True):
@@ -304,7 +351,8 @@ def main(argv=None):
           f"{s['steps']} steps.\n\n"
           f"- step time: {s['step_ms']:.1f} ms; loss {s['loss_first']:.3f} -> "
           f"{s['loss_last']:.3f}\n"
-          f"- parameters + gradients + optimizer state: {s['state_mib']:.1f} MiB\n"
+          "- state held between steps (parameters, gradients, optimizer state, link "
+          f"indices, CSR arrays): {s['state_mib']:.1f} MiB\n"
           f"- peak resident memory of the process: {s['peak_rss_mib']:.0f} MiB\n"
           f"- masked-dense equivalent: (784·{s['width']} + {s['width']}²) weights × "
           f"(4 B weight + 4 B gradient + 4 B momentum + 1 B mask) = "

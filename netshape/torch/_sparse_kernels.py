@@ -56,7 +56,10 @@ def _numba_kernels():
         return None
     import numpy as np
 
-    jit = functools.partial(nb.njit, cache=True, fastmath=True, nogil=True, boundscheck=False)
+    # reassociation and FMA contraction only (vectorised sums): no no-NaN/no-inf assumptions,
+    # so NaN and inf propagate as in the dense product
+    jit = functools.partial(nb.njit, cache=True, fastmath={"reassoc", "contract"}, nogil=True,
+                            boundscheck=False)
     out = {}
     for np_t, nb_t in ((np.float32, nb.float32), (np.float64, nb.float64)):
         idx, vec, mat = nb.int64[::1], nb_t[::1], nb_t[:, ::1]

@@ -15,7 +15,13 @@ All three travel in ``model.state_dict()`` (``<layer>.values``,
 
 Forward and backward cost grows with ``nnz × batch``
 (:mod:`netshape.torch._sparse_kernels`). Inputs may be float32, float64 or
-bfloat16; bfloat16 is computed in float32 and cast back.
+bfloat16; bfloat16 is computed in float32 and cast back. As with
+``nn.Linear``, the input must have the values' dtype (bfloat16 and float32
+may be mixed) and device; anything else is a ``ValueError``.
+
+The links are checked once per change of ``indices`` (:func:`check_links`):
+a 1-D int64 tensor as long as ``values``, strictly increasing, inside
+``[0, out × in)``.
 """
 
 from __future__ import annotations
@@ -25,12 +31,56 @@ from torch import nn
 
 from . import _sparse_kernels as kernels
 
-__all__ = ["SparseLinear", "sparse_linear"]
+__all__ = ["SparseLinear", "check_links", "sparse_linear"]
 
 #: dtypes the sparse kernels accept (bfloat16 is computed in float32)
 SUPPORTED_DTYPES = (torch.float32, torch.float64, torch.bfloat16)
 #: devices the sparse kernels run on
 SUPPORTED_DEVICES = ("cpu", "cuda")
+
+
+#: dtypes an input may mix with the values (both are computed in float32)
+_MIXABLE = (torch.float32, torch.bfloat16)
+
+
+def check_links(indices: torch.Tensor, n_values: int, shape: tuple[int, int],
+                name: str = "indices") -> None:
+    """Raise ``ValueError`` (naming ``name``) unless ``indices`` are valid flat link positions.
+
+    Valid: a 1-D int64 tensor of length ``n_values``, strictly increasing
+    (sorted, no repeats: the CSR order of the values) and inside
+    ``[0, out × in)`` for ``shape = (out, in)``.
+    """
+    if not isinstance(indices, torch.Tensor) or indices.dtype != torch.int64 or \
+            indices.dim() != 1:
+        what = (f"a {indices.dim()}-D {indices.dtype} tensor" if isinstance(indices, torch.Tensor)
+                else type(indices).__name__)
+        raise ValueError(f"{name} must be a 1-D int64 tensor of flat link positions, got {what}")
+    if indices.numel() != n_values:
+        raise ValueError(f"{name} has {indices.numel()} entries but values has {n_values}; "
+                         "they must have the same length")
+    if not indices.numel():
+        return
+    size = int(shape[0]) * int(shape[1])
+    lo, hi = int(indices.min()), int(indices.max())
+    if lo < 0 or hi >= size:
+        raise ValueError(f"{name} holds positions in [{lo}, {hi}]; a layer of shape "
+                         f"(out, in) = {tuple(int(v) for v in shape)} allows [0, {size - 1}]")
+    if indices.numel() > 1 and not bool((indices[1:] > indices[:-1]).all()):
+        raise ValueError(f"{name} must be strictly increasing (sorted row-major positions "
+                         "without repeats)")
+
+
+def _check_input(x: torch.Tensor, values: torch.Tensor, bias: torch.Tensor | None) -> None:
+    """The dtype and device rules of ``nn.Linear`` (bfloat16 may mix with float32)."""
+    if x.device != values.device or (bias is not None and bias.device != values.device):
+        raise ValueError(f"x is on {x.device} but the layer's values are on {values.device}"
+                         + ("" if bias is None else f" (bias on {bias.device})")
+                         + "; move the input or the layer")
+    same = x.dtype == values.dtype or (x.dtype in _MIXABLE and values.dtype in _MIXABLE)
+    if not same:
+        raise ValueError(f"x has dtype {x.dtype} but the layer's values are {values.dtype}; "
+                         "pass an input of the layer's dtype (bfloat16 and float32 may mix)")
 
 
 class _Structure:
@@ -123,6 +173,8 @@ def sparse_linear(x: torch.Tensor, values: torch.Tensor, indices: torch.Tensor,
     if x.shape[-1] != n_in:
         raise ValueError(f"x has {x.shape[-1]} features in its last dimension; the layer "
                          f"takes in={n_in}")
+    _check_input(x, values, bias)
+    check_links(indices, values.numel(), shape)
     return _SparseLinearFn.apply(x, values, bias, _Structure(indices, n_out, n_in), None)
 
 
@@ -137,6 +189,10 @@ class SparseLinear(nn.Module):
     values : nn.Parameter of shape ``(nnz,)``
     indices : int64 buffer of shape ``(nnz,)``
     sparse_shape : int64 buffer ``[out_features, in_features]``
+    weight : tensor of shape ``(out_features, in_features)``, read-only
+        The dense weight, rebuilt from ``values`` on each access and
+        differentiable with respect to them (for code that reads
+        ``nn.Linear.weight``; see :attr:`weight`).
     bias : nn.Parameter of shape ``(out_features,)`` or None
     capture : bool
         When True the backward pass also accumulates the dense gradient
@@ -201,6 +257,7 @@ class SparseLinear(nn.Module):
         """CSR arrays of the current ``indices`` (rebuilt only when they change)."""
         key = self.indices_key()
         if self._st is None or self._st.key != key:
+            check_links(self.indices, self.values.numel(), self.shape)
             self._st = _Structure(self.indices, self.out_features, self.in_features)
             self._st.key = key
         return self._st
@@ -219,6 +276,32 @@ class SparseLinear(nn.Module):
         w[self.indices] = self.values.detach()
         return w.view(self.out_features, self.in_features)
 
+    @property
+    def weight(self) -> torch.Tensor:
+        """Read-only dense weight ``(out, in)`` scattered from ``values`` (zeros off the links).
+
+        For code written against ``nn.Linear`` that reads ``layer.weight``
+        (``x.to(layer.weight.dtype)``, ``F.linear(x, layer.weight)``, its
+        device or shape). It is a new tensor on every access, of
+        ``out × in`` elements, differentiable with respect to ``values``:
+        ``F.linear(x, layer.weight)`` trains the links correctly (and feeds
+        gradient-based regrowth), but costs a dense product; the layer's
+        own ``forward`` is the sparse one. Writing to it changes nothing;
+        assigning ``layer.weight = ...`` is an error.
+        """
+        n = self.out_features * self.in_features
+        w = torch.zeros(n, dtype=self.values.dtype, device=self.values.device).scatter(
+            0, self.indices.to(self.values.device), self.values)
+        w = w.view(self.out_features, self.in_features)
+        if self.capture and torch.is_grad_enabled() and w.requires_grad:
+            w.register_hook(self._capture_dense)
+        return w
+
+    def _capture_dense(self, grad: torch.Tensor) -> None:
+        # the dense gradient of every link, as the sparse backward records it on update steps
+        g = grad.detach()
+        self.dense_grad = g.clone() if self.dense_grad is None else self.dense_grad + g
+
     def to_linear(self) -> nn.Linear:
         """A plain ``nn.Linear`` with the dense weight (zeros off the links), for export."""
         lin = nn.Linear(self.in_features, self.out_features, bias=self.bias is not None,
@@ -233,10 +316,23 @@ class SparseLinear(nn.Module):
         if x.shape[-1] != self.in_features:
             raise ValueError(f"x has {x.shape[-1]} features in its last dimension; the layer "
                              f"takes in_features={self.in_features}")
+        _check_input(x, self.values, self.bias)
+        if self.values.numel() != self.indices.numel():
+            raise ValueError(f"values has {self.values.numel()} entries but indices has "
+                             f"{self.indices.numel()}; they must have the same length")
         owner = self if self.capture and torch.is_grad_enabled() else None
         return _SparseLinearFn.apply(x, self.values, self.bias, self.structure(), owner)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        shape = state_dict.get(prefix + "sparse_shape")
+        if isinstance(shape, torch.Tensor) and shape.tolist() != list(self.shape):
+            raise ValueError(f"state_dict[{prefix + 'sparse_shape'!r}] is {shape.tolist()}; "
+                             f"this layer is (out, in) = {list(self.shape)}")
+        idx, vals = state_dict.get(prefix + "indices"), state_dict.get(prefix + "values")
+        if isinstance(idx, torch.Tensor) or isinstance(vals, torch.Tensor):
+            idx = self.indices if idx is None else idx
+            n = (vals if isinstance(vals, torch.Tensor) else self.values).numel()
+            check_links(idx, n, self.shape, name=f"state_dict[{prefix + 'indices'!r}]")
         # the link count changes under decaying schedules: resize before the copy
         for name in ("values", "indices"):
             t = state_dict.get(prefix + name)

@@ -29,14 +29,17 @@ _KEEP_SHAPE = {"view_as", "reshape_as", "expand_as"}  # second tensor argument g
 _ZERO_KEEPING = {
     "relu", "relu_", "gelu", "silu", "silu_", "tanh", "tanh_", "neg", "__neg__", "dropout",
     "dropout_", "leaky_relu", "hardtanh", "elu", "selu", "celu", "mish", "hardswish", "abs",
-    "sqrt", "square", "pow", "__pow__", "sin", "erf", "sign", "relu6", "gelu_", "float",
+    "sqrt", "square", "sin", "erf", "sign", "relu6", "gelu_", "float",
     "half", "bfloat16", "double", "to", "type", "type_as", "requires_grad_", "alpha_dropout",
     "feature_alpha_dropout", "softsign", "tanhshrink", "hardshrink", "softshrink", "__abs__",
 }
 _ELEMENTWISE = _ZERO_KEEPING | {
     "sigmoid", "sigmoid_", "exp", "cos", "softplus", "logsigmoid", "clamp", "clamp_",
     "clip", "masked_fill", "masked_fill_", "hardsigmoid", "erfc", "rsqrt", "reciprocal",
+    "__rpow__",
 }
+#: element-wise; keeps zeros only for a positive scalar exponent (x**0 = 1, 0**-1 = inf)
+_POW = {"pow", "pow_", "__pow__", "__ipow__", "float_power"}
 _ADD = {"add", "add_", "__add__", "__radd__", "__iadd__", "sub", "sub_", "__sub__",
         "__rsub__", "__isub__"}
 _MUL = {"mul", "mul_", "__mul__", "__rmul__", "__imul__", "div", "div_", "__truediv__",
@@ -163,6 +166,12 @@ class Tracer(TorchFunctionMode):
                 new = func(self.ids_of(a0), *rest, **kwargs)
             for o, ids in zip(outs, tensors(new), strict=True):
                 self._set(o, ids.to(torch.long), zero)
+            return
+        if name in _POW and len(shadows) == 1 and isinstance(self.get(args[0]), Shadow):
+            e = args[1] if len(args) > 1 else kwargs.get("exponent")
+            positive = isinstance(e, (int, float)) and not isinstance(e, bool) and e > 0
+            ids = torch.broadcast_to(shadows[0].ids, outs[0].shape)
+            self._set(outs[0], ids.clone(), zero and positive)
             return
         if name in _ELEMENTWISE and len(shadows) == 1 and isinstance(self.get(args[0]), Shadow):
             ids = torch.broadcast_to(shadows[0].ids, outs[0].shape)

@@ -35,7 +35,10 @@ so its relations come from its known structure: q/k coupled, v -> out_proj.
 
 from __future__ import annotations
 
+import contextlib
+import warnings
 from collections import OrderedDict
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -46,7 +49,63 @@ from ._trace_relations import compile_relations
 from ._tracer import DIRTY, Shadow, Tracer, tensors
 from .groups import Slot
 
-__all__ = ["trace_pairs"]
+__all__ = ["TRACE_ROWS", "isolated", "trace_pairs"]
+
+#: the trace runs on at most this many rows (first dimension) of each input tensor: the
+#: tracer keeps every intermediate and an int64 shadow per element
+TRACE_ROWS = 4
+
+
+@contextlib.contextmanager
+def isolated(model: nn.Module) -> Iterator[None]:
+    """Run a forward pass of ``model`` without side effects that outlive it.
+
+    The torch random streams (dropout) are forked, every buffer (BatchNorm
+    running statistics, ``num_batches_tracked``) is restored and each
+    module's training flag is put back.
+    """
+    buffers = [(b, b.detach().clone()) for b in model.buffers()]
+    modes = [(m, m.training) for m in model.modules()]
+    devices = sorted({b.device.index or 0 for b in (*model.parameters(), *model.buffers())
+                      if b.device.type == "cuda"})
+    try:
+        with torch.random.fork_rng(devices=devices):
+            yield
+    finally:
+        with torch.no_grad():
+            for b, saved in buffers:
+                if b.shape == saved.shape:
+                    b.copy_(saved)
+        for m, mode in modes:
+            m.training = mode
+
+
+def _first_rows(obj: Any, rows: int) -> Any:
+    """``obj`` with every tensor cut to its first ``rows`` rows, when all share that size.
+
+    A common first dimension is the batch; inputs whose first dimensions
+    differ (a square attention mask beside a batch) are left whole.
+    """
+    sizes = {t.shape[0] if t.dim() else -1 for t in tensors(obj)}
+    if len(sizes) != 1 or min(sizes) <= rows:
+        return obj
+    return _cut(obj, rows)
+
+
+def _cut(obj: Any, rows: int) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj[:rows] if obj.dim() and obj.shape[0] > rows else obj
+    if isinstance(obj, dict):
+        return type(obj)((k, _cut(v, rows)) for k, v in obj.items())
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_cut(v, rows) for v in obj)
+    return obj
+
+def _same_rows(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return a.shape == b.shape and bool(torch.equal(a, b))
+
 
 def _call(model: nn.Module, inputs: Any) -> None:
     if isinstance(inputs, dict):
@@ -84,7 +143,9 @@ def trace_pairs(model: nn.Module, slots: list[Slot], example_inputs: Any) -> lis
         From :func:`netshape.torch.find_slots`.
     example_inputs : tensor, tuple or dict
         A small batch (a few tokens is enough): ``model(x)``, ``model(*x)`` or
-        ``model(**x)``.
+        ``model(**x)``. Only the first :data:`TRACE_ROWS` rows of each tensor
+        are used; the pass leaves no trace in the model or the random
+        streams (:func:`isolated`).
 
     Returns
     -------
@@ -126,6 +187,7 @@ def trace_pairs(model: nn.Module, slots: list[Slot], example_inputs: Any) -> lis
         by_module.setdefault(id(s.module), []).append(s)
     tracer = Tracer(n)
     consumed: dict[str, torch.Tensor | None] = {}
+    repeated: set[str] = set()
     known: list[tuple] = []
     hooks = []
     names = {s.name for s in slots}
@@ -152,11 +214,17 @@ def trace_pairs(model: nn.Module, slots: list[Slot], example_inputs: Any) -> lis
             for s in _slots:
                 x = inputs[s.name]
                 st = tracer.get(x)
+                read = None
                 if isinstance(st, Shadow) and x.shape[-1] == s.n_in:
                     rows = st.ids.reshape(-1, s.n_in)
-                    consumed[s.name] = rows[0] if bool((rows == rows[:1]).all()) else None
-                else:
-                    consumed.setdefault(s.name, None)
+                    read = rows[0] if bool((rows == rows[:1]).all()) else None
+                if s.name not in consumed:
+                    consumed[s.name] = read
+                elif not _same_rows(consumed[s.name], read):
+                    # a layer called again (shared weights, a loop) on other producers:
+                    # a chain from one call could remove channels another call reads
+                    consumed[s.name] = None
+                    repeated.add(s.name)
             tracer.inside += 1
 
         def post(m, args, kwargs, output, _slots=mod_slots, _mha=mha):
@@ -177,8 +245,9 @@ def trace_pairs(model: nn.Module, slots: list[Slot], example_inputs: Any) -> lis
 
         hooks.append(mod.register_forward_pre_hook(pre, with_kwargs=True))
         hooks.append(mod.register_forward_hook(post, with_kwargs=True))
+    example_inputs = _first_rows(example_inputs, TRACE_ROWS)
     try:
-        with torch.enable_grad(), tracer:
+        with torch.enable_grad(), isolated(model), tracer:
             for t in tensors(example_inputs if not isinstance(example_inputs, dict)
                               else list(example_inputs.values())):
                 tracer.put(t, DIRTY)
@@ -191,4 +260,8 @@ def trace_pairs(model: nn.Module, slots: list[Slot], example_inputs: Any) -> lis
     finally:
         for h in hooks:
             h.remove()
+    if repeated:
+        warnings.warn(f"layers {sorted(repeated)} are called more than once with inputs from "
+                      "different producers; no chain into them is traced. Pass pairs= to "
+                      "declare their relations", UserWarning, stacklevel=3)
     return compile_relations(slots, offset, owner, tracer, consumed, known)

@@ -57,23 +57,42 @@ MAX_MASKS_BYTES = 8 * 2**30
 def plain_model(model: nn.Module) -> nn.Module:
     """A copy of ``model`` with netshape masks baked into the weights and removed.
 
-    ``Conv1DLinear`` layers become the original ``Conv1D`` again. The model
-    itself is not changed.
+    ``Conv1DLinear`` layers become the original ``Conv1D`` again and
+    :class:`~netshape.torch.SparseLinear` layers (sparse
+    execution) plain ``nn.Linear`` with zeros off the links, so the state
+    dict has the model's own ``<layer>.weight`` keys. The model itself is
+    not changed.
     """
+    from .execution import export_dense
+
     plain = copy.deepcopy(model)
     for key in ("save_pretrained", "_netshape_dst"):  # the sparse route set by sparsify()
         plain.__dict__.pop(key, None)
     for mod in plain.modules():
         if not parametrize.is_parametrized(mod):
             continue
+        _own_class(mod)
         for pname in list(mod.parametrizations.keys()):
             if any(isinstance(p, Mask) for p in mod.parametrizations[pname]):
                 parametrize.remove_parametrizations(mod, pname, leave_parametrized=True)
+    export_dense(plain)
     for name, mod in list(plain.named_modules()):
         if isinstance(mod, Conv1DLinear):
             parent, _, leaf = name.rpartition(".")
             setattr(plain.get_submodule(parent) if parent else plain, leaf, mod.to_conv1d())
     return plain
+
+
+def _own_class(mod: nn.Module) -> None:
+    """Give a deep-copied parametrized module its own class.
+
+    ``copy.deepcopy`` keeps the ``Parametrized<Cls>`` class, which holds the
+    parametrized properties; removing them from the copy would delete them
+    from the original model's class too (its ``weight`` would vanish).
+    """
+    cls = type(mod)
+    ns = {k: v for k, v in vars(cls).items() if k not in ("__dict__", "__weakref__")}
+    mod.__class__ = type(cls.__name__, cls.__bases__, ns)
 
 
 def _meta(dst) -> dict[str, Any]:
@@ -177,12 +196,48 @@ def save_sparse(model: nn.Module, directory, dst=None, **save_pretrained_kwargs)
         else:
             save_model(plain, str(tmp / "model.safetensors"))
         save_file(masks, str(tmp / MASKS_FILE), metadata={"netshape": json.dumps(meta)})
-        out.mkdir(exist_ok=True)
-        for f in sorted(tmp.iterdir()):
-            os.replace(f, out / f.name)
+        _swap_in(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+#: weight files of an earlier export that a new one replaces (as ``save_pretrained`` cleans
+#: stale shards): a stale ``model.safetensors`` beside new shards would be loaded first
+_WEIGHT_FILES = ("model.safetensors", "model-*-of-*.safetensors", "model.safetensors.index.json",
+                 "pytorch_model.bin", "pytorch_model-*-of-*.bin", "pytorch_model.bin.index.json",
+                 MASKS_FILE)
+#: other files an export writes: a directory holding only these is replaced as a whole
+_EXPORT_FILES = ("config.json", "generation_config.json")
+
+
+def _swap_in(tmp: Path, out: Path) -> None:
+    """Make ``out`` hold the files of ``tmp``, removing the weight files of an earlier export.
+
+    A missing ``out``, or one holding only an earlier export, is replaced by
+    renaming directories (a crash leaves the old or the new export, never a
+    mix). A directory with other files too (a training checkpoint) gets the
+    new files moved in one by one and stale weight files removed.
+    """
+    from fnmatch import fnmatch
+
+    new = {f.name for f in tmp.iterdir()}
+    if not out.exists():
+        os.replace(tmp, out)
+        return
+    present = list(out.iterdir())
+    ours = _WEIGHT_FILES + _EXPORT_FILES
+    if all(f.is_file() and any(fnmatch(f.name, pat) for pat in ours) for f in present):
+        old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old."))
+        os.replace(out, old / "export")
+        os.replace(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+        return
+    for name in sorted(new - {MASKS_FILE}) + [MASKS_FILE]:  # the masks last: they mark it done
+        os.replace(tmp / name, out / name)
+    for f in present:
+        if f.name not in new and f.is_file() and any(fnmatch(f.name, p) for p in _WEIGHT_FILES):
+            f.unlink()
 
 
 def _pairs_from_json(pairs) -> list[tuple] | None:
@@ -227,7 +282,9 @@ def load_sparse(model: nn.Module, optimizer: torch.optim.Optimizer, directory, *
     ``method``, ``density``, ``packed`` and ``pairs`` default to the saved ones,
     and the engine continues from the saved step and update counts.
     """
+    from . import execution as _execution
     from ._checks import check_model
+    from .groups import find_slots
     from .setup import sparsify
 
     check_model(model)
@@ -235,10 +292,14 @@ def load_sparse(model: nn.Module, optimizer: torch.optim.Optimizer, directory, *
     kw = {"method": meta["method"], "density": meta["density"], "packed": meta.get("packed"),
           "pairs": meta["pairs"], **sparsify_kwargs}
     kw.setdefault("total_steps", max(1, int(meta["step"])))
+    # the masks and weights are written in masked mode, then the layers converted
+    requested = kw.pop("execution", "auto")
     linearize_conv1d(model, optimizer)
+    _execution.check(find_slots(model, kw.get("include"), kw.get("exclude"), kw.get("packed")),
+                     requested)
     # sparsify() zeroes weights off its initial masks: keep the loaded values
     saved = {id(p): p.detach().clone() for p in model.parameters()}
-    dst = sparsify(model, optimizer, **kw)
+    dst = sparsify(model, optimizer, execution="masked", **kw)
     if set(masks) != set(dst._layers):
         raise ValueError(f"{directory!s}: saved layers {sorted(masks)} do not match the model's "
                          f"sparsified layers {sorted(dst._layers)}")
@@ -252,6 +313,7 @@ def load_sparse(model: nn.Module, optimizer: torch.optim.Optimizer, directory, *
         lay.stats["target_links"] = int(lay.mask.sum())
         lay.stats["anp"] = lay._anp()
     dst.step_count, dst.update_count = int(meta["step"]), int(meta["updates"])
+    _execution.configure(dst, requested)
     from ..metrics import ITOPTracker
 
     dst._itop = ITOPTracker()

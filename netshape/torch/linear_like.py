@@ -145,3 +145,32 @@ def check_packed(packed, names: list[str]) -> dict:
             raise ValueError(f"packed pattern {pat!r} matches no nn.Linear layer; layers: "
                              f"{names}")
     return dict(packed)
+
+
+def conv1d_modules(model: nn.Module) -> dict[str, nn.Module]:
+    """Name -> Hugging Face ``Conv1D`` of ``model`` (what :func:`linearize_conv1d` replaces)."""
+    return {name: mod for name, mod in model.named_modules() if is_conv1d(mod)}
+
+
+def restore_conv1d(model: nn.Module, optimizer: torch.optim.Optimizer | None,
+                   originals: Mapping[str, nn.Module]) -> None:
+    """Undo :func:`linearize_conv1d`: put the ``originals`` back, weights and state transposed.
+
+    For an error raised after the swap (``sparsify`` validates on the
+    linearized model and promises to leave it as it was).
+    """
+    for name, conv in originals.items():
+        parent, _, leaf = name.rpartition(".")
+        holder = model.get_submodule(parent) if parent else model
+        lin = getattr(holder, leaf, None)
+        if not isinstance(lin, Conv1DLinear) or lin.weight is not conv.weight:
+            continue
+        w = conv.weight
+        shape = tuple(w.shape)
+        with torch.no_grad():
+            w.data = w.data.t().contiguous()
+        if optimizer is not None:
+            for key, buf in optimizer.state.get(w, {}).items():
+                if isinstance(buf, torch.Tensor) and tuple(buf.shape) == shape:
+                    optimizer.state[w][key] = buf.t().contiguous()
+        setattr(holder, leaf, conv)

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from .._validation import check_density, check_positive_int, link_count
+from ._sparse_linear import SparseLinear
 from .engine import DynamicSparseTrainer
 from .groups import find_slots
 from .masking import is_masked
@@ -46,8 +47,10 @@ def _calibration_inputs(model, slots, calibration) -> dict[str, torch.Tensor]:
             seen.setdefault(_id, x.detach())
         hooks.append(mod.register_forward_pre_hook(hook, with_kwargs=True))
     calibration = _as_batch(model, calibration)
+    from .dataflow import isolated
+
     try:
-        with torch.no_grad():
+        with torch.no_grad(), isolated(model):
             if isinstance(calibration, dict):
                 model(**calibration)
             elif isinstance(calibration, (tuple, list)):
@@ -100,8 +103,10 @@ def sparsify(model: nn.Module, optimizer: torch.optim.Optimizer, method: str = "
         Write ``snapshot_dir/update_NNNNNN.npz`` every ``snapshot_every`` updates.
     pairs : list, optional
         Percolation relations for :func:`netshape.percolate`. By default they are
-        traced from one forward pass on ``example_inputs`` (or ``calibration``),
-        see :mod:`netshape.torch.dataflow`; without either, from layer names
+        traced from one forward pass on ``example_inputs`` (or ``calibration``
+        when the preset percolates), see :mod:`netshape.torch.dataflow`; the
+        pass uses a few rows, changes no buffer and draws no random number;
+        without either, from layer names
         (:func:`~netshape.torch.percolation_pairs`), with a warning naming the
         layers left without a relation. The relations used are ``dst.pairs``.
     example_inputs : tensor, tuple or dict, optional
@@ -141,9 +146,28 @@ def sparsify(model: nn.Module, optimizer: torch.optim.Optimizer, method: str = "
     (180, 3)
     """
     from ._checks import check_model
+    from .linear_like import conv1d_modules, restore_conv1d
+
+    check_model(model)  # before anything touches the model
+    originals = conv1d_modules(model)
+    try:
+        return _sparsify(model, optimizer, method, density, total_steps, update_every, rng,
+                         include, exclude, calibration, snapshot_dir, snapshot_every, pairs,
+                         example_inputs, packed, execution, overrides)
+    except BaseException:
+        # validation runs on the linearized model (GPT-2 Conv1D -> Conv1DLinear): undo the
+        # swap unless the engine already masked a layer
+        if not any(is_masked(m, "weight") or isinstance(m, SparseLinear)
+                   for m in model.modules()):
+            restore_conv1d(model, optimizer, originals)
+        raise
+
+
+def _sparsify(model, optimizer, method, density, total_steps, update_every, rng, include,
+              exclude, calibration, snapshot_dir, snapshot_every, pairs, example_inputs, packed,
+              execution, overrides) -> DynamicSparseTrainer:
     from .methods import resolve_method
 
-    check_model(model)
     cfg = resolve_method(method, overrides)
     if total_steps is None:
         # schedules are fractions of the run: without its length every update would fall
@@ -189,8 +213,10 @@ def sparsify(model: nn.Module, optimizer: torch.optim.Optimizer, method: str = "
                              f"({s.param}); create the optimizer from model.parameters() "
                              "before calling sparsify()")
     if pairs is None:
+        # a calibration batch is traced only when percolation will read the relations
         pairs = _default_pairs(model, slots, example_inputs if example_inputs is not None
-                               else calibration, cfg["percolation"])
+                               else calibration if cfg["percolation"] else None,
+                               cfg["percolation"])
     else:  # bad names or shapes fail now, not at the first update
         import scipy.sparse as sp
 
