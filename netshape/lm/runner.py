@@ -261,18 +261,21 @@ def _fit(cfg: LMConfig, run: Path, corpus: Corpus, setup: _Setup, ckpt: dict | N
             lr = opt.param_groups[0]["lr"]
             opt.zero_grad(set_to_none=True)
             loss = F.cross_entropy(model(x).reshape(-1, VOCAB), y.reshape(-1))
-            loss.backward()
-            if dst is None or not dst.replaces_optimizer_step():
-                opt.step()
-            if dst is not None:
-                ts = time.perf_counter()
-                if dst.step():
-                    updates += 1
-                topo_s += time.perf_counter() - ts
-            sched.step()
             value = float(loss.detach())
-            loss_sum, n_loss = loss_sum + value, n_loss + 1
+            # a non-finite loss ends the run before it reaches the weights or the topology:
+            # the same seed gives the same NaN on every retry
             diverged = not math.isfinite(value)
+            if not diverged:
+                loss.backward()
+                if dst is None or not dst.replaces_optimizer_step():
+                    opt.step()
+                if dst is not None:
+                    ts = time.perf_counter()
+                    if dst.step():
+                        updates += 1
+                    topo_s += time.perf_counter() - ts
+                sched.step()
+            loss_sum, n_loss = loss_sum + value, n_loss + 1
             if on_step is not None:
                 on_step(step)
             bar.update(1)
@@ -282,7 +285,6 @@ def _fit(cfg: LMConfig, run: Path, corpus: Corpus, setup: _Setup, ckpt: dict | N
                 bar.set_postfix(postfix, refresh=False)
             if done % cfg.eval_every and done != cfg.steps and not diverged:
                 continue
-            # a non-finite loss ends the run here: same seed, same NaN on every retry
             val_loss = evaluate(model, windows, cfg.batch_size)
             figs = network_figures(dst)
             row = {"step": done, "tokens": done * cfg.batch_size * cfg.context, "lr": lr,
@@ -383,6 +385,8 @@ def compare(methods: Sequence[str], config: LMConfig, output: str | os.PathLike,
     methods = common.check_methods(methods, METHODS)
     cfgs = [resolve(dataclasses.replace(config, method=m)) for m in methods]
     load_corpus(config.data_dir, val_fraction=cfgs[0].val_fraction, context=cfgs[0].context)
+    for cfg in cfgs:  # every method refused or accepted before compare.json is written
+        common.check_layer_links(cfg, build_decoder(cfg.shape, seed=cfg.rng), "blocks.*")
     out = _writable_dir(output)
     rd.write_json(out / common.COMPARE, {"methods": methods, "config": config.to_dict()})
     c0 = cfgs[0]

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from . import _rundir as rd
 
-__all__ = ["COMPARE", "attach_snapshots", "check_fresh_run_dir", "check_methods",
+__all__ = ["COMPARE", "attach_snapshots", "check_fresh_run_dir", "check_layer_links",
+           "check_methods",
            "checkpoint_masks", "layer_summary", "open_run_dir", "read_compare", "run_methods",
            "set_threads"]
 
@@ -81,6 +82,19 @@ def layer_summary(dst) -> dict:
         return {}
     return {k: {"shape_out_in": list(m.shape), "links": int(m.sum()),
                 "density": float(m.float().mean())} for k, m in dst.masks.items()}
+
+
+def check_layer_links(cfg, model, include: str | None = None) -> None:
+    """Refuse ``cfg.density`` if it gives some layer of ``model`` that ``cfg.method``
+    would sparsify no link (the check :func:`netshape.torch.sparsify` makes), so that a
+    comparison is refused before it writes anything."""
+    if cfg.method in ("fc", "dense"):
+        return
+    from .._validation import link_count
+    from ..torch.groups import find_slots
+
+    for s in find_slots(model, include):
+        link_count(cfg.density, s.n_in, s.n_out, name=f"density of {s.name}")
 
 
 def check_methods(methods: Sequence[str], allowed: Sequence[str]) -> list[str]:

@@ -348,6 +348,11 @@ def compare(methods: Sequence[str], config: TrainConfig, output: str | os.PathLi
                           print_fn=print_fn)
     methods = common.check_methods(methods, METHODS)
     cfgs = [resolve(dataclasses.replace(config, method=m)) for m in methods]
+    data = _Data(cfgs[0])  # every method refused or accepted before compare.json is written
+    for cfg in cfgs:
+        _check_update_every(cfg, len(data.y))
+        common.check_layer_links(cfg, build_mlp(data.n_features, cfg.hidden, data.n_classes,
+                                                seed=cfg.rng))
     from .._fs import check_writable_dir
 
     out = check_writable_dir(output, "output")
