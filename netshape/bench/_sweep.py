@@ -10,7 +10,9 @@ that their ratios compare like with like. The worker starts with
 (:mod:`netshape.bench._worker`) unless the environment sets them: idle
 thread pools then sleep instead of spinning into the next call. The worker is killed when one
 call exceeds the per-configuration timeout, so that a slow method (CH3-L3p grows as N·d³) costs
-at most ``timeout`` seconds and is recorded as ``"timeout"``, never as a number.
+at most ``timeout`` seconds and is recorded as ``"timeout"``, never as a number;
+a worker that dies (a crash, the kernel's OOM killer) is noticed at once and its
+configuration recorded as ``"error: worker exited CODE (during PATH)"``.
 Each configuration gets warm-up calls, then the median of ``repeats`` timed
 calls; the time of one ``n × n`` float32 matrix product, measured in the same
 worker right before each timed call (median), is the hardware reference
