@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pytest
 
 from netshape import bench
+from netshape.bench import _sweep as bench_sweep
 from netshape.bench import _worker as _bench_worker
 
 
@@ -166,8 +168,9 @@ def test_worker_judges_each_path_by_its_own_clock(monkeypatch):
     monkeypatch.setattr(_bench_worker.time, "perf_counter", _FakeClock(10.0))
     sent = []
     _bench_worker._measure(TASK, sent.append)
-    assert sent[0] == ("ready", None)
-    assert sent[1:3] == [("warm", ("dense", 10.0)), ("warm", ("sparse", 10.0))]
+    assert sent[0] == ("ready", 10.0)  # the start-up reference product, by the same clock
+    assert sent[1:5] == [("call", ("warmup", "dense")), ("warm", ("dense", 10.0)),
+                         ("call", ("warmup", "sparse")), ("warm", ("sparse", 10.0))]
     assert sent[-1] == ("ok", {"dense": "timeout", "sparse": "timeout"})
     # every call "takes" 0.5 s: numbers for both, repeats from the 3 s / 8 s budgets
     monkeypatch.setattr(_bench_worker.time, "perf_counter", _FakeClock(0.5))
@@ -203,9 +206,75 @@ def test_worker_reports_timeouts_by_path(monkeypatch):
     worker = _bench_worker._Worker()
     try:
         assert worker.ask(task) == ("timeout", "numba")
-        assert worker.proc is None and answers[0] == ("ready", None)
+        assert worker.proc is None and answers[0][0] == "ready"
     finally:
         worker.close()
+
+
+def test_worker_names_the_running_path_and_allows_for_reference_products(monkeypatch):
+    # every call "takes" 0.5 s: the worker announces each phase before its call
+    monkeypatch.setattr(_bench_worker.time, "perf_counter", _FakeClock(0.5))
+    sent = []
+    _bench_worker._measure(TASK, sent.append)
+    calls = [m[1] for m in sent if m[0] == "call"]
+    assert calls[:4] == [("warmup", "dense"), ("probe", "dense"), ("warmup", "sparse"),
+                         ("probe", "sparse")]
+    timed = [p for phase, p in calls if phase == "timed"]
+    assert sorted(timed) == ["dense"] * 6 + ["sparse"] * 6
+    assert [p for phase, p in calls if phase == "peak"] == ["dense", "sparse"]
+    # the parent blames the path announced last, waiting the phase's allowance,
+    # which counts the reference product measured at start-up
+    script = iter([("ready", 3.0), ("call", ("warmup", "dense")), ("warm", ("dense", 0.1)),
+                   ("call", ("warmup", "sparse")), ("warm", ("sparse", 0.1)),
+                   ("call", ("timed", "sparse")), ("call", ("timed", "dense")), None])
+    waits = []
+
+    def scripted(self, wait):
+        waits.append(wait)
+        return next(script)
+
+    monkeypatch.setattr(_bench_worker._Worker, "_recv", scripted)
+    worker = _bench_worker._Worker()
+    try:
+        assert worker.ask(TASK) == ("timeout", "dense")
+    finally:
+        worker.close()
+    T = TASK["timeout"]
+    assert waits[-1] == 2 * T + 4 * 3.0 + 5.0 == _bench_worker.allowance("timed", T, 0.1,
+                                                                          3.0, 1)
+    assert waits[1] == T * 1 + 5.0  # a warm-up phase
+
+
+def _exit_at_once(conn):  # a worker that dies on its first task, before "ready"
+    conn.recv()
+    os._exit(3)
+
+
+def _exit_after_ready(conn):  # ... or in the middle of a path's warm-up
+    conn.recv()
+    conn.send(("ready", 0.0))
+    conn.send(("call", ("warmup", "sparse")))
+    os._exit(7)
+
+
+@pytest.mark.parametrize(("target", "code", "path"), [(_exit_at_once, 3, "dense"),
+                                                      (_exit_after_ready, 7, "sparse")])
+def test_a_dead_worker_is_an_error_not_a_timeout(target, code, path):
+    worker = _bench_worker._Worker(target=target)
+    try:
+        status, message = worker.ask(TASK)
+    finally:
+        worker.close()
+    assert (status, message) == ("error", f"worker exited {code} (during {path})")
+    assert worker.proc is None
+
+
+def test_sweep_records_a_dead_worker_as_an_error(monkeypatch):
+    real = _bench_worker._Worker
+    monkeypatch.setattr(bench_sweep, "_Worker", lambda: real(target=_exit_at_once))
+    rows = bench.run(sizes=(16,), densities=(0.2,), predictors=("ch2_l3n:dense",), repeats=1,
+                     progress=False)
+    assert [r["status"] for r in rows] == ["error: worker exited 3 (during dense)"]
 
 
 def test_worker_environment_quiets_idle_thread_pools(monkeypatch):

@@ -190,3 +190,25 @@ def test_netshape_topology_file_is_read_as_is(tmp_path):
     assert np.array_equal(layers["a"].toarray(), np.eye(3, 4, dtype=bool))
     save_topology(tmp_path / "one.npz", np.eye(2))
     assert list(read_checkpoint(tmp_path / "one.npz")) == ["layer"]
+
+
+def test_checkpoint_reads_refuse_files_over_max_bytes(tmp_path):
+    from netshape.io._checkpoint import MAX_CHECKPOINT_BYTES
+    from netshape.train import _rundir as rd
+
+    path = tmp_path / "ck.pt"
+    rd.save_checkpoint(path, {"model": {"fc.weight": torch.ones(3, 2)}})
+    size = path.stat().st_size
+    with pytest.raises(CheckpointError, match=rf"ck\.pt' is {size} bytes, more than "
+                                              rf"max_bytes={size - 1}"):
+        read_checkpoint(path, max_bytes=size - 1)
+    with pytest.raises(CheckpointError, match=rf"is {size} bytes, more than max_bytes="):
+        rd.load_checkpoint(path, max_bytes=size - 1)
+    with pytest.warns(UserWarning, match="stores no masks"):
+        assert read_checkpoint(path, max_bytes=size)["fc"].shape == (2, 3)  # at the limit
+    assert set(rd.load_checkpoint(path, max_bytes=size)["model"]) == {"fc.weight"}
+    assert rd.load_checkpoint(path, max_bytes=None)["model"]["fc.weight"].shape == (3, 2)
+    assert MAX_CHECKPOINT_BYTES >= 2**34  # the default leaves room for real models
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="max_bytes="):
+            read_checkpoint(path, max_bytes=bad)

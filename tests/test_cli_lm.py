@@ -156,3 +156,25 @@ def test_ctrl_c_leaves_a_resumable_checkpoint(tmp_path, corpus):
     assert summary["finished"] and summary["steps_done"] == 12
     steps = [int(r.split(",")[0]) for r in (out / "metrics.csv").read_text().splitlines()[1:]]
     assert steps == [4, 8, 12]
+
+
+@pytest.mark.parametrize("mode", ["--method", "--compare"])
+def test_a_density_that_leaves_a_layer_empty_writes_nothing(tmp_path, capsys, corpus, mode):
+    # 1e-5 of a 16x16 projection rounds to 0 links: refused before config.json,
+    # split.json or snapshots/ exist, so that a corrected retry takes the same output
+    out = tmp_path / "r"
+    method = "set" if mode == "--method" else "fc,set"
+    argv = ["train", mode, method, *quick(corpus, steps=4), "-o", str(out)]
+    assert main([*argv, "--density", "1e-5"]) == 2
+    err = capsys.readouterr().err
+    assert "gives 0 links on a 16x16 layer" in err and "density of blocks.0" in err
+    assert not out.exists()
+    assert main(argv) == 0
+
+
+def test_a_corrupt_comparison_record_is_named(tmp_path, capsys):
+    for text in ('{"config": {"task": "lm"}}', '{"methods": ["set"], "config": {"task": "lm"'):
+        (tmp_path / "compare.json").write_text(text)
+        assert main(["train", "--resume", str(tmp_path), "-q"]) == 2
+        err = capsys.readouterr().err
+        assert "compare.json" in err and "Traceback" not in err, text

@@ -96,7 +96,29 @@ def test_bad_input_exits_2_before_training(tmp_path, capsys, argv, message):
     assert main(["train", *argv, "-q", "-o", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("netshape train: error:") and message in err
-    assert not (out / "checkpoint.pt").exists() and not (out / "metrics.csv").exists()
+    assert not out.exists()  # refused before any file (or the folder) is made
+
+
+@pytest.mark.parametrize("mode", ["--method", "--compare"])
+def test_a_density_that_leaves_a_layer_empty_writes_nothing(tmp_path, capsys, mode):
+    # 1e-5 of a 24x16 layer rounds to 0 links: refused by layer, before any file, so
+    # that the same output takes a corrected run afterwards
+    out = tmp_path / "r"
+    method = "set" if mode == "--method" else "fc,set"
+    argv = ["train", mode, method, *QUICK, "--epochs", "1", "-o", str(out)]
+    assert main([*argv, "--density", "1e-5"]) == 2
+    err = capsys.readouterr().err
+    assert "gives 0 links on a" in err and "density of" in err
+    assert not out.exists()
+    assert main(argv) == 0
+
+
+def test_a_corrupt_comparison_record_is_named(tmp_path, capsys):
+    for text in ("{not json", '{"methods": ["fc"]}', '{"methods": "fc", "config": {}}'):
+        (tmp_path / "compare.json").write_text(text)
+        assert main(["train", "--resume", str(tmp_path), "-q"]) == 2
+        err = capsys.readouterr().err
+        assert "compare.json" in err and "Traceback" not in err, text
 
 
 def test_missing_data_and_unwritable_output(tmp_path, capsys, monkeypatch):

@@ -123,6 +123,49 @@ def test_interrupt_then_resume_equals_uninterrupted(tmp_path, corpus, method):
                        torch.load(full / "checkpoint.pt", weights_only=True))
 
 
+def test_resume_after_layers_switched_to_sparse_execution(tmp_path, corpus):
+    # gmp prunes towards 5 %: execution="auto" switches the 256-wide layers to sparse
+    # execution during the run, so the checkpoint holds sparse layers the fresh model lacks
+    cfg = tiny(corpus, "gmp", density=0.05, d_model=256, ffn=256, n_layers=1, n_heads=2,
+               steps=12, eval_every=3, update_every=2, context=8)
+    full = tmp_path / "full"
+    train(cfg, full, progress=False)
+
+    def stop_at_7(step):
+        if step == 6:
+            raise KeyboardInterrupt
+
+    part = tmp_path / "part"
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, part, progress=False, on_step=stop_at_7)
+    ck = torch.load(part / "checkpoint.pt", weights_only=True)
+    assert ck["step"] == 6
+    assert any(k.endswith(".indices") for k in ck["model"]), "no layer ran sparse"
+    s = resume(part, progress=False)
+    assert s["finished"] and s["steps_done"] == 12
+    assert _strip(rd.read_metrics(part / "metrics.csv", METRIC_COLUMNS)) == \
+        _strip(rd.read_metrics(full / "metrics.csv", METRIC_COLUMNS))
+    _assert_same_state(torch.load(part / "checkpoint.pt", weights_only=True),
+                       torch.load(full / "checkpoint.pt", weights_only=True))
+
+
+def test_a_diverged_run_stops_and_says_so(tmp_path, corpus):
+    # a learning rate of 1e30 turns the weights to inf/NaN within a few steps
+    out = tmp_path / "r"
+    s = train(tiny(corpus, "set", lr=1e30, steps=40, eval_every=20), out, progress=False)
+    assert s["diverged"] and s["finished"] and s["steps_done"] < 40
+    assert s["val_ppl"] == float("inf")  # never NaN
+    rows = rd.read_metrics(out / "metrics.csv", METRIC_COLUMNS)
+    assert rows[-1]["step"] == s["steps_done"] and rows[-1]["val_ppl"] is None  # empty cell
+    ck = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert [r["val_ppl"] for r in ck["metrics"]][-1] == float("inf")
+    saved = json.loads((out / "summary.json").read_text())
+    assert saved["diverged"] is True and saved["val_ppl"] is None  # JSON has no inf
+    assert resume(out, progress=False)["steps_done"] == s["steps_done"]  # over, not retried
+    fine = train(tiny(corpus, "set"), tmp_path / "fine", progress=False)
+    assert fine["diverged"] is False
+
+
 def test_finished_run_resumes_to_its_summary_and_train_api_dispatches(tmp_path, corpus):
     from netshape import train as mlp_runner
 
@@ -163,6 +206,7 @@ def _bad(corpus, tmp_path):
         (dict(method="sgd"), "method='sgd'"),
         (dict(density=0.0), "density=0.0"),
         (dict(density=1.5), "density=1.5"),
+        (dict(density=1e-5), "gives 0 links on a"),  # per layer: refused before any file
         (dict(steps=0), "steps=0"),
         (dict(update_every=8), "update_every=8 leaves no topology update"),
         (dict(n_heads=3), "d_model=16 must split into n_heads=3"),

@@ -94,6 +94,7 @@ def _config(args):
 def run(args) -> int:
     """``netshape train --task lm ...`` (or ``--resume`` of an LM run directory)."""
     from ..lm import runner
+    from ..train._common import read_compare
 
     progress = not args.quiet
     if args.resume is None:
@@ -109,11 +110,11 @@ def run(args) -> int:
     target = args.resume
     try:
         if args.resume is not None:
-            if (Path(args.resume) / "compare.json").is_file():
+            record = read_compare(args.resume)
+            if record is not None:
                 from ..lm.config import LMConfig
 
-                d = json.loads((Path(args.resume) / "compare.json").read_text())
-                summaries = runner.compare(d["methods"], LMConfig.from_dict(d["config"]),
+                summaries = runner.compare(record[0], LMConfig.from_dict(record[1]),
                                            args.resume, progress=progress, threads=args.threads,
                                            print_fn=None)
                 return _report_compare(args.resume, summaries)
@@ -142,12 +143,16 @@ def run(args) -> int:
 def _report_run(target, s: dict) -> int:
     ppl = "-" if s.get("val_ppl") is None else f"{s['val_ppl']:.3f}"
     dens = "-" if s.get("density") is None else f"{s['density']:.4f}"
+    if s.get("diverged"):
+        print(f"{s['method']} language model on {s['corpus']}: diverged at step "
+              f"{s['steps_done']} of {s['steps']} (the loss is not finite); training stopped. "
+              "A lower --lr (or a longer --warmup) usually helps", file=sys.stderr)
     print(f"{s['method']} language model on {s['corpus']}: validation perplexity {ppl} after "
           f"{s['steps_done']} steps ({s['tokens_seen']} tokens), density {dens}, "
           f"{s['train_seconds']:.1f} s training")
     print(f"run directory: {target}  (metrics.csv, checkpoint.pt, split.json, summary.json; "
           f"plots: netshape analyze {target})")
-    return 0
+    return 1 if s.get("diverged") else 0
 
 
 def _report_compare(target, summaries) -> int:

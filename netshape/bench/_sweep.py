@@ -10,7 +10,9 @@ that their ratios compare like with like. The worker starts with
 (:mod:`netshape.bench._worker`) unless the environment sets them: idle
 thread pools then sleep instead of spinning into the next call. The worker is killed when one
 call exceeds the per-configuration timeout, so that a slow method (CH3-L3p grows as N·d³) costs
-at most ``timeout`` seconds and is recorded as ``"timeout"``, never as a number.
+at most ``timeout`` seconds and is recorded as ``"timeout"``, never as a number;
+a worker that dies (a crash, the kernel's OOM killer) is noticed at once and its
+configuration recorded as ``"error: worker exited CODE (during PATH)"``.
 Each configuration gets warm-up calls, then the median of ``repeats`` timed
 calls; the time of one ``n × n`` float32 matrix product, measured in the same
 worker right before each timed call (median), is the hardware reference
@@ -190,6 +192,8 @@ def run(sizes: Iterable[int] = DEFAULT_SIZES, densities: Iterable[float] = DEFAU
         groups.setdefault(name, []).append(path)
     done: dict[tuple, dict] = {}
     order = [(name, path, n, p) for name, path in specs for n in sizes for p in densities]
+    base = {"seed": rng, "backend": backend, "repeats": repeats, "warmup": warmup,
+            "timeout": float(timeout)}
     worker = _Worker()
     bar = tqdm(total=len(specs) * len(sizes) * len(densities), disable=not progress,
                desc="bench", unit="cfg")
@@ -201,34 +205,8 @@ def run(sizes: Iterable[int] = DEFAULT_SIZES, densities: Iterable[float] = DEFAU
                     bar.set_postfix_str(f"{name} n={n} p={p:g}")
                     rows = {path: _empty_row(name, path, backend, n, p, threads, versions)
                             for path in paths}
-                    active = []
-                    for path in paths:
-                        if any(n >= n0 and p >= p0 for n0, p0 in too_slow[path]):
-                            rows[path]["status"] = "skipped"
-                        else:
-                            active.append(path)
-                    while active:
-                        task = {"name": name, "paths": active, "n": n, "density": p,
-                                "seed": rng, "backend": backend, "repeats": repeats,
-                                "warmup": warmup, "timeout": float(timeout)}
-                        status, result = worker.ask(task)
-                        # a fresh process per configuration: glibc's malloc adapts its
-                        # thresholds to earlier frees, which moved a 1.4 ms call by 0.45 ms
-                        worker.close()
-                        if status == "timeout":  # that path overran: the others go again
-                            result = {result: "timeout"}
-                        elif status != "ok":
-                            result = dict.fromkeys(active, f"error: {result}")
-                        for path, res in result.items():
-                            row = rows[path]
-                            if isinstance(res, dict):
-                                row.update(res)
-                                row["ratio_to_gemm"] = row["seconds"] / row["gemm_seconds"]
-                            else:
-                                row["status"] = res
-                                if res == "timeout":
-                                    too_slow[path].append((n, p))
-                            active.remove(path)
+                    _measure_config(worker, dict(base, name=name, n=n, density=p), rows,
+                                    too_slow)
                     for path, row in rows.items():
                         done[(name, path, n, p)] = row
                     bar.update(len(paths))
@@ -241,6 +219,42 @@ def run(sizes: Iterable[int] = DEFAULT_SIZES, densities: Iterable[float] = DEFAU
         bar.close()
         worker.close()
     return [done[k] for k in order]
+
+
+def _measure_config(worker: _Worker, task: dict, rows: dict[str, dict],
+                    too_slow: dict[str, list[tuple[int, float]]]) -> None:
+    """Fill ``rows`` (by path) for one ``size × density`` of one predictor.
+
+    Paths past an earlier timeout at a smaller-or-equal configuration are
+    ``"skipped"``; a path that overruns is recorded as ``"timeout"`` (and
+    added to ``too_slow``) and the others are timed again in a fresh worker.
+    """
+    n, p = task["n"], task["density"]
+    active = []
+    for path in rows:
+        if any(n >= n0 and p >= p0 for n0, p0 in too_slow[path]):
+            rows[path]["status"] = "skipped"
+        else:
+            active.append(path)
+    while active:
+        status, result = worker.ask(dict(task, paths=active))
+        # a fresh process per configuration: glibc's malloc adapts its
+        # thresholds to earlier frees, which moved a 1.4 ms call by 0.45 ms
+        worker.close()
+        if status == "timeout":  # that path overran: the others go again
+            result = {result: "timeout"}
+        elif status != "ok":  # an exception in the worker, or the worker died
+            result = dict.fromkeys(active, f"error: {result}")
+        for path, res in result.items():
+            row = rows[path]
+            if isinstance(res, dict):
+                row.update(res)
+                row["ratio_to_gemm"] = row["seconds"] / row["gemm_seconds"]
+            else:
+                row["status"] = res
+                if res == "timeout":
+                    too_slow[path].append((n, p))
+            active.remove(path)
 
 
 def _empty_row(name: str, path: str, backend: str, n: int, p: float, threads: int,

@@ -67,6 +67,10 @@ def _measure(task: dict, send) -> None:
     The paths of one predictor (``task["paths"]``) are timed interleaved: each
     round times every path once, each call right after its own reference
     product, so that the paths compare under the same process state and load.
+    Before every call the worker sends ``("call", (phase, path))`` (phase
+    ``warmup``, ``probe``, ``timed`` or ``peak``), so that the parent knows
+    which path overran and how long that phase may take; the message goes out
+    before the reference product, outside the timed interval.
     """
     import tracemalloc
 
@@ -79,12 +83,13 @@ def _measure(task: dict, send) -> None:
     A, sync = _prepare(csr, task["backend"])
     # the path is the predictor's method= (its computation route); rng for "random"
     kwargs = {path: {"method": path, "rng": 0} for path in task["paths"]}
-    _gemm_once(task["n"])  # operands and warm-up outside the timed phase
-    send(("ready", None))
+    gemm = _gemm_once(task["n"])  # operands and warm-up outside the timed phase
+    send(("ready", gemm))
     reps: dict[str, int] = {}
     out: dict[str, Any] = {}
     for path, kw in kwargs.items():
         first = 0.0
+        send(("call", ("warmup", path)))
         for _ in range(task["warmup"]):
             t0 = time.perf_counter()
             predict(A, name, **kw)
@@ -97,6 +102,7 @@ def _measure(task: dict, send) -> None:
         if first < 1.0:
             # the warm-up call may carry one-time costs (loading numba's cached
             # kernels): an untimed probe call sets the number of repeats instead
+            send(("call", ("probe", path)))
             t0 = time.perf_counter()
             predict(A, name, **kw)
             sync()
@@ -105,6 +111,25 @@ def _measure(task: dict, send) -> None:
         # machine); long ones fewer, so a configuration stays within the budget.
         r = max(task["repeats"], min(_MAX_REPEATS, int(_MIN_TIMED_S // max(first, 1e-9))))
         reps[path] = max(1, min(r, int(_REPEAT_BUDGET_S // max(first, 1e-9))))
+    times, gemms = _timed_rounds(task, A, sync, kwargs, reps, send)
+    for path in reps:
+        peak = float("nan")
+        if task["backend"] in ("numpy", "scipy", "torch") and times[path][0] < T / 2:
+            send(("call", ("peak", path)))
+            tracemalloc.start()
+            predict(A, name, **kwargs[path])
+            peak = tracemalloc.get_traced_memory()[1] / 2**20
+            tracemalloc.stop()
+        out[path] = {"nnz": int(csr.nnz), "seconds": statistics.median(times[path]),
+                     "seconds_min": min(times[path]), "repeats": reps[path], "peak_mb": peak,
+                     "gemm_seconds": statistics.median(gemms[path])}
+    send(("ok", out))
+
+
+def _timed_rounds(task: dict, A, sync, kwargs: dict, reps: dict[str, int], send):
+    """Seconds of every timed call and of the reference product before it, by path."""
+    from ..linkpred import predict
+
     times: dict[str, list[float]] = {path: [] for path in reps}
     gemms: dict[str, list[float]] = {path: [] for path in reps}
     order_rng = np.random.default_rng(task["seed"])
@@ -114,23 +139,14 @@ def _measure(task: dict, send) -> None:
         for path in order_rng.permutation(list(reps)):
             if i >= reps[path]:
                 continue
+            send(("call", ("timed", str(path))))
             # the reference product right beside each timed call: same machine load
             gemms[path].append(_gemm_once(task["n"]))
             t0 = time.perf_counter()
-            predict(A, name, **kwargs[path])
+            predict(A, task["name"], **kwargs[path])
             sync()
             times[path].append(time.perf_counter() - t0)
-    for path in reps:
-        peak = float("nan")
-        if task["backend"] in ("numpy", "scipy", "torch") and times[path][0] < T / 2:
-            tracemalloc.start()
-            predict(A, name, **kwargs[path])
-            peak = tracemalloc.get_traced_memory()[1] / 2**20
-            tracemalloc.stop()
-        out[path] = {"nnz": int(csr.nnz), "seconds": statistics.median(times[path]),
-                     "seconds_min": min(times[path]), "repeats": reps[path], "peak_mb": peak,
-                     "gemm_seconds": statistics.median(gemms[path])}
-    send(("ok", out))
+    return times, gemms
 
 
 def _worker(conn) -> None:  # pragma: no cover - runs in the child process
@@ -180,55 +196,106 @@ def _quiet_thread_pools():
             os.environ.pop(k, None)
 
 
-class _Worker:
-    """A child process that runs configurations and is killed when a call overruns."""
+def allowance(phase: str, timeout: float, slowest: float, gemm: float, warmup: int) -> float:
+    """Seconds the parent waits for the next message once the worker starts ``phase``.
 
-    def __init__(self) -> None:
+    A warm-up phase gets ``warmup`` calls of ``timeout`` each; a timed call gets
+    twice the slower of the timeout and the slowest warm-up call, plus its
+    reference product (four times the one measured at start-up, for load); the
+    one call under :mod:`tracemalloc` (which slows Python-level allocation)
+    gets ten times. Each adds 5 s of slack for process scheduling.
+    """
+    slow = max(timeout, slowest)
+    if phase == "warmup":
+        return timeout * warmup + 5.0
+    if phase == "probe":
+        return 2 * slow + 5.0
+    if phase == "timed":
+        return 2 * slow + 4 * gemm + 5.0
+    return 10 * slow + 4 * gemm + 5.0  # peak
+
+
+class _Worker:
+    """A child process that runs configurations and is killed when a call overruns.
+
+    ``target`` is the function the child runs with its end of the pipe (the
+    measuring loop; tests pass stand-ins).
+    """
+
+    def __init__(self, target=None) -> None:
         self.proc = None
         self.conn = None
+        self.target = _worker if target is None else target
 
     def _recv(self, wait: float) -> tuple[str, Any] | None:
-        return self.conn.recv() if self.conn.poll(wait) else None
+        """The next message; ``("exited", code)`` if the worker died; None past ``wait`` s."""
+        from multiprocessing.connection import wait as wait_any
+
+        ready = wait_any([self.conn, self.proc.sentinel], timeout=wait)
+        if not ready:
+            return None
+        try:
+            if self.conn.poll():  # a message sent before the worker died still counts
+                return self.conn.recv()
+        except (EOFError, OSError):
+            pass
+        self.proc.join()
+        return "exited", self.proc.exitcode
 
     def ask(self, task: dict) -> tuple[str, Any]:
         """``("ok", {path: result | "timeout"})``, ``("timeout", path)`` when a call
-        overran and the worker was killed, or ``("error", message)``."""
+        overran and the worker was killed, or ``("error", message)`` (also when
+        the worker process died)."""
         if self.proc is None:
             ctx = mp.get_context("spawn")  # fork after BLAS/numba threads start can deadlock
             self.conn, child = ctx.Pipe()
-            self.proc = ctx.Process(target=_worker, args=(child,), daemon=True)
+            self.proc = ctx.Process(target=self.target, args=(child,), daemon=True)
             with _quiet_thread_pools(), _sigint_ignored():
                 self.proc.start()
+            # the parent's copy of the child's end would keep the pipe open after
+            # the worker dies: closed here, a dead worker reads as EOF at once
+            child.close()
         self.conn.send(task)
-        T = task["timeout"]
+        T, warmup = task["timeout"], task["warmup"]
         msg = self._recv(600.0)  # building the layer is not timed
         if msg is None or msg[0] != "ready":
             return self._settle(msg, task["paths"][0])
-        slowest = 0.0
-        for path in task["paths"]:
-            # the timed phase: warm-up calls, each allowed the timeout (+ slack)
-            msg = self._recv(T * task["warmup"] + 5.0)
-            if msg is None or msg[0] != "warm":
+        gemm = float(msg[1] or 0.0)
+        path, slowest = task["paths"][0], 0.0
+        wait = allowance("warmup", T, slowest, gemm, warmup)
+        while True:
+            msg = self._recv(wait)
+            if msg is None or msg[0] not in ("call", "warm"):
                 return self._settle(msg, path)
-            slowest = max(slowest, msg[1][1])
-        budget = len(task["paths"]) * (_REPEAT_BUDGET_S + 2 * max(T, slowest)) + 60.0
-        return self._settle(self._recv(budget), task["paths"][-1])
+            if msg[0] == "warm":
+                slowest = max(slowest, float(msg[1][1]))
+            else:
+                phase, path = msg[1]
+                wait = allowance(phase, T, slowest, gemm, warmup)
 
     def _settle(self, msg: tuple[str, Any] | None, path: str) -> tuple[str, Any]:
-        """The worker's answer, or ``("timeout", path)`` (and a kill) when none came."""
+        """The worker's answer; ``("timeout", path)`` (and a kill) when none came in time;
+        ``("error", ...)`` when the worker died."""
         if msg is None:  # silence past the deadline: the call at ``path`` overran
             self.kill()
             return "timeout", path
+        if msg[0] == "exited":
+            self.kill()
+            return "error", f"worker exited {msg[1]} (during {path})"
         return msg
 
     def kill(self) -> None:
         if self.proc is not None:
             self.proc.kill()
             self.proc.join()
+            self.conn.close()
         self.proc = self.conn = None
 
     def close(self) -> None:
         if self.proc is not None:
-            self.conn.send(None)
+            try:
+                self.conn.send(None)
+            except OSError:  # the worker is gone already
+                pass
             self.proc.join(5)
             self.kill()

@@ -56,7 +56,11 @@ import scipy.sparse as sp
 from .._backend import array_family, require, to_numpy
 from .._validation import canonical_csr
 
-__all__ = ["CheckpointError", "read_checkpoint"]
+__all__ = ["MAX_CHECKPOINT_BYTES", "CheckpointError", "check_file_size", "read_checkpoint"]
+
+#: default ``max_bytes`` of checkpoint reads (16 GiB): a larger file is refused before
+#: any loader opens it, unless the caller passes a larger limit (or None)
+MAX_CHECKPOINT_BYTES = 2**34
 
 #: keys under which training scripts nest the model's state dict
 _NESTED = ("state_dict", "model_state_dict", "model", "module", "net", "network", "weights")
@@ -70,6 +74,33 @@ _WEIGHT = re.compile(
 
 class CheckpointError(ValueError):
     """A checkpoint that is missing a layer, truncated, corrupt or unsafe to load."""
+
+
+def check_file_size(path: str | os.PathLike, max_bytes: int | None,
+                    what: str = "checkpoint") -> int:
+    """The size of ``path`` in bytes; a :class:`CheckpointError` naming the file, its
+    size and the limit when it exceeds ``max_bytes`` (None: no limit).
+
+    >>> import tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "ck.pt"
+    >>> _ = f.write_bytes(b"x" * 11)
+    >>> check_file_size(f, 11)
+    11
+    >>> check_file_size(f, 10)
+    Traceback (most recent call last):
+    ...
+    netshape.io._checkpoint.CheckpointError: checkpoint '...ck.pt' is 11 bytes, more than
+    max_bytes=10; refusing to load it. ...
+    """
+    if max_bytes is not None and (isinstance(max_bytes, bool) or not isinstance(max_bytes, int)
+                                  or max_bytes <= 0):
+        raise ValueError(f"max_bytes={max_bytes!r} must be a positive integer or None")
+    size = Path(path).stat().st_size
+    if max_bytes is not None and size > max_bytes:
+        raise CheckpointError(f"{what} {str(path)!r} is {size} bytes, more than "
+                              f"max_bytes={max_bytes}; refusing to load it. Pass a larger "
+                              "max_bytes= (or None) if the file is trusted")
+    return size
 
 
 def _is_tensor(x: Any) -> bool:
@@ -261,7 +292,8 @@ def _netshape_masks(obj: Any) -> OrderedDict[str, sp.csr_array]:
                        if _is_tensor(v) and np.ndim(v) == 2)
 
 
-def read_checkpoint(path: str | os.PathLike) -> OrderedDict[str, sp.csr_array]:
+def read_checkpoint(path: str | os.PathLike, *, max_bytes: int | None = MAX_CHECKPOINT_BYTES
+                    ) -> OrderedDict[str, sp.csr_array]:
     """Layer topologies of a checkpoint: ordered mapping name -> biadjacency ``(n_in, n_out)``.
 
     Parameters
@@ -272,6 +304,8 @@ def read_checkpoint(path: str | os.PathLike) -> OrderedDict[str, sp.csr_array]:
         ``{"state_dict": ...}``, ``{"model_state_dict": ...}``) is unwrapped;
         ``module.`` (DDP) and ``_orig_mod.`` (torch.compile) prefixes are
         dropped.
+    max_bytes : int or None, default :data:`MAX_CHECKPOINT_BYTES` (16 GiB)
+        A larger file is refused before any loader opens it; None: no limit.
 
     Returns
     -------
@@ -284,8 +318,8 @@ def read_checkpoint(path: str | os.PathLike) -> OrderedDict[str, sp.csr_array]:
     FileNotFoundError
         The file does not exist.
     CheckpointError (a ValueError)
-        Truncated, corrupt, pickled objects, or no 2-D layer at all; the message
-        names the file.
+        Truncated, corrupt, pickled objects, larger than ``max_bytes``, or no
+        2-D layer at all; the message names the file.
 
     Warns
     -----
@@ -308,7 +342,7 @@ def read_checkpoint(path: str | os.PathLike) -> OrderedDict[str, sp.csr_array]:
         raise FileNotFoundError(f"checkpoint {str(p)!r} does not exist")
     if p.is_dir():
         raise IsADirectoryError(f"checkpoint {str(p)!r} is a directory; pass a file")
-    if p.stat().st_size == 0:
+    if check_file_size(p, max_bytes) == 0:
         raise CheckpointError(f"{str(p)!r} is empty (0 bytes): truncated or not written yet")
     suffix = p.suffix.lower()
     if suffix == ".safetensors":

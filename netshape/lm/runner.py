@@ -48,7 +48,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .._validation import check_choice, check_positive_int
+from ..train import _common as common
 from ..train import _rundir as rd
 from ..train._model import layer_masks
 from ..train._table import format_text, write_comparison
@@ -127,19 +127,6 @@ def _writable_dir(output) -> Path:
     return check_writable_dir(output, "output")
 
 
-def _fresh_run_dir(output) -> Path:
-    run = _writable_dir(output)
-    if (run / rd.CONFIG).exists():
-        raise ValueError(f"output={str(output)!r} already holds a run ({rd.CONFIG}); "
-                         "continue it with --resume or choose another --output")
-    return run
-
-
-def _threads(threads) -> None:
-    if threads is not None:
-        torch.set_num_threads(check_positive_int(threads, "threads"))
-
-
 def train(config: LMConfig, output: str | os.PathLike, *, progress: bool = True,
           threads: int | None = None, on_step: Callable[[int], None] | None = None,
           on_eval: Callable[[dict], None] | None = None) -> dict:
@@ -150,12 +137,14 @@ def train(config: LMConfig, output: str | os.PathLike, *, progress: bool = True,
     validated and the corpus read before anything is written.
     """
     cfg = resolve(config)
-    _threads(threads)
+    common.set_threads(threads)
     corpus = load_corpus(cfg.data_dir, val_fraction=cfg.val_fraction, context=cfg.context)
-    run = _fresh_run_dir(output)
+    run = common.check_fresh_run_dir(output)
+    setup = _Setup(cfg, corpus)  # every layer's link count is checked here
+    common.open_run_dir(run)
     rd.write_json(run / SPLIT, corpus.split_record())
     rd.write_json(run / rd.CONFIG, cfg.to_dict())
-    return _fit(cfg, run, corpus, None, progress, on_step, on_eval)
+    return _fit(cfg, run, corpus, setup, None, progress, on_step, on_eval)
 
 
 def resume(run_dir: str | os.PathLike, *, progress: bool = True, threads: int | None = None,
@@ -166,7 +155,7 @@ def resume(run_dir: str | os.PathLike, *, progress: bool = True, threads: int | 
     if not run.is_dir():
         raise NotADirectoryError(f"resume={str(run_dir)!r} is not a directory")
     cfg = resolve(LMConfig.from_dict(rd.read_json(run / rd.CONFIG)))
-    _threads(threads)
+    common.set_threads(threads)
     if (run / rd.SUMMARY).is_file():
         summary = rd.read_json(run / rd.SUMMARY)
         if summary.get("finished"):
@@ -178,10 +167,27 @@ def resume(run_dir: str | os.PathLike, *, progress: bool = True, threads: int | 
                          f"{str(run_dir)!r} started (its SHA-256 differs from {SPLIT}); "
                          "restore it or start a new run")
     ckpt = rd.load_checkpoint(run / rd.CHECKPOINT) if (run / rd.CHECKPOINT).is_file() else None
-    return _fit(cfg, run, corpus, ckpt, progress, on_step, on_eval)
+    return _fit(cfg, run, corpus, _Setup(cfg, corpus), ckpt, progress, on_step, on_eval)
 
 
-def _sparsify(cfg: LMConfig, model, opt, corpus: Corpus, run: Path):
+class _Setup:
+    """Model, optimizer, trainer and schedule of a run, built (every layer checked)
+    before anything is written."""
+
+    def __init__(self, cfg: LMConfig, corpus: Corpus):
+        self.model = build_decoder(cfg.shape, seed=cfg.rng)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+        self.dst = _sparsify(cfg, self.model, self.opt, corpus)
+        self.sched = _scheduler(cfg, self.opt, self.dst)
+
+
+def _snapshot_every(cfg: LMConfig) -> int:
+    """Topology updates between snapshots (about ten per run by default; 0: none)."""
+    n_updates = max(1, (cfg.steps - 1) // cfg.update_every)
+    return max(1, n_updates // 10) if cfg.snapshot_every is None else cfg.snapshot_every
+
+
+def _sparsify(cfg: LMConfig, model, opt, corpus: Corpus):
     if cfg.method == "fc":
         return None
     from ..torch import sparsify
@@ -189,15 +195,11 @@ def _sparsify(cfg: LMConfig, model, opt, corpus: Corpus, run: Path):
     kwargs = dict(cfg.overrides)
     if cfg.zeta is not None:
         kwargs.setdefault("zeta", cfg.zeta)
-    n_updates = max(1, (cfg.steps - 1) // cfg.update_every)
-    every = max(1, n_updates // 10) if cfg.snapshot_every is None else cfg.snapshot_every
     # a batch from a stream no training step uses (steps count from 0)
     calib, _ = batch(corpus.train, cfg.rng, 2**32, min(cfg.batch_size, 8), cfg.context)
     return sparsify(model, opt, method=cfg.method, density=cfg.density, total_steps=cfg.steps,
                     update_every=cfg.update_every, rng=cfg.rng, include=_SPARSIFIED,
-                    pairs=percolation_pairs(cfg.shape), calibration=calib,
-                    snapshot_dir=run / rd.SNAPSHOTS if every else None,
-                    snapshot_every=every or None, **kwargs)
+                    pairs=percolation_pairs(cfg.shape), calibration=calib, **kwargs)
 
 
 def _scheduler(cfg: LMConfig, opt, dst):
@@ -225,24 +227,29 @@ def network_figures(dst) -> dict:
                        for k, m in dst.masks.items()) / ends}
 
 
-def _fit(cfg: LMConfig, run: Path, corpus: Corpus, ckpt: dict | None, progress: bool,
-         on_step, on_eval) -> dict:
+def _restore(setup: _Setup, ckpt: dict | None) -> tuple[int, list[dict]]:
+    """Load a checkpoint into the setup: (steps done, their metric rows)."""
+    if ckpt is None:
+        return 0, []
+    if setup.dst is not None:  # layers the run switched to sparse execution since sparsify
+        setup.dst.prepare_resume(ckpt["dst"])
+    setup.model.load_state_dict(ckpt["model"])
+    setup.opt.load_state_dict(ckpt["optimizer"])
+    setup.sched.load_state_dict(ckpt["scheduler"])
+    if setup.dst is not None:
+        setup.dst.load_state_dict(ckpt["dst"])
+    torch.set_rng_state(ckpt["torch_rng"])
+    start = int(ckpt["step"])
+    return start, [dict(r) for r in ckpt["metrics"] if r["step"] <= start]
+
+
+def _fit(cfg: LMConfig, run: Path, corpus: Corpus, setup: _Setup, ckpt: dict | None,
+         progress: bool, on_step, on_eval) -> dict:
     from tqdm.auto import tqdm
 
-    model = build_decoder(cfg.shape, seed=cfg.rng)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    dst = _sparsify(cfg, model, opt, corpus, run)
-    sched = _scheduler(cfg, opt, dst)
-    start, rows = 0, []
-    if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["scheduler"])
-        if dst is not None:
-            dst.load_state_dict(ckpt["dst"])
-        torch.set_rng_state(ckpt["torch_rng"])
-        start = int(ckpt["step"])
-        rows = [dict(r) for r in ckpt["metrics"] if r["step"] <= start]
+    model, opt, dst, sched = setup.model, setup.opt, setup.dst, setup.sched
+    common.attach_snapshots(dst, run, _snapshot_every(cfg))
+    start, rows = _restore(setup, ckpt)
     rd.write_metrics(run / rd.METRICS, rows, METRIC_COLUMNS)
     windows = _val_windows(corpus.validation, cfg.eval_windows, cfg.context)
     figs = network_figures(dst)
@@ -258,16 +265,21 @@ def _fit(cfg: LMConfig, run: Path, corpus: Corpus, ckpt: dict | None, progress: 
             lr = opt.param_groups[0]["lr"]
             opt.zero_grad(set_to_none=True)
             loss = F.cross_entropy(model(x).reshape(-1, VOCAB), y.reshape(-1))
-            loss.backward()
-            if dst is None or not dst.replaces_optimizer_step():
-                opt.step()
-            if dst is not None:
-                ts = time.perf_counter()
-                if dst.step():
-                    updates += 1
-                topo_s += time.perf_counter() - ts
-            sched.step()
-            loss_sum, n_loss = loss_sum + float(loss.detach()), n_loss + 1
+            value = float(loss.detach())
+            # a non-finite loss ends the run before it reaches the weights or the topology:
+            # the same seed gives the same NaN on every retry
+            diverged = not math.isfinite(value)
+            if not diverged:
+                loss.backward()
+                if dst is None or not dst.replaces_optimizer_step():
+                    opt.step()
+                if dst is not None:
+                    ts = time.perf_counter()
+                    if dst.step():
+                        updates += 1
+                    topo_s += time.perf_counter() - ts
+                sched.step()
+            loss_sum, n_loss = loss_sum + value, n_loss + 1
             if on_step is not None:
                 on_step(step)
             bar.update(1)
@@ -275,13 +287,13 @@ def _fit(cfg: LMConfig, run: Path, corpus: Corpus, ckpt: dict | None, progress: 
             if done % 25 == 0:
                 postfix["loss"] = f"{loss_sum / n_loss:.3f}"
                 bar.set_postfix(postfix, refresh=False)
-            if done % cfg.eval_every and done != cfg.steps:
+            if done % cfg.eval_every and done != cfg.steps and not diverged:
                 continue
             val_loss = evaluate(model, windows, cfg.batch_size)
             figs = network_figures(dst)
             row = {"step": done, "tokens": done * cfg.batch_size * cfg.context, "lr": lr,
                    "train_loss": loss_sum / n_loss, "val_loss": val_loss,
-                   "val_ppl": math.exp(min(val_loss, 700.0)), **figs,
+                   "val_ppl": perplexity(val_loss), **figs,
                    "topology_updates": updates, "topology_seconds": topo_s,
                    "seconds": time.perf_counter() - t0}
             rows.append(row)
@@ -294,19 +306,34 @@ def _fit(cfg: LMConfig, run: Path, corpus: Corpus, ckpt: dict | None, progress: 
             loss_sum, n_loss, topo_s, updates, t0 = 0.0, 0, 0.0, 0, time.perf_counter()
             if on_eval is not None:
                 on_eval(row)
+            if summary["diverged"]:
+                break
     if start >= cfg.steps:
         rd.write_json(run / rd.SUMMARY, summary)
     return summary
 
 
+def perplexity(loss: float) -> float:
+    """``exp(loss)`` of a mean token loss in nats; ``inf`` for a NaN loss (a diverged run).
+
+    >>> perplexity(0.0), perplexity(float("nan"))
+    (1.0, inf)
+    """
+    if math.isnan(loss):
+        return math.inf
+    return math.exp(min(loss, 700.0))  # exp(710) overflows a float
+
+
+def _diverged(row: dict) -> bool:
+    return not all(isinstance(row.get(k), (int, float)) and math.isfinite(row[k])
+                   for k in ("train_loss", "val_loss"))
+
+
 def _checkpoint(model, opt, sched, dst, step: int, rows: list[dict]) -> dict:
     payload = {"format": "netshape-lm-1", "step": step, "metrics": [dict(r) for r in rows],
                "model": model.state_dict(), "optimizer": opt.state_dict(),
-               "scheduler": sched.state_dict(), "torch_rng": torch.get_rng_state()}
-    if dst is not None:
-        payload["dst"] = dst.state_dict()
-    # the layers a sparse run sparsifies (all ones for fc): fc and sparse analyses agree
-    payload["masks"] = layer_masks(model, dst, include=_SPARSIFIED)
+               "scheduler": sched.state_dict(), "torch_rng": torch.get_rng_state(),
+               **common.checkpoint_masks(model, dst, include=_SPARSIFIED)}
     return payload
 
 
@@ -319,22 +346,21 @@ def _parameters(model, dst) -> dict:
 
 def _summary(cfg: LMConfig, corpus: Corpus, model, rows, dst, *, finished: bool) -> dict:
     last = rows[-1] if rows else {}
-    ppls = [r["val_ppl"] for r in rows]
-    layers = {}
-    if dst is not None:
-        for k, m in dst.masks.items():
-            layers[k] = {"shape_out_in": list(m.shape), "links": int(m.sum()),
-                         "density": float(m.float().mean())}
+    ppls = [r["val_ppl"] for r in rows if r["val_ppl"] is not None]
+    diverged = any(_diverged(r) for r in rows)
     return {
         "task": "lm", "method": cfg.method, "corpus": corpus.kind, "rng": cfg.rng,
-        "finished": bool(finished), "steps": cfg.steps, "steps_done": last.get("step", 0),
+        # a diverged run is over: it stopped at the first non-finite loss
+        "finished": bool(finished or diverged), "diverged": diverged, "steps": cfg.steps,
+        "steps_done": last.get("step", 0),
         "tokens_seen": last.get("tokens", 0),
         "val_loss": last.get("val_loss"), "val_ppl": last.get("val_ppl"),
         "best_val_ppl": min(ppls) if ppls else None, "train_loss": last.get("train_loss"),
         "density": last.get("density"), "anp": last.get("anp"), "itop": last.get("itop"),
         "train_seconds": sum(r["seconds"] for r in rows),
         "topology_seconds": sum(r["topology_seconds"] for r in rows),
-        "parameters": _parameters(model, dst), "layers": layers,
+        "parameters": _parameters(model, dst),
+        "layers": common.layer_summary(layer_masks(model, dst, include=_SPARSIFIED)),
         "data_source": corpus.source, "config": cfg.to_dict(),
     }
 
@@ -359,28 +385,24 @@ def compare(methods: Sequence[str], config: LMConfig, output: str | os.PathLike,
     reused, interrupted ones resumed. ``config.lr=None`` gives each method its
     own default (3e-3 for DST, 1e-3 for ``fc``).
     """
-    from ..torch.methods import canonical_method
     from ..train import METHODS
 
-    methods = [check_choice(canonical_method(m, "compare"), "compare", METHODS) for m in methods]
-    if not methods or len(set(methods)) != len(methods):
-        raise ValueError(f"compare={methods!r} must name distinct methods")
+    methods = common.check_methods(methods, METHODS)
     cfgs = [resolve(dataclasses.replace(config, method=m)) for m in methods]
     load_corpus(config.data_dir, val_fraction=cfgs[0].val_fraction, context=cfgs[0].context)
+    for cfg in cfgs:  # every method refused or accepted before compare.json is written
+        common.check_layer_links(cfg, build_decoder(cfg.shape, seed=cfg.rng), "blocks.*")
     out = _writable_dir(output)
-    rd.write_json(out / "compare.json", {"methods": methods, "config": config.to_dict()})
-    summaries = []
+    rd.write_json(out / common.COMPARE, {"methods": methods, "config": config.to_dict()})
     c0 = cfgs[0]
     header = (f"# netshape train --task lm --compare: {c0.steps} steps, density {c0.density}, "
               f"d_model {c0.d_model} x {c0.n_layers} layers, context {c0.context}, "
               f"rng {c0.rng}")
-    for cfg in cfgs:
-        sub = out / cfg.method
-        if (sub / rd.CONFIG).is_file():
-            summaries.append(resume(sub, progress=progress, threads=threads))
-        else:
-            summaries.append(train(cfg, sub, progress=progress, threads=threads))
-        write_comparison(out, table_rows(summaries), header=header, columns=TABLE_COLUMNS)
+    summaries = common.run_methods(
+        cfgs, out, lambda cfg, sub: train(cfg, sub, progress=progress, threads=threads),
+        lambda sub: resume(sub, progress=progress, threads=threads),
+        lambda done: write_comparison(out, table_rows(done), header=header,
+                                      columns=TABLE_COLUMNS))
     if print_fn is not None:
         print_fn(format_text(table_rows(summaries), TABLE_COLUMNS))
     return summaries

@@ -36,8 +36,8 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 
-from .._validation import check_choice, check_positive_int
 from ..datasets import load as load_dataset
+from . import _common as common
 from . import _rundir as rd
 from ._config import DATASET_DEFAULTS, TrainConfig, methods, resolve
 from ._model import anp_of_chain, build_mlp, epoch_order, evaluate, layer_masks, linear_lr
@@ -82,14 +82,18 @@ def _check_update_every(cfg: TrainConfig, n: int) -> None:
                          f"{total - 1}")
 
 
-def _check_fresh_run_dir(output) -> Path:
-    from .._fs import check_writable_dir
+class _Setup:
+    """Model, optimizer and trainer of a run, built (and every layer checked) before
+    anything is written; ``spe`` / ``total``: steps per epoch / in all."""
 
-    run = check_writable_dir(output, "output")
-    if (run / rd.CONFIG).exists():
-        raise ValueError(f"output={str(output)!r} already holds a run ({rd.CONFIG}); "
-                              "continue it with --resume or choose another --output")
-    return run
+    def __init__(self, cfg: TrainConfig, data: _Data):
+        self.spe, self.total = _steps(cfg, len(data.y))
+        self.model = build_mlp(data.n_features, cfg.hidden, data.n_classes, seed=cfg.rng)
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                                   weight_decay=cfg.weight_decay)
+        self.dst = _sparsify(cfg, self.model, self.opt, data, self.total, self.spe)
+        if self.dst is not None and cfg.init_scale == "fan_in":
+            _rescale_to_fan_in(self.model, self.dst)
 
 
 def train(config: TrainConfig, output: str | os.PathLike, *, progress: bool = True,
@@ -109,13 +113,14 @@ def train(config: TrainConfig, output: str | os.PathLike, *, progress: bool = Tr
         return lm.train(config, output, progress=progress, threads=threads, on_step=on_step,
                         on_eval=on_epoch_end)
     cfg = resolve(config)
-    if threads is not None:
-        torch.set_num_threads(check_positive_int(threads, "threads"))
+    common.set_threads(threads)
     data = _Data(cfg)  # missing data files fail here, before the run directory exists
     _check_update_every(cfg, len(data.y))
-    run = _check_fresh_run_dir(output)
+    run = common.check_fresh_run_dir(output)
+    setup = _Setup(cfg, data)  # every layer's link count is checked here
+    common.open_run_dir(run)
     rd.write_json(run / rd.CONFIG, cfg.to_dict())
-    return _fit(cfg, run, data, None, progress, on_step, on_epoch_end)
+    return _fit(cfg, run, data, setup, None, progress, on_step, on_epoch_end)
 
 
 def resume(run_dir: str | os.PathLike, *, progress: bool = True, threads: int | None = None,
@@ -136,15 +141,14 @@ def resume(run_dir: str | os.PathLike, *, progress: bool = True, threads: int | 
         return lm.resume(run, progress=progress, threads=threads, on_step=on_step,
                          on_eval=on_epoch_end)
     cfg = resolve(TrainConfig.from_dict(saved))
-    if threads is not None:
-        torch.set_num_threads(check_positive_int(threads, "threads"))
+    common.set_threads(threads)
     if (run / rd.SUMMARY).is_file():
         summary = rd.read_json(run / rd.SUMMARY)
         if summary.get("finished"):
             return summary
     ckpt = rd.load_checkpoint(run / rd.CHECKPOINT) if (run / rd.CHECKPOINT).is_file() else None
     data = _Data(cfg)
-    return _fit(cfg, run, data, ckpt, progress, on_step, on_epoch_end)
+    return _fit(cfg, run, data, _Setup(cfg, data), ckpt, progress, on_step, on_epoch_end)
 
 
 def _network_figures(dst) -> dict:
@@ -168,98 +172,111 @@ def _fmt_figs(figs: dict) -> dict:
             for k, short in (("density", "dens"), ("itop", "itop"), ("anp", "anp"))}
 
 
-def _fit(cfg: TrainConfig, run: Path, data: _Data, ckpt: dict | None, progress: bool,
-         on_step, on_epoch_end) -> dict:
+def _restore(setup: _Setup, ckpt: dict | None, run: Path) -> tuple[int, list[dict]]:
+    """Load a checkpoint into the setup: (epochs done, their metric rows)."""
+    if ckpt is None:
+        return 0, []
+    dst = setup.dst
+    if dst is not None:  # execution="auto" may have switched layers since sparsify
+        dst.prepare_resume(ckpt["dst"])
+    setup.model.load_state_dict(ckpt["model"])
+    setup.opt.load_state_dict(ckpt["optimizer"])
+    if dst is not None:
+        dst.load_state_dict(ckpt["dst"])
+    torch.set_rng_state(ckpt["torch_rng"])
+    start_epoch = int(ckpt["epoch"])
+    saved = ckpt.get("metrics") or rd.read_metrics(run / rd.METRICS)
+    return start_epoch, [dict(r) for r in saved if r["epoch"] <= start_epoch]
+
+
+def _fit(cfg: TrainConfig, run: Path, data: _Data, setup: _Setup, ckpt: dict | None,
+         progress: bool, on_step, on_epoch_end) -> dict:
     from tqdm.auto import tqdm
 
-    n = len(data.y)
-    spe, total = _steps(cfg, n)
-    model = build_mlp(data.n_features, cfg.hidden, data.n_classes, seed=cfg.rng)
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                          weight_decay=cfg.weight_decay)
-    dst = _sparsify(cfg, model, opt, data, run, total, spe)
-    if dst is not None and cfg.init_scale == "fan_in":
-        _rescale_to_fan_in(model, dst)
-    start_epoch, rows = 0, []
-    if ckpt is not None:
-        if dst is not None:  # execution="auto" may have switched layers since sparsify
-            dst.prepare_resume(ckpt["dst"])
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        if dst is not None:
-            dst.load_state_dict(ckpt["dst"])
-        torch.set_rng_state(ckpt["torch_rng"])
-        start_epoch = int(ckpt["epoch"])
-        saved = ckpt.get("metrics") or rd.read_metrics(run / rd.METRICS)
-        rows = [dict(r) for r in saved if r["epoch"] <= start_epoch]
+    spe, total, dst = setup.spe, setup.total, setup.dst
+    common.attach_snapshots(dst, run, _snapshot_every(cfg))
+    start_epoch, rows = _restore(setup, ckpt, run)
     rd.write_metrics(run / rd.METRICS, rows)
-    figs = _network_figures(dst)
     bar = tqdm(total=total, initial=start_epoch * spe, desc=cfg.method, unit="step",
                disable=not progress, mininterval=0.5, dynamic_ncols=True)
-    postfix = {"loss": "-", "acc": "-", "test": "-", **_fmt_figs(figs)}
+    postfix = {"loss": "-", "acc": "-", "test": "-", **_fmt_figs(_network_figures(dst))}
     with bar:
         for epoch in range(start_epoch + 1, cfg.epochs + 1):
             bar.set_description(f"{cfg.method} {epoch}/{cfg.epochs}", refresh=False)
-            order = torch.from_numpy(epoch_order(cfg.rng, epoch, n))
-            t0, topo_s, updates = time.perf_counter(), 0.0, 0
-            loss_sum, correct, seen = 0.0, 0, 0
-            model.train()
-            for b in range(spe):
-                step = (epoch - 1) * spe + b
-                idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-                xb, yb = data.X[idx], data.y[idx]
-                lr = linear_lr(step, total, cfg.lr, cfg.lr_end)
-                for g in opt.param_groups:
-                    g["lr"] = lr
-                opt.zero_grad(set_to_none=True)
-                out = model(xb)
-                loss = F.cross_entropy(out, yb)
-                loss.backward()
-                if dst is None or not dst.replaces_optimizer_step():
-                    opt.step()
-                if dst is not None:
-                    ts = time.perf_counter()
-                    if dst.step():
-                        updates += 1
-                        figs = _network_figures(dst)
-                        postfix.update(_fmt_figs(figs))
-                    topo_s += time.perf_counter() - ts
-                loss_sum += float(loss.detach()) * len(yb)
-                correct += int((out.detach().argmax(1) == yb).sum())
-                seen += len(yb)
-                if on_step is not None:
-                    on_step(step)
-                bar.update(1)
-                if b % 25 == 0 or b == spe - 1:
-                    postfix.update(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
-                    bar.set_postfix(postfix, refresh=False)
-            epoch_s = time.perf_counter() - t0
-            test_loss, test_acc = evaluate(model, data.X_test, data.y_test)
-            row = {"epoch": epoch, "step": epoch * spe, "lr": lr,
-                   "train_loss": loss_sum / seen, "train_acc": correct / seen,
-                   "test_loss": test_loss, "test_acc": test_acc, **figs,
-                   "topology_updates": updates, "topology_seconds": topo_s,
-                   "epoch_seconds": epoch_s}
+            row = _epoch(cfg, data, setup, epoch, bar, postfix, on_step)
             rows.append(row)
             # metrics before the checkpoint: rows past the checkpoint are dropped on resume,
             # and the checkpoint carries its own copy of the rows
             rd.write_metrics(run / rd.METRICS, rows)
-            ckpt_payload = _checkpoint(model, opt, dst, epoch, epoch * spe, rows)
+            ckpt_payload = _checkpoint(setup.model, setup.opt, dst, epoch, epoch * spe, rows)
             rd.save_checkpoint(run / rd.CHECKPOINT, ckpt_payload)
-            summary = _summary(cfg, data, rows, layer_masks(model, dst),
+            summary = _summary(cfg, data, rows, layer_masks(setup.model, dst),
                                finished=epoch == cfg.epochs)
             rd.write_json(run / rd.SUMMARY, summary)
-            postfix["test"] = f"{test_acc:.4f}"
+            postfix["test"] = f"{row['test_acc']:.4f}"
             bar.set_postfix(postfix)
             if on_epoch_end is not None:
                 on_epoch_end(row)
     if start_epoch >= cfg.epochs:  # nothing left to run: summary of what is there
-        summary = _summary(cfg, data, rows, layer_masks(model, dst), finished=True)
+        summary = _summary(cfg, data, rows, layer_masks(setup.model, dst), finished=True)
         rd.write_json(run / rd.SUMMARY, summary)
     return summary
 
 
-def _sparsify(cfg, model, opt, data, run, total, spe):
+def _epoch(cfg: TrainConfig, data: _Data, setup: _Setup, epoch: int, bar, postfix: dict,
+           on_step) -> dict:
+    """Train one epoch and evaluate it: its metrics row."""
+    model, opt, dst, spe, total = setup.model, setup.opt, setup.dst, setup.spe, setup.total
+    n = len(data.y)
+    figs = _network_figures(dst)
+    order = torch.from_numpy(epoch_order(cfg.rng, epoch, n))
+    t0, topo_s, updates = time.perf_counter(), 0.0, 0
+    loss_sum, correct, seen = 0.0, 0, 0
+    model.train()
+    for b in range(spe):
+        step = (epoch - 1) * spe + b
+        idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+        xb, yb = data.X[idx], data.y[idx]
+        lr = linear_lr(step, total, cfg.lr, cfg.lr_end)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        opt.zero_grad(set_to_none=True)
+        out = model(xb)
+        loss = F.cross_entropy(out, yb)
+        loss.backward()
+        if dst is None or not dst.replaces_optimizer_step():
+            opt.step()
+        if dst is not None:
+            ts = time.perf_counter()
+            if dst.step():
+                updates += 1
+                figs = _network_figures(dst)
+                postfix.update(_fmt_figs(figs))
+            topo_s += time.perf_counter() - ts
+        loss_sum += float(loss.detach()) * len(yb)
+        correct += int((out.detach().argmax(1) == yb).sum())
+        seen += len(yb)
+        if on_step is not None:
+            on_step(step)
+        bar.update(1)
+        if b % 25 == 0 or b == spe - 1:
+            postfix.update(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+            bar.set_postfix(postfix, refresh=False)
+    epoch_s = time.perf_counter() - t0
+    test_loss, test_acc = evaluate(model, data.X_test, data.y_test)
+    return {"epoch": epoch, "step": epoch * spe, "lr": lr,
+            "train_loss": loss_sum / seen, "train_acc": correct / seen,
+            "test_loss": test_loss, "test_acc": test_acc, **figs,
+            "topology_updates": updates, "topology_seconds": topo_s,
+            "epoch_seconds": epoch_s}
+
+
+def _snapshot_every(cfg: TrainConfig) -> int:
+    """Topology updates between snapshots (about ten per run by default; 0: none)."""
+    return max(1, cfg.epochs // 10) if cfg.snapshot_every is None else cfg.snapshot_every
+
+
+def _sparsify(cfg, model, opt, data, total, spe):
     if cfg.method == "fc":
         return None
     from ..torch import sparsify
@@ -267,12 +284,11 @@ def _sparsify(cfg, model, opt, data, run, total, spe):
     kwargs = dict(cfg.overrides)
     if cfg.zeta is not None:
         kwargs["zeta"] = cfg.zeta
-    every = max(1, cfg.epochs // 10) if cfg.snapshot_every is None else cfg.snapshot_every
+    # no snapshot folder yet: the run directory is created only once this succeeded
     return sparsify(model, opt, method=cfg.method, density=cfg.density, total_steps=total,
                     update_every=cfg.update_every or spe, rng=cfg.rng,
-                    calibration=data.X[:_CALIBRATION_ROWS],
-                    snapshot_dir=run / rd.SNAPSHOTS if every else None,
-                    snapshot_every=every or None, execution=cfg.execution, **kwargs)
+                    calibration=data.X[:_CALIBRATION_ROWS], execution=cfg.execution,
+                    **kwargs)
 
 
 def _rescale_to_fan_in(model, dst) -> None:
@@ -295,19 +311,13 @@ def _checkpoint(model, opt, dst, epoch: int, step: int, rows: list[dict]) -> dic
     payload = {"format": "netshape-train-1", "epoch": epoch, "step": step,
                "metrics": [dict(r) for r in rows],
                "model": model.state_dict(), "optimizer": opt.state_dict(),
-               "torch_rng": torch.get_rng_state()}
-    if dst is not None:
-        payload["dst"] = dst.state_dict()
-    # plain (out, in) bool masks by layer name, for readers that skip parametrizations
-    payload["masks"] = layer_masks(model, dst)
+               "torch_rng": torch.get_rng_state(), **common.checkpoint_masks(model, dst)}
     return payload
 
 
 
 def _summary(cfg, data, rows, masks: dict, *, finished: bool) -> dict:
     last = rows[-1] if rows else {}
-    layers = {k: {"shape_out_in": list(m.shape), "links": int(m.sum()),
-                  "density": float(m.float().mean())} for k, m in masks.items()}
     accs = [r["test_acc"] for r in rows]
     return {
         "method": cfg.method, "dataset": cfg.dataset, "rng": cfg.rng,
@@ -318,7 +328,7 @@ def _summary(cfg, data, rows, masks: dict, *, finished: bool) -> dict:
         "train_seconds": sum(r["epoch_seconds"] for r in rows),
         "topology_seconds": sum(r["topology_seconds"] for r in rows),
         "input_standardisation": {"mean": data.mean, "std": data.std},
-        "data_source": data.source, "layers": layers,
+        "data_source": data.source, "layers": common.layer_summary(masks),
         "config": cfg.to_dict(),
     }
 
@@ -337,25 +347,22 @@ def compare(methods: Sequence[str], config: TrainConfig, output: str | os.PathLi
 
         return lm.compare(methods, config, output, progress=progress, threads=threads,
                           print_fn=print_fn)
-    from ..torch.methods import canonical_method
-
-    methods = [check_choice(canonical_method(m, "compare"), "compare", METHODS) for m in methods]
-    if not methods or len(set(methods)) != len(methods):
-        raise ValueError(f"compare={methods!r} must name distinct methods")
+    methods = common.check_methods(methods, METHODS)
     cfgs = [resolve(dataclasses.replace(config, method=m)) for m in methods]
+    data = _Data(cfgs[0])  # every method refused or accepted before compare.json is written
+    for cfg in cfgs:
+        _check_update_every(cfg, len(data.y))
+        common.check_layer_links(cfg, build_mlp(data.n_features, cfg.hidden, data.n_classes,
+                                                seed=cfg.rng))
     from .._fs import check_writable_dir
 
     out = check_writable_dir(output, "output")
-    rd.write_json(out / "compare.json", {"methods": methods, "config": config.to_dict()})
-    summaries = []
-    for cfg in cfgs:
-        sub = out / cfg.method
-        if (sub / rd.CONFIG).is_file():
-            summaries.append(resume(sub, progress=progress, threads=threads))
-        else:
-            summaries.append(train(cfg, sub, progress=progress, threads=threads))
-        rows = comparison_rows(summaries)
-        write_comparison(out, rows, header=_table_header(cfgs[0]))
+    rd.write_json(out / common.COMPARE, {"methods": methods, "config": config.to_dict()})
+    summaries = common.run_methods(
+        cfgs, out, lambda cfg, sub: train(cfg, sub, progress=progress, threads=threads),
+        lambda sub: resume(sub, progress=progress, threads=threads),
+        lambda done: write_comparison(out, comparison_rows(done),
+                                      header=_table_header(cfgs[0])))
     if print_fn is not None:
         print_fn(format_text(comparison_rows(summaries)))
     return summaries
@@ -368,13 +375,13 @@ def _table_header(cfg: TrainConfig) -> str:
 
 def compare_methods_of(output: str | os.PathLike) -> tuple[list[str], TrainConfig] | None:
     """The methods and base config of a ``--compare`` directory, or None for a single run."""
-    p = Path(output) / "compare.json"
-    if not p.is_file():
+    record = common.read_compare(output)
+    if record is None:
         return None
-    d = rd.read_json(p)
-    if d["config"].get("task") == "lm":
+    methods, config = record
+    if config.get("task") == "lm":
         from ..lm import LMConfig
 
-        return list(d["methods"]), LMConfig.from_dict(d["config"])
-    return list(d["methods"]), TrainConfig.from_dict(d["config"])
+        return methods, LMConfig.from_dict(config)
+    return methods, TrainConfig.from_dict(config)
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .._fs import atomic_path, atomic_write_text, csv_text, read_csv
+from ..io._checkpoint import MAX_CHECKPOINT_BYTES, check_file_size
 
 __all__ = [
     "CHECKPOINT",
@@ -112,13 +113,20 @@ def save_checkpoint(path: str | os.PathLike, payload: dict) -> None:
         torch.save(payload, tmp)
 
 
-def load_checkpoint(path: str | os.PathLike) -> dict:
-    """Read a checkpoint with ``torch.load(weights_only=True)`` (no arbitrary pickles)."""
+def load_checkpoint(path: str | os.PathLike, *,
+                    max_bytes: int | None = MAX_CHECKPOINT_BYTES) -> dict:
+    """Read a checkpoint with ``torch.load(weights_only=True)`` (no arbitrary pickles).
+
+    A file over ``max_bytes`` (default 16 GiB, the limit of
+    :func:`netshape.io.read_checkpoint`; None: no limit) is refused, naming
+    the file and its size, before it is opened.
+    """
     import torch
 
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"{str(p)!r} not found: the run has no finished epoch to resume")
+    check_file_size(p, max_bytes)
     try:
         data = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - corrupt/truncated/unsafe files all end here
