@@ -25,11 +25,11 @@ from hypothesis import strategies as st
 
 import netshape as ns
 from netshape._validation import link_count
+from tests.fuzzing import fuzz_call
 
 SETTINGS = settings(max_examples=60, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow,
                                            HealthCheck.function_scoped_fixture])
-DOCUMENTED = (ValueError, TypeError)
 TALLY: Counter = Counter()
 
 
@@ -81,25 +81,8 @@ def hostile_topologies(rng: np.random.Generator):
     yield "complex", dense.astype(complex)
 
 
-def _assert_named(exc: BaseException, name: str, where: str) -> None:
-    assert isinstance(exc, DOCUMENTED), f"{where}: {type(exc).__name__}: {exc}"
-    assert name in str(exc), f"{where}: message does not name {name!r}: {exc}"
-
-
 def _call(where: str, arg: str, fn, *args, check=None, **kw):
-    """Run one fuzz call; returns the result or None when a documented error was raised."""
-    try:
-        out = fn(*args, **kw)
-    except BaseException as exc:  # noqa: BLE001 - classified below
-        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-            raise
-        TALLY[f"{where}: refused"] += 1
-        _assert_named(exc, arg, f"{where}({arg}=...)")
-        return None
-    TALLY[f"{where}: valid"] += 1
-    if check is not None:
-        check(out)
-    return out
+    return fuzz_call(TALLY, where, arg, fn, *args, check=check, **kw)
 
 
 # ------------------------------------------------------------------ generators

@@ -22,6 +22,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.fuzzing import DOCUMENTED, fuzz_call
+
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
@@ -31,7 +33,6 @@ from netshape import linkpred, sampling  # noqa: E402
 SETTINGS = settings(max_examples=16, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.too_slow,
                                            HealthCheck.function_scoped_fixture])
-DOCUMENTED = (ValueError, TypeError)
 TALLY: Counter = Counter()
 NO_CUDA = not torch.cuda.is_available()
 
@@ -53,25 +54,8 @@ BAD_RNGS = ["seed", -1, 1.5, [1, -2], math.nan]
 BAD_DEVICES = ["bogus", 3.5, "meta", None, *(["cuda"] if NO_CUDA else [])]
 
 
-def _assert_named(exc: BaseException, name: str, where: str) -> None:
-    assert isinstance(exc, DOCUMENTED), f"{where}: {type(exc).__name__}: {exc}"
-    assert name in str(exc), f"{where}: message does not name {name!r}: {exc}"
-
-
 def _call(where: str, arg: str, fn, *args, check=None, **kw):
-    """Run one fuzz call; the result, or None when a documented error was raised."""
-    try:
-        out = fn(*args, **kw)
-    except BaseException as exc:  # noqa: BLE001 - classified below
-        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-            raise
-        TALLY[f"{where}: refused"] += 1
-        _assert_named(exc, arg, f"{where}({arg}=...)")
-        return None
-    TALLY[f"{where}: valid"] += 1
-    if check is not None:
-        check(out)
-    return out
+    return fuzz_call(TALLY, where, arg, fn, *args, check=check, **kw)
 
 
 def _mlp(dtype=torch.float32, device="cpu", fill=None):
