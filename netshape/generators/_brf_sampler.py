@@ -32,6 +32,9 @@ import numpy as np
 __all__ = ["sample_receptive_fields"]
 
 _CHUNK_CELLS = 1 << 19  # outputs are processed in chunks of about this many key cells
+#: cost of one outside arrival in explicit keys (Poisson count, label search, thinning,
+#: first-arrival dedupe); measured on 4096 x 16384 at 5 %, r = 0.25
+_ARRIVAL_COST = 8.0
 
 
 def _offsets(n_in: int) -> tuple[np.ndarray, np.ndarray]:
@@ -83,8 +86,7 @@ def _choose_half_width(n_out: int, n_in: int, log_t: np.ndarray, log_env_out: np
     hs = np.arange(h_max + 1)
     lse_t = float(np.logaddexp.reduce(log_t))
     with np.errstate(over="ignore"):
-        # an outside arrival costs about three explicit keys (draws, thinning, dedupe)
-        cost = n_out * (2.0 * hs + 1) + 3.0 * np.exp(lse_t + log_env_out[hs + 1])
+        cost = n_out * (2.0 * hs + 1) + _ARRIVAL_COST * np.exp(lse_t + log_env_out[hs + 1])
     best = int(np.argmin(cost))
     # "everything inside" when that is no dearer: no outside process at all
     if n_out * n_in <= cost[best]:
@@ -212,10 +214,11 @@ def _take_k(keys, items, k, gen, thr=None):
 def _kth(keys, k):
     """k-th smallest key per row; +inf where a row knows fewer than k keys, -inf for k = 0.
 
-    One partition at the smallest rank serves every row: a partition with
-    several ranks costs several selections, and the degrees of a group differ
-    by a few links. A row of higher rank ``v`` then selects rank ``v - v0 - 1``
-    among the keys right of the shared rank ``v0`` (their minimum for ``v0 + 1``).
+    One in-place partition at a shared rank serves every row: a row of degree
+    ``k`` is prefixed by ``kmax - k`` keys of ``-inf`` and ``k - kmin`` of
+    ``+inf``, so its ``kmax``-th smallest padded key is its own ``k``-th smallest.
+    The degrees of a group differ by a few links, so the padding is narrow, and
+    one selection replaces one per distinct degree.
     """
     n, width = keys.shape
     out = np.full(n, -np.inf)
@@ -223,18 +226,17 @@ def _kth(keys, k):
     use = (k > 0) & (k <= width)
     if not use.any():
         return out
-    kk = k - 1
     rows = np.flatnonzero(use)
-    v0 = int(kk[rows].min())
-    part = np.partition(keys if rows.size == n else keys[rows], v0, axis=1)
-    rank = kk[rows] - v0
-    out[rows[rank == 0]] = part[rank == 0, v0]
-    at1 = np.flatnonzero(rank == 1)
-    if at1.size:
-        out[rows[at1]] = part[at1, v0 + 1:].min(axis=1)
-    for v in np.unique(rank[rank > 1]):
-        sel = np.flatnonzero(rank == v)
-        out[rows[sel]] = np.partition(part[sel, v0 + 1:], v - 1, axis=1)[:, v - 1]
+    kr = k[rows]
+    kmin, kmax = int(kr.min()), int(kr.max())
+    pad = kmax - kmin
+    buf = np.empty((rows.size, pad + width))
+    buf[:, pad:] = keys if rows.size == n else keys[rows]
+    if pad:
+        buf[:, :pad] = np.inf
+        buf[:, :pad][np.arange(pad)[None, :] < (kmax - kr)[:, None]] = -np.inf
+    buf.partition(kmax - 1, axis=1)
+    out[rows] = buf[:, kmax - 1]
     return out
 
 
@@ -323,17 +325,8 @@ def _chunk(js, kj, o, base, res_inv, frac_of, inside_cost, hor, outside, alpha, 
     ko, io = _first_arrivals(r, it, lt, nj, n_in)
     keys = np.concatenate([keys, ko], axis=1)
     items = np.concatenate([items, io], axis=1)
-    thr = _kth(keys, kj)
-    good = thr <= hor
-    if good.all():
-        return _take_k(keys, items, kj, gen, thr)
-    out = np.empty(int(kj.sum()), dtype=np.int64)
-    slot_good = np.repeat(good, kj)
-    out[slot_good] = _take_k(keys[good], items[good], kj[good], gen, thr[good])
-    bad = np.flatnonzero(~good)
-    out[~slot_good] = _extend(kj[bad], keys[bad], items[bad], hor[bad], outside,
-                              base[js[bad]], frac_of[js[bad]], alpha, n_in, gen)
-    return out
+    return _select(keys, items, kj, hor, False, outside, base[js], frac_of[js], alpha, n_in,
+                   gen)
 
 
 def _chunk_linear(js, kj, o, base, res_inv, frac_of, inside_cost, hor, outside, alpha, n_in,
@@ -367,18 +360,29 @@ def _chunk_linear(js, kj, o, base, res_inv, frac_of, inside_cost, hor, outside, 
     wrap = np.flatnonzero((bj + o[0] < 0) | (bj + o[-1] >= n_in))
     if wrap.size:
         items[wrap, :width] %= n_in
+    return _select(keys, items, kj, hor, True, outside, bj, frac_of[js], alpha, n_in, gen)
+
+
+def _select(keys, items, kj, hor, linear, outside, base, frac_of, alpha, n_in, gen):
+    """The ``kj`` smallest keys' items per row; rows whose k-th key lies past the horizon extend.
+
+    ``linear`` says the keys are ``E / w`` rather than their logarithms (the
+    horizon ``hor`` is always a logarithm).
+    """
     thr = _kth(keys, kj)
-    good = thr <= np.exp(hor)
+    good = thr <= (np.exp(hor) if linear else hor)
     if good.all():
         return _take_k(keys, items, kj, gen, thr)
     out = np.empty(int(kj.sum()), dtype=np.int64)
     slot_good = np.repeat(good, kj)
     out[slot_good] = _take_k(keys[good], items[good], kj[good], gen, thr[good])
     bad = np.flatnonzero(~good)
-    with np.errstate(divide="ignore"):
-        log_keys = np.log(keys[bad])
-    out[~slot_good] = _extend(kj[bad], log_keys, items[bad], hor[bad], outside,
-                              base[js[bad]], frac_of[js[bad]], alpha, n_in, gen)
+    log_keys = keys[bad]
+    if linear:
+        with np.errstate(divide="ignore"):
+            log_keys = np.log(log_keys)
+    out[~slot_good] = _extend(kj[bad], log_keys, items[bad], hor[bad], outside, base[bad],
+                              frac_of[bad], alpha, n_in, gen)
     return out
 
 
