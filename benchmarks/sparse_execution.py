@@ -2,8 +2,10 @@
 
 One full training step = forward, backward, ``optimizer.step()`` and
 ``dst.step()``, timed over whole update intervals so the topology update is
-amortised. Paper MLP 784-1568-1568-1568-10 (three sparse hidden layers, dense
-classifier), SGD with momentum 0.9, SET (gradient-free). All modes are
+amortised; at each grid point the modes' intervals are interleaved round by
+round so that drift in machine speed hits every mode alike. Paper MLP
+784-1568-1568-1568-10 (three sparse hidden layers, dense classifier), SGD
+with momentum 0.9, SET (gradient-free). All modes are
 measured in the same run; ratios are against ``masked`` and the dense FC
 network from that run.
 
@@ -117,57 +119,80 @@ def _state_bytes(model, opt, only=None, dst=None):
     return total
 
 
-def time_step(mode, density, batch, threads, sizes, update_every, repeats, rng=0):
-    """Median seconds per training step over ``repeats`` update intervals, and state bytes."""
-    torch.set_num_threads(threads)
-    model = _mlp(sizes)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    total = update_every * (repeats + 1) + 1
-    dst = None
-    if mode != "dense":
-        dst = sparsify(model, opt, method="set", density=density, total_steps=total,
-                       update_every=update_every, rng=rng, execution=mode)
-    g = torch.Generator().manual_seed(rng)
-    xs = [torch.randn(batch, sizes[0], generator=g) for _ in range(8)]
-    ys = [torch.randint(0, sizes[-1], (batch,), generator=g) for _ in range(8)]
+class _Trainer:
+    """One model in one execution mode, stepped an update interval at a time."""
 
-    def one(i):
-        opt.zero_grad(set_to_none=False)
-        nn.functional.cross_entropy(model(xs[i % 8]), ys[i % 8]).backward()
-        opt.step()
-        if dst is not None:
-            dst.step()
+    def __init__(self, mode, density, batch, sizes, update_every, repeats, rng=0):
+        self.mode, self.update_every = mode, update_every
+        self.model = _mlp(sizes)
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9)
+        total = update_every * (repeats + 1) + 1
+        self.dst = None
+        if mode != "dense":
+            self.dst = sparsify(self.model, self.opt, method="set", density=density,
+                                total_steps=total, update_every=update_every, rng=rng,
+                                execution=mode)
+        g = torch.Generator().manual_seed(rng)
+        self.xs = [torch.randn(batch, sizes[0], generator=g) for _ in range(8)]
+        self.ys = [torch.randint(0, sizes[-1], (batch,), generator=g) for _ in range(8)]
+        self.step, self.times = 0, []
 
-    step = 0
-    for _ in range(update_every):  # warm-up interval (compilation, allocator, first update)
-        one(step)
-        step += 1
-    times = []
-    for _ in range(repeats):
+    def interval(self, timed=True):
+        """``update_every`` training steps (one topology update among them)."""
         t0 = time.perf_counter()
-        for _ in range(update_every):
-            one(step)
-            step += 1
-        times.append((time.perf_counter() - t0) / update_every)
-    hidden = {n for n in dict(model.named_modules()) if n in ("0", "2", "4")}
-    layer_modes = ([dst.stats()[n]["execution"] for n in sorted(hidden)]
-                   if dst is not None else ["dense"] * 3)
-    return statistics.median(times), _state_bytes(model, opt, hidden, dst), layer_modes
+        for _ in range(self.update_every):
+            i = self.step % 8
+            self.opt.zero_grad(set_to_none=False)
+            nn.functional.cross_entropy(self.model(self.xs[i]), self.ys[i]).backward()
+            self.opt.step()
+            if self.dst is not None:
+                self.dst.step()
+            self.step += 1
+        if timed:
+            self.times.append((time.perf_counter() - t0) / self.update_every)
+
+    def result(self):
+        """Median seconds per step, state bytes of the hidden layers, and their execution."""
+        hidden = {n for n in dict(self.model.named_modules()) if n in ("0", "2", "4")}
+        layer_modes = ([self.dst.stats()[n]["execution"] for n in sorted(hidden)]
+                       if self.dst is not None else ["dense"] * 3)
+        return (statistics.median(self.times),
+                _state_bytes(self.model, self.opt, hidden, self.dst), layer_modes)
+
+
+def time_point(modes, density, batch, threads, sizes, update_every, repeats, rng=0):
+    """``{mode: (seconds per step, state bytes, layer modes)}`` at one grid point.
+
+    The modes' update intervals are interleaved round by round, in an order that
+    rotates every round, so that drift in the machine's speed (other processes,
+    frequency changes) falls on every mode alike instead of on whichever mode
+    ran in a slow minute.
+    """
+    torch.set_num_threads(threads)
+    runs = [_Trainer(m, density, batch, sizes, update_every, repeats, rng) for m in modes]
+    for r in runs:  # warm-up interval (compilation, allocator, first update)
+        r.interval(timed=False)
+    for rep in range(repeats):
+        for i in range(len(runs)):
+            runs[(rep + i) % len(runs)].interval()
+    return {r.mode: r.result() for r in runs}
 
 
 def run_grid(densities, batches, threads_list, sizes, update_every, repeats, progress=True):
     from tqdm.auto import tqdm
 
-    jobs = [(b, t, d, m) for b in batches for t in threads_list for d in densities
-            for m in MODES if not (m == "dense" and d != densities[0])]
+    points = [(b, t, d) for b in batches for t in threads_list for d in densities]
     rows, dense_ref = [], {}
-    for b, t, d, m in tqdm(jobs, desc="sparse_execution", disable=not progress):
-        sec, mem, modes = time_step(m, d, b, t, sizes, update_every, repeats)
-        if m == "dense":
-            dense_ref[(b, t)] = (sec, mem)
-            continue
-        rows.append({"mode": m, "density": d, "batch": b, "threads": t, "step_ms": 1e3 * sec,
-                     "state_mib": mem / 2**20, "layer_modes": "/".join(modes)})
+    for b, t, d in tqdm(points, desc="sparse_execution", disable=not progress):
+        modes = [m for m in MODES if not (m == "dense" and d != densities[0])]
+        for m, (sec, mem, layer_modes) in time_point(modes, d, b, t, sizes, update_every,
+                                                     repeats).items():
+            if m == "dense":
+                dense_ref[(b, t)] = (sec, mem)
+                continue
+            rows.append({"mode": m, "density": d, "batch": b, "threads": t,
+                         "step_ms": 1e3 * sec, "state_mib": mem / 2**20,
+                         "layer_modes": "/".join(layer_modes)})
     by = {(r["batch"], r["threads"], r["density"], r["mode"]): r for r in rows}
     for r in rows:
         key = (r["batch"], r["threads"], r["density"])
@@ -368,7 +393,8 @@ def main(argv=None):
             w.writeheader()
             w.writerows(rows)
     head = (f"MLP {'-'.join(map(str, sizes))}, SGD momentum 0.9, SET, dst.step() amortised "
-            f"over update_every={a.update_every}, median of {a.repeats} intervals; "
+            f"over update_every={a.update_every}, median of {a.repeats} intervals, the modes "
+            f"interleaved round by round; "
             f"torch {torch.__version__}.\n\n")
     md = ("# Sparse vs masked execution: one training step\n\n" + head + _targets(rows)
           + "\n" + _markdown(rows))
