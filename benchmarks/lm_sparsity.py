@@ -19,8 +19,11 @@ own time is in the CSV.
 
 Incremental and resumable: a row is appended to the CSV as each run finishes
 (runs already there are skipped) and an interrupted run resumes from its last
-evaluation in ``--runs-dir``. The results page and the loss-curve figure are
-rewritten after every run.
+evaluation in ``--runs-dir``. After every run the per-evaluation curves of the
+finished runs are copied into ``lm_sparsity_curves.csv`` beside the results,
+and the results page and the loss-curve figure are rewritten from the two CSVs
+(``--report`` rewrites them without running anything), so the committed page
+never depends on run directories that are not committed.
 
 Usage (the full run; ``--quick`` is a smoke test into runs/lm_sparsity_quick)::
 
@@ -34,7 +37,6 @@ import csv
 import io
 import math
 import platform
-import sys
 import time
 from pathlib import Path
 
@@ -55,6 +57,7 @@ FULL = dict(steps=2000, batch_size=16, context=128, d_model=128, n_layers=4, n_h
             eval_every=200, eval_windows=64, update_every=100)
 QUICK = dict(steps=40, batch_size=4, context=32, d_model=32, n_layers=1, n_heads=2, ffn=64,
              eval_every=20, eval_windows=4, update_every=10)
+CURVE_COLUMNS = ("method", "sparsity", "step", "tokens", "train_loss", "val_loss", "val_ppl")
 COLUMNS = ("method", "sparsity", "density", "steps", "tokens", "rng", "val_loss", "val_ppl",
            "best_val_ppl", "train_loss", "anp", "itop", "params_total", "params_nonzero",
            "train_seconds", "topology_seconds", "threads", "paper_ppl", "finished_utc")
@@ -67,9 +70,9 @@ def read_rows(path: Path) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
-def write_rows(path: Path, rows: list[dict]) -> None:
+def write_rows(path: Path, rows: list[dict], columns=COLUMNS) -> None:
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     w.writeheader()
     w.writerows(rows)
     atomic_write_text(path, buf.getvalue())
@@ -129,21 +132,41 @@ def verdicts(rows: list[dict], sparsities) -> list[str]:
     return out
 
 
-def write_figure(path: Path, runs_dir: Path, done: list[tuple[str, float, str]],
-                 sparsities) -> None:
+def update_curves(path: Path, runs_dir: Path, done: list[tuple[str, float, str]]) -> list[dict]:
+    """Per-evaluation curves of the finished runs, from their run directories into ``path``.
+
+    A run whose directory is gone keeps the rows already in ``path``.
+    """
+    old = read_rows(path)
+    rows = []
+    for method, sp, name in done:
+        metrics = rd.read_metrics(runs_dir / name / rd.METRICS, METRIC_COLUMNS)
+        if not metrics:
+            rows += [r for r in old if r["method"] == method
+                     and math.isclose(float(r["sparsity"]), sp)]
+            continue
+        rows += [{"method": method, "sparsity": sp, "step": m["step"], "tokens": m["tokens"],
+                  "train_loss": f"{m['train_loss']:.6f}", "val_loss": f"{m['val_loss']:.6f}",
+                  "val_ppl": f"{m['val_ppl']:.6f}"} for m in metrics]
+    write_rows(path, rows, CURVE_COLUMNS)
+    return rows
+
+
+def write_figure(path: Path, curves: list[dict], sparsities) -> None:
     from netshape._backend import require
 
     plt = require("matplotlib.pyplot")
     fig, axes = plt.subplots(1, len(sparsities), figsize=(5.5 * len(sparsities), 3.8),
                              layout="constrained", sharey=True, squeeze=False)
     for ax, sp in zip(axes[0], sparsities, strict=True):
-        for method, s, name in done:
-            if method != "fc" and not math.isclose(s, sp):
-                continue
-            rows = rd.read_metrics(runs_dir / name / rd.METRICS, METRIC_COLUMNS)
-            if rows:
-                ax.plot([r["tokens"] / 1e6 for r in rows], [r["val_loss"] for r in rows],
-                        marker="o", ms=3, label=method, ls="--" if method == "fc" else "-")
+        for method in METHODS:
+            s = 0.0 if method == "fc" else sp
+            pts = [r for r in curves if r["method"] == method
+                   and math.isclose(float(r["sparsity"]), s)]
+            if pts:
+                ax.plot([int(r["tokens"]) / 1e6 for r in pts],
+                        [float(r["val_loss"]) for r in pts], marker="o", ms=3, label=method,
+                        ls="--" if method == "fc" else "-")
         ax.set_title(f"{round(100 * sp)} % sparsity", fontsize="medium")
         ax.set_xlabel("tokens seen (millions)")
         ax.grid(alpha=0.3)
@@ -196,7 +219,8 @@ def write_markdown(path: Path, rows: list[dict], args, sizes: dict, command: str
               "## Verdict", "", *verdicts(rows, sps), "",
               "## Loss curves", "", f"![validation loss]({figure})", "",
               "Rows with every number, parameters and tokens: "
-              f"`{Path(args.csv).name}`; per-evaluation metrics in each run directory.", ""]
+              f"`{Path(args.csv).name}`; the validation curves: "
+              f"`{Path(args.csv).stem}_curves.csv`.", ""]
     atomic_write_text(path, "\n".join(lines))
 
 
@@ -213,10 +237,17 @@ def main(argv=None) -> int:
     p.add_argument("--runs-dir", default=None)
     p.add_argument("--csv", default=None)
     p.add_argument("--md", default=None)
+    p.add_argument("--report", action="store_true",
+                   help="rewrite the page and the figure from the CSVs; run nothing")
     p.add_argument("-q", "--quiet", action="store_true")
     args = p.parse_args(argv)
-    command = "python benchmarks/lm_sparsity.py " + " ".join(
-        sys.argv[1:] if argv is None else argv)
+    # the command that reproduces the numbers: where files go does not change them
+    command = " ".join(["python benchmarks/lm_sparsity.py", *(
+        f"--{k.replace('_', '-')} {v}" for k, v in
+        (("methods", args.methods), ("sparsities", args.sparsities), ("steps", args.steps),
+         ("threads", args.threads), ("rng", args.rng))
+        if v is not None and (k == "threads" or v != p.get_default(k)))]
+        + (["--quick"] if args.quick else []))
     sizes = dict(QUICK if args.quick else FULL)
     args.steps = args.steps or sizes["steps"]
     sizes["steps"] = args.steps
@@ -234,15 +265,25 @@ def main(argv=None) -> int:
         d.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(args.threads)
     figure = args.md.with_suffix(".png")
+    curves_csv = args.csv.with_name(args.csv.stem + "_curves.csv")
     rows = read_rows(args.csv)
     done = []
+
+    def publish():
+        curves = update_curves(curves_csv, args.runs_dir, done)
+        write_figure(figure, curves, args.sparsities)
+        write_markdown(args.md, rows, args, sizes, command, figure.name)
+
     for method, sp in plan(methods, args.sparsities):
         name = run_name(method, sp, args.steps, args.rng)
         key = (method, round(sp, 6), args.steps, args.rng)
         if any((r["method"], round(float(r["sparsity"]), 6), int(r["steps"]), int(r["rng"]))
                == key for r in rows):
-            print(f"{name}: already in {args.csv}, skipped", flush=True)
+            if not args.report:
+                print(f"{name}: already in {args.csv}, skipped", flush=True)
             done.append((method, sp, name))
+            continue
+        if args.report:
             continue
         cfg = LMConfig(method=method, density=1.0 - sp if method != "fc" else 0.5,
                        rng=args.rng, **{k: v for k, v in sizes.items()})
@@ -265,14 +306,12 @@ def main(argv=None) -> int:
         })
         done.append((method, sp, name))
         write_rows(args.csv, rows)
-        write_figure(figure, args.runs_dir, done, args.sparsities)
-        write_markdown(args.md, rows, args, sizes, command, figure.name)
+        publish()
         print(f"{name}: validation perplexity {s['val_ppl']:.3f}, density {s['density']:.4f}, "
               f"{prm['nonzero']} of {prm['total']} parameters nonzero, {s['tokens_seen']} "
               f"tokens, {time.time() - t0:.0f} s wall", flush=True)
     if done:
-        write_figure(figure, args.runs_dir, done, args.sparsities)
-        write_markdown(args.md, rows, args, sizes, command, figure.name)
+        publish()
     return 0
 
 
