@@ -42,6 +42,8 @@ from torch import nn
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
+from _fingerprint import record  # noqa: E402
+
 from netshape._atomic import atomic_path  # noqa: E402
 from netshape.torch import SparseLinear, sparsify  # noqa: E402
 
@@ -398,6 +400,9 @@ def main(argv=None):
             f"torch {torch.__version__}.\n\n")
     md = ("# Sparse vs masked execution: one training step\n\n" + head + _targets(rows)
           + "\n" + _markdown(rows))
+    if not a.quick:
+        md += (f"\nCode fingerprint: `{record('sparse_execution')[:16]}` "
+               "(benchmarks/results/fingerprints.json).\n")
     with atomic_path(os.path.join(a.out, f"{stem}.md")) as tmp:
         with open(tmp, "w") as f:
             f.write(md)
