@@ -5,8 +5,9 @@ density (decaying schedules) -> remove a fraction ``zeta`` -> percolation
 over all slots -> regrowth to exactly the scheduled link count -> new
 weights set (zero or historical) -> masks and optimizer state updated.
 
-The per-slot state lives in :mod:`netshape.torch._layer`, checkpoints and
-snapshots in :mod:`netshape.torch.persist`.
+The per-slot state lives in :mod:`netshape.torch._layer`, the schedules in
+:mod:`netshape.torch._schedule`, checkpoints and snapshots in
+:mod:`netshape.torch.persist`.
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import schedules
 from .._random import as_rng
 from .._validation import link_count
 from ..metrics import overlap_rate
 from ..sampling import choose_links, torch_generator
 from . import distributed as ddp
 from ._layer import STAT_KEYS, _Layer
+from ._schedule import ScheduleMixin
 from .components import initial_mask, keep_scores, regrowth_scores, uniform_missing
 from .groups import Slot, percolation_pairs
 from .masking import apply_mask, get_original, to_biadjacency
@@ -34,7 +35,7 @@ from .persist import PersistenceMixin
 __all__ = ["DynamicSparseTrainer", "STAT_KEYS"]
 
 
-class DynamicSparseTrainer(PersistenceMixin):
+class DynamicSparseTrainer(ScheduleMixin, PersistenceMixin):
     """Runs dynamic sparse training on a model; build it with :func:`sparsify`
     (which validates, constructs, then calls :meth:`prepare`).
 
@@ -115,37 +116,6 @@ class DynamicSparseTrainer(PersistenceMixin):
         self._itop.update(OrderedDict((n, to_biadjacency(lay.mask))
                                       for n, lay in self._layers.items()))
 
-    # ------------------------------------------------------------------ schedules
-    def density_at(self, step: int) -> float:
-        """Scheduled density at ``step`` (the value the update at ``step`` reaches)."""
-        c, T = self.config, self.total_steps
-        if c["schedule"] == "constant":
-            return self.density
-        kw = dict(start=c["decay_start"] * T, end=c["decay_end"] * T,
-                  s_init=c["initial_density"], s_final=self.density)
-        if c["schedule"] == "sigmoid":
-            return schedules.sigmoid_density(step, k=c["k"], half_length=c["half_length"], **kw)
-        if c["schedule"] == "cubic":
-            return schedules.cubic_density(step, **kw)
-        return schedules.mest_density(step, **kw)
-
-    def zeta_at(self, step: int) -> float:
-        c = self.config
-        if c["zeta_schedule"] == "cosine":
-            return schedules.cosine_zeta(step, start=0, end=c["update_until"] * self.total_steps,
-                                         zeta=c["zeta"])
-        return c["zeta"]
-
-    def delta_at(self, step: int) -> float:
-        d0, d1 = self.config["delta"]
-        return schedules.linear_ramp(step, start=0, end=self.config["delta_end"] * self.total_steps,
-                                     v_init=d0, v_final=d1)
-
-    def temperature_at(self, step: int) -> float:
-        t0, t1 = self.config["T"]
-        return schedules.linear_ramp(step, start=0, end=self.config["delta_end"] * self.total_steps,
-                                     v_init=t0, v_final=t1)
-
     def _is_update(self, step: int) -> bool:
         if not self._layers or step <= 0 or step >= self.total_steps:
             return False
@@ -168,22 +138,6 @@ class DynamicSparseTrainer(PersistenceMixin):
         for lay in self._layers.values():
             lay.pm.capture = on
             lay.pm.dense_grad = None
-
-    def steepest_cut(self) -> tuple[int, int, float, float] | None:
-        """The scheduled update that removes the largest fraction of the remaining links.
-
-        Returns ``(update, step, density_before, density_after)`` (``update``
-        counts from 1), or None when no update lowers the density.
-        """
-        d_prev, worst, best_frac = self.density_at(0), None, 0.0
-        for i, s in enumerate(range(self.update_every, self.total_steps, self.update_every), 1):
-            if s > self.config["update_until"] * self.total_steps:
-                break
-            d = self.density_at(s)
-            if d_prev > 0 and 1.0 - d / d_prev > best_frac + 1e-12:
-                best_frac, worst = 1.0 - d / d_prev, (i, s, d_prev, d)
-            d_prev = d
-        return worst
 
     # ------------------------------------------------------------------ public API
     def replaces_optimizer_step(self) -> bool:
