@@ -1,6 +1,7 @@
 """Pieces shared by the MLP runner (:mod:`netshape.train._loop`) and the LM runner
 (:mod:`netshape.lm.runner`): the run directory's life cycle, checkpoint masks,
-per-layer summaries, the ``--compare`` loop and its ``compare.json``.
+per-layer summaries, one training step's backward and optimizer/topology
+steps, the ``--compare`` loop and its ``compare.json``.
 
 A run directory is created only once the model is built and sparsified, so
 that a refused run (a layer whose density rounds to no link, say) leaves
@@ -12,15 +13,15 @@ creating it, :func:`open_run_dir` creates it afterwards, and
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import _rundir as rd
 
-__all__ = ["COMPARE", "attach_snapshots", "check_fresh_run_dir", "check_layer_links",
-           "check_methods",
-           "checkpoint_masks", "layer_summary", "open_run_dir", "read_compare", "run_methods",
-           "set_threads"]
+__all__ = ["COMPARE", "attach_snapshots", "backward_and_step", "check_fresh_run_dir",
+           "check_layer_links", "check_methods", "checkpoint_masks", "layer_summary",
+           "open_run_dir", "read_compare", "run_methods", "set_threads"]
 
 #: the file that marks a ``--compare`` directory: methods and the base config
 COMPARE = "compare.json"
@@ -79,6 +80,38 @@ def checkpoint_masks(model, dst, include: str | None = None) -> dict:
     out = {} if dst is None else {"dst": dst.state_dict()}
     out["masks"] = layer_masks(model, dst, include=include)
     return out
+
+
+def backward_and_step(loss, opt, dst) -> tuple[bool, float]:
+    """Backpropagate ``loss``, step ``opt`` and then the topology (``dst.step()``).
+
+    The optimizer step is skipped when this iteration's topology update
+    replaces it (:meth:`~netshape.torch.DynamicSparseTrainer.replaces_optimizer_step`).
+
+    Parameters
+    ----------
+    loss : torch.Tensor
+        The batch's loss, not yet backpropagated.
+    opt : torch.optim.Optimizer
+        The optimizer of the model's weights.
+    dst : DynamicSparseTrainer or None
+        The run's trainer; None for a dense (``fc``) run.
+
+    Returns
+    -------
+    changed : bool
+        Whether the topology changed.
+    seconds : float
+        Time spent inside ``dst.step()`` (0.0 without a trainer).
+    """
+    loss.backward()
+    if dst is None or not dst.replaces_optimizer_step():
+        opt.step()
+    if dst is None:
+        return False, 0.0
+    ts = time.perf_counter()
+    changed = dst.step()
+    return changed, time.perf_counter() - ts
 
 
 def layer_summary(masks: dict) -> dict:
