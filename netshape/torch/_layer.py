@@ -1,9 +1,9 @@
 """Engine state of one sparsified slot in masked execution: :class:`_Layer`.
 
 The trainer (:class:`~netshape.torch.engine.DynamicSparseTrainer`) keeps one
-per slot and reads and writes a slot only through it: the mask, the weight
-and gradient rows, the per-layer stats and the historical weights of
-``new_weights="historical"``. A sparse-executed slot is a subclass
+per slot: the slot's rows of the mask, weight and gradient inside its
+(possibly packed) parameter, the per-layer stats and the historical weights
+of ``new_weights="historical"``. A sparse-executed slot is a subclass
 (:class:`~netshape.torch._sparse_slot.SparseSlot`) with the same interface.
 """
 
