@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
 
 import pytest
@@ -13,6 +10,11 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from netshape.cli import main  # noqa: E402
+from tests.cli_runs import (  # noqa: E402
+    assert_corrupt_compare_named,
+    assert_refused,
+    interrupt_when_ready,
+)
 
 
 @pytest.fixture
@@ -92,10 +94,7 @@ def test_resume_of_a_finished_run(tmp_path, capsys, corpus):
 ])
 def test_bad_input_exits_2_before_writing(tmp_path, capsys, corpus, extra, message):
     out = tmp_path / "r"
-    assert main(["train", *quick(corpus), *extra, "-o", str(out)]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("netshape train: error:") and message in err, err
-    assert not out.exists()
+    assert_refused(capsys, ["train", *quick(corpus), *extra, "-o", str(out)], out, message)
 
 
 def test_missing_corpus_and_lm_flags_without_task(tmp_path, capsys, corpus):
@@ -134,20 +133,8 @@ def test_ctrl_c_leaves_a_resumable_checkpoint(tmp_path, corpus):
     out = tmp_path / "run"
     argv = [sys.executable, "-c", _CHILD, "train", "--method", "chts", *quick(corpus, 12),
             "--threads", "1", "-o", str(out)]
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    # pytest-xdist workers ignore SIGINT and children inherit SIG_IGN: restore the default
-    proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    try:
-        line = proc.stdout.readline()
-        assert line == "checkpoint\n", proc.stderr.read()
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, err
+    returncode, err = interrupt_when_ready(argv, "checkpoint")
+    assert returncode == 130, err
     assert f"netshape train --resume {out}" in err
     assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 4
     assert not (out / "summary.json").exists()  # interrupted between checkpoint and summary
@@ -165,16 +152,11 @@ def test_a_density_that_leaves_a_layer_empty_writes_nothing(tmp_path, capsys, co
     out = tmp_path / "r"
     method = "set" if mode == "--method" else "fc,set"
     argv = ["train", mode, method, *quick(corpus, steps=4), "-o", str(out)]
-    assert main([*argv, "--density", "1e-5"]) == 2
-    err = capsys.readouterr().err
-    assert "gives 0 links on a 16x16 layer" in err and "density of blocks.0" in err
-    assert not out.exists()
+    assert_refused(capsys, [*argv, "--density", "1e-5"], out, "gives 0 links on a 16x16 layer",
+                   "density of blocks.0")
     assert main(argv) == 0
 
 
 def test_a_corrupt_comparison_record_is_named(tmp_path, capsys):
-    for text in ('{"config": {"task": "lm"}}', '{"methods": ["set"], "config": {"task": "lm"'):
-        (tmp_path / "compare.json").write_text(text)
-        assert main(["train", "--resume", str(tmp_path), "-q"]) == 2
-        err = capsys.readouterr().err
-        assert "compare.json" in err and "Traceback" not in err, text
+    texts = ('{"config": {"task": "lm"}}', '{"methods": ["set"], "config": {"task": "lm"')
+    assert_corrupt_compare_named(capsys, tmp_path, texts)

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
 
 import pytest
@@ -15,6 +12,11 @@ torch = pytest.importorskip("torch")
 from netshape._cli.train import parse_hidden, parse_overrides  # noqa: E402
 from netshape.cli import main  # noqa: E402
 from netshape.torch import PRESETS  # noqa: E402
+from tests.cli_runs import (  # noqa: E402
+    assert_corrupt_compare_named,
+    assert_refused,
+    interrupt_when_ready,
+)
 
 QUICK = ["--hidden", "24,16", "--density", "0.3", "--epochs", "2", "--steps-per-epoch", "4",
          "-q"]
@@ -93,10 +95,7 @@ def test_resume_continues_a_run(tmp_path, capsys):
 ])
 def test_bad_input_exits_2_before_training(tmp_path, capsys, argv, message):
     out = tmp_path / "r"
-    assert main(["train", *argv, "-q", "-o", str(out)]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("netshape train: error:") and message in err
-    assert not out.exists()  # refused before any file (or the folder) is made
+    assert_refused(capsys, ["train", *argv, "-q", "-o", str(out)], out, message)
 
 
 @pytest.mark.parametrize("mode", ["--method", "--compare"])
@@ -106,19 +105,13 @@ def test_a_density_that_leaves_a_layer_empty_writes_nothing(tmp_path, capsys, mo
     out = tmp_path / "r"
     method = "set" if mode == "--method" else "fc,set"
     argv = ["train", mode, method, *QUICK, "--epochs", "1", "-o", str(out)]
-    assert main([*argv, "--density", "1e-5"]) == 2
-    err = capsys.readouterr().err
-    assert "gives 0 links on a" in err and "density of" in err
-    assert not out.exists()
+    assert_refused(capsys, [*argv, "--density", "1e-5"], out, "gives 0 links on a", "density of")
     assert main(argv) == 0
 
 
 def test_a_corrupt_comparison_record_is_named(tmp_path, capsys):
-    for text in ("{not json", '{"methods": ["fc"]}', '{"methods": "fc", "config": {}}'):
-        (tmp_path / "compare.json").write_text(text)
-        assert main(["train", "--resume", str(tmp_path), "-q"]) == 2
-        err = capsys.readouterr().err
-        assert "compare.json" in err and "Traceback" not in err, text
+    texts = ("{not json", '{"methods": ["fc"]}', '{"methods": "fc", "config": {}}')
+    assert_corrupt_compare_named(capsys, tmp_path, texts)
 
 
 def test_missing_data_and_unwritable_output(tmp_path, capsys, monkeypatch):
@@ -178,25 +171,12 @@ def test_ctrl_c_leaves_a_resumable_checkpoint(tmp_path):
     out = tmp_path / "run"
     script = tmp_path / "child.py"
     script.write_text(_TRAIN_CHILD)
-    env = dict(os.environ, OMP_NUM_THREADS="1")
     epochs = 3
     argv = [sys.executable, str(script), "train", "--method", "set", "--hidden", "24,16",
             "--density", "0.3", "--epochs", str(epochs), "--steps-per-epoch", "4", "-q",
             "--threads", "1", "-o", str(out)]
-    # pytest-xdist workers ignore SIGINT and children inherit SIG_IGN, under which Python
-    # installs no KeyboardInterrupt handler: restore the default as a terminal would have it
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    try:
-        line = proc.stdout.readline()  # blocks until the child has written its checkpoint
-        assert line.strip() == "first checkpoint written", proc.stderr.read()
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, err
+    returncode, err = interrupt_when_ready(argv, "first checkpoint written")
+    assert returncode == 130, err
     assert f"netshape train --resume {out}" in err
     ck = torch.load(out / "checkpoint.pt", weights_only=True)
     assert ck["epoch"] == 1

@@ -18,6 +18,7 @@ from netshape.lm.model import percolation_pairs  # noqa: E402
 from netshape.lm.runner import METRIC_COLUMNS  # noqa: E402
 from netshape.train import METHODS  # noqa: E402
 from netshape.train import _rundir as rd  # noqa: E402
+from tests.run_checks import assert_same_state, strip_timings  # noqa: E402
 
 LEAVES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -43,26 +44,6 @@ def tiny(corpus, method="chts", **kw) -> LMConfig:
                 val_fraction=0.25, warmup=2, iterative_warmup=2, data_dir=str(corpus), rng=3)
     base.update(kw)
     return LMConfig(**base)
-
-
-def _strip(rows):
-    return [{k: v for k, v in r.items() if "seconds" not in k} for r in rows]
-
-
-def _assert_same_state(a, b):
-    if isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor) and torch.equal(a, b)
-    elif isinstance(a, dict):
-        assert a.keys() == b.keys()
-        for k in a:
-            if "seconds" not in str(k):
-                _assert_same_state(a[k], b[k])
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b)
-        for x, y in zip(a, b, strict=True):
-            _assert_same_state(x, y)
-    else:
-        assert a == b
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -117,10 +98,10 @@ def test_interrupt_then_resume_equals_uninterrupted(tmp_path, corpus, method):
     assert not json.loads((part / "summary.json").read_text())["finished"]
     s = resume(part, progress=False)
     assert s["finished"]
-    assert _strip(rd.read_metrics(part / "metrics.csv", METRIC_COLUMNS)) == \
-        _strip(rd.read_metrics(full / "metrics.csv", METRIC_COLUMNS))
-    _assert_same_state(torch.load(part / "checkpoint.pt", weights_only=True),
-                       torch.load(full / "checkpoint.pt", weights_only=True))
+    assert strip_timings(rd.read_metrics(part / "metrics.csv", METRIC_COLUMNS)) == \
+        strip_timings(rd.read_metrics(full / "metrics.csv", METRIC_COLUMNS))
+    assert_same_state(torch.load(part / "checkpoint.pt", weights_only=True),
+                      torch.load(full / "checkpoint.pt", weights_only=True))
 
 
 def test_resume_after_layers_switched_to_sparse_execution(tmp_path, corpus):
@@ -143,10 +124,10 @@ def test_resume_after_layers_switched_to_sparse_execution(tmp_path, corpus):
     assert any(k.endswith(".indices") for k in ck["model"]), "no layer ran sparse"
     s = resume(part, progress=False)
     assert s["finished"] and s["steps_done"] == 12
-    assert _strip(rd.read_metrics(part / "metrics.csv", METRIC_COLUMNS)) == \
-        _strip(rd.read_metrics(full / "metrics.csv", METRIC_COLUMNS))
-    _assert_same_state(torch.load(part / "checkpoint.pt", weights_only=True),
-                       torch.load(full / "checkpoint.pt", weights_only=True))
+    assert strip_timings(rd.read_metrics(part / "metrics.csv", METRIC_COLUMNS)) == \
+        strip_timings(rd.read_metrics(full / "metrics.csv", METRIC_COLUMNS))
+    assert_same_state(torch.load(part / "checkpoint.pt", weights_only=True),
+                      torch.load(full / "checkpoint.pt", weights_only=True))
 
 
 def test_a_diverged_run_stops_and_says_so(tmp_path, corpus):

@@ -16,8 +16,7 @@ from netshape.train import TrainConfig, compare, resume, train  # noqa: E402
 from netshape.train import _rundir as rd  # noqa: E402
 from netshape.train._model import anp_of_chain, build_mlp, epoch_order, linear_lr  # noqa: E402
 from netshape.train._table import comparison_rows, format_markdown, format_text  # noqa: E402
-
-TIMING = ("topology_seconds", "epoch_seconds")
+from tests.run_checks import assert_same_state, strip_timings  # noqa: E402
 
 
 def tiny(method="fc", **kw) -> TrainConfig:
@@ -25,27 +24,6 @@ def tiny(method="fc", **kw) -> TrainConfig:
                 steps_per_epoch=6, rng=1)
     base.update(kw)
     return TrainConfig(**base)
-
-
-def _strip(rows):
-    return [{k: v for k, v in r.items() if k not in TIMING} for r in rows]
-
-
-def _assert_same_state(a, b):
-    """Exact equality of nested dicts / lists of tensors and plain values (timings aside)."""
-    if isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor) and torch.equal(a, b)
-    elif isinstance(a, dict):
-        assert a.keys() == b.keys()
-        for k in a:
-            if "seconds" not in str(k):  # wall-clock timings differ between any two runs
-                _assert_same_state(a[k], b[k])
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b)
-        for x, y in zip(a, b, strict=True):
-            _assert_same_state(x, y)
-    else:
-        assert a == b
 
 
 # ---------------------------------------------------------------- run directory
@@ -86,8 +64,8 @@ def test_same_seed_same_run_and_other_seed_differs(tmp_path):
     a = train(tiny(), tmp_path / "a", progress=False)
     b = train(tiny(), tmp_path / "b", progress=False)
     c = train(tiny(rng=2), tmp_path / "c", progress=False)
-    assert _strip(rd.read_metrics(tmp_path / "a" / "metrics.csv")) == \
-        _strip(rd.read_metrics(tmp_path / "b" / "metrics.csv"))
+    assert strip_timings(rd.read_metrics(tmp_path / "a" / "metrics.csv")) == \
+        strip_timings(rd.read_metrics(tmp_path / "b" / "metrics.csv"))
     assert a["test_loss"] == b["test_loss"] and a["test_loss"] != c["test_loss"]
 
 
@@ -116,10 +94,10 @@ def test_interrupt_mid_epoch_then_resume_equals_uninterrupted(tmp_path, method):
 
     s = resume(part, progress=False)
     assert s["finished"]
-    assert _strip(rd.read_metrics(part / "metrics.csv")) == \
-        _strip(rd.read_metrics(full / "metrics.csv"))
-    _assert_same_state(torch.load(part / "checkpoint.pt", weights_only=True),
-                       torch.load(full / "checkpoint.pt", weights_only=True))
+    assert strip_timings(rd.read_metrics(part / "metrics.csv")) == \
+        strip_timings(rd.read_metrics(full / "metrics.csv"))
+    assert_same_state(torch.load(part / "checkpoint.pt", weights_only=True),
+                      torch.load(full / "checkpoint.pt", weights_only=True))
 
 
 def _interrupt_after_epoch_two(run):
@@ -156,7 +134,7 @@ def test_resume_restores_metrics_rows_from_the_checkpoint(tmp_path):
     resume(run, progress=False)
     rows = rd.read_metrics(run / "metrics.csv")
     assert [r["epoch"] for r in rows] == [1, 2, 3]
-    assert _strip(rows[:2]) == _strip(before)
+    assert strip_timings(rows[:2]) == strip_timings(before)
 
 
 def test_resume_without_checkpoint_restarts_and_finished_run_is_returned(tmp_path):

@@ -15,6 +15,7 @@ import math
 from typing import Any
 
 from .._validation import check_choice, check_density, check_positive_int
+from ..train._common import check_config_keys, check_seed, check_snapshot_every
 from .model import LMShape
 
 __all__ = ["FC_LR", "DST_LR", "LMConfig", "resolve"]
@@ -79,10 +80,7 @@ class LMConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> LMConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"config has unknown keys {unknown}; allowed: {sorted(known)}")
+        check_config_keys(cls, d)
         return cls(**d)
 
     @property
@@ -124,10 +122,8 @@ def resolve(config: LMConfig) -> LMConfig:
         raise ValueError(f"zeta={c.zeta!r} is outside the allowed range (0, 1)")
     if not 0.0 < float(c.val_fraction) < 1.0:
         raise ValueError(f"val_fraction={c.val_fraction!r} is outside the allowed range (0, 1)")
-    if isinstance(c.rng, bool) or not isinstance(c.rng, int) or c.rng < 0:
-        raise ValueError(f"rng={c.rng!r} must be a non-negative integer seed")
-    if c.snapshot_every is not None and c.snapshot_every != 0:
-        c.snapshot_every = check_positive_int(c.snapshot_every, "snapshot_every")
+    check_seed(c.rng)
+    c.snapshot_every = check_snapshot_every(c.snapshot_every)
     if c.method != "fc":  # bad --set components fail now, before the run directory exists
         from ..torch import resolve_method
 

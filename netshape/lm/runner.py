@@ -270,14 +270,8 @@ def _fit(cfg: LMConfig, run: Path, corpus: Corpus, setup: _Setup, ckpt: dict | N
             # the same seed gives the same NaN on every retry
             diverged = not math.isfinite(value)
             if not diverged:
-                loss.backward()
-                if dst is None or not dst.replaces_optimizer_step():
-                    opt.step()
-                if dst is not None:
-                    ts = time.perf_counter()
-                    if dst.step():
-                        updates += 1
-                    topo_s += time.perf_counter() - ts
+                changed, seconds = common.backward_and_step(loss, opt, dst)
+                updates, topo_s = updates + int(changed), topo_s + seconds
                 sched.step()
             loss_sum, n_loss = loss_sum + value, n_loss + 1
             if on_step is not None:

@@ -18,8 +18,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ._layer import _Layer
 from ._sparse_linear import SparseLinear
-from .engine import _Layer
 from .masking import _STATE_KEYS, apply_mask, get_original
 
 __all__ = ["SparseSlot", "to_masked", "to_sparse"]

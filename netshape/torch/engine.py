@@ -4,6 +4,10 @@ Each topology update, per sparsified layer (slot): prune to the scheduled
 density (decaying schedules) -> remove a fraction ``zeta`` -> percolation
 over all slots -> regrowth to exactly the scheduled link count -> new
 weights set (zero or historical) -> masks and optimizer state updated.
+
+The per-slot state lives in :mod:`netshape.torch._layer`, the schedules in
+:mod:`netshape.torch._schedule`, checkpoints and snapshots in
+:mod:`netshape.torch.persist`.
 """
 
 from __future__ import annotations
@@ -15,96 +19,23 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
-from .. import schedules
 from .._random import as_rng
 from .._validation import link_count
 from ..metrics import overlap_rate
 from ..sampling import choose_links, torch_generator
 from . import distributed as ddp
+from ._layer import STAT_KEYS, _Layer
+from ._schedule import ScheduleMixin
 from .components import initial_mask, keep_scores, regrowth_scores, uniform_missing
 from .groups import Slot, percolation_pairs
-from .masking import Mask, apply_mask, get_original, reset_optimizer_state, to_biadjacency
+from .masking import apply_mask, get_original, to_biadjacency
 from .persist import PersistenceMixin
 
 __all__ = ["DynamicSparseTrainer", "STAT_KEYS"]
 
-#: keys of every per-layer dict in :meth:`DynamicSparseTrainer.stats`
-STAT_KEYS = ("density", "links", "target_links", "removed", "regrown", "overlap", "itop", "anp",
-             "shortfall", "seconds", "updates")
 
-
-class _Layer:
-    """Engine state of one slot."""
-
-    def __init__(self, slot: Slot, pm: Mask, param: nn.Parameter) -> None:
-        self.slot, self.pm, self.param = slot, pm, param
-        r = slot.rows
-        self.rows = r if r is not None else slice(None)
-        self.hist: torch.Tensor | None = None
-        self.stats = {k: 0 for k in STAT_KEYS}
-        self.stats["seconds"] = 0.0
-        self.stats["anp"] = self._anp()
-
-    def _anp(self) -> float:
-        # = netshape.metrics.anp({name: mask.T}) for one layer (tested), without a host copy
-        m = self.mask
-        active = int(m.any(dim=0).sum()) + int(m.any(dim=1).sum())
-        return active / (m.shape[0] + m.shape[1])
-
-    def float_mask(self) -> torch.Tensor:
-        return self.pm.float_mask(self.param.dtype)[self.rows]
-
-    @property
-    def offset(self) -> int:
-        """Flat offset of this slot's rows inside the (possibly packed) parameter."""
-        return (self.rows.start or 0) * self.slot.n_in
-
-    @property
-    def mask(self) -> torch.Tensor:
-        return self.pm.mask[self.rows]
-
-    @property
-    def weight(self) -> torch.Tensor:
-        return self.param.data[self.rows]
-
-    def grad(self) -> torch.Tensor | None:
-        g = self.pm.dense_grad
-        if g is None:
-            g = self.param.grad
-        return None if g is None else g[self.rows]
-
-    #: "masked" or "sparse" (see :mod:`netshape.torch.execution`)
-    execution = "masked"
-    execution_reason = "execution='masked'"
-
-    def links(self) -> int:
-        return int(self.mask.sum())
-
-    def enforce_mask(self) -> None:
-        """Zero the weights off the mask."""
-        self.weight.mul_(self.float_mask())
-
-    def restore_mask(self, mask: torch.Tensor) -> None:
-        self.mask.copy_(mask)
-        self.weight.mul_(self.mask.to(self.weight.dtype))
-
-    def rewire(self, optimizer, rem, reg, new: torch.Tensor, historical: bool) -> None:
-        """Write the new mask: removed weights 0, regrown ones new (historical or 0), state 0."""
-        W = self.weight.view(-1)  # a slot's rows are contiguous: a view, writes go through
-        if historical:
-            if self.hist is None:
-                self.hist = torch.zeros_like(self.weight)
-            self.hist.view(-1)[rem] = W[rem]
-        self.mask.copy_(new)
-        W[rem] = 0
-        # under "restart", a link removed and regrown in one update restarts too
-        W[reg] = self.hist.view(-1)[reg] if self.hist is not None else 0
-        reset_optimizer_state(optimizer, self.param, torch.cat([rem, reg]) + self.offset)
-
-
-class DynamicSparseTrainer(PersistenceMixin):
+class DynamicSparseTrainer(ScheduleMixin, PersistenceMixin):
     """Runs dynamic sparse training on a model; build it with :func:`sparsify`
     (which validates, constructs, then calls :meth:`prepare`).
 
@@ -185,37 +116,6 @@ class DynamicSparseTrainer(PersistenceMixin):
         self._itop.update(OrderedDict((n, to_biadjacency(lay.mask))
                                       for n, lay in self._layers.items()))
 
-    # ------------------------------------------------------------------ schedules
-    def density_at(self, step: int) -> float:
-        """Scheduled density at ``step`` (the value the update at ``step`` reaches)."""
-        c, T = self.config, self.total_steps
-        if c["schedule"] == "constant":
-            return self.density
-        kw = dict(start=c["decay_start"] * T, end=c["decay_end"] * T,
-                  s_init=c["initial_density"], s_final=self.density)
-        if c["schedule"] == "sigmoid":
-            return schedules.sigmoid_density(step, k=c["k"], half_length=c["half_length"], **kw)
-        if c["schedule"] == "cubic":
-            return schedules.cubic_density(step, **kw)
-        return schedules.mest_density(step, **kw)
-
-    def zeta_at(self, step: int) -> float:
-        c = self.config
-        if c["zeta_schedule"] == "cosine":
-            return schedules.cosine_zeta(step, start=0, end=c["update_until"] * self.total_steps,
-                                         zeta=c["zeta"])
-        return c["zeta"]
-
-    def delta_at(self, step: int) -> float:
-        d0, d1 = self.config["delta"]
-        return schedules.linear_ramp(step, start=0, end=self.config["delta_end"] * self.total_steps,
-                                     v_init=d0, v_final=d1)
-
-    def temperature_at(self, step: int) -> float:
-        t0, t1 = self.config["T"]
-        return schedules.linear_ramp(step, start=0, end=self.config["delta_end"] * self.total_steps,
-                                     v_init=t0, v_final=t1)
-
     def _is_update(self, step: int) -> bool:
         if not self._layers or step <= 0 or step >= self.total_steps:
             return False
@@ -238,22 +138,6 @@ class DynamicSparseTrainer(PersistenceMixin):
         for lay in self._layers.values():
             lay.pm.capture = on
             lay.pm.dense_grad = None
-
-    def steepest_cut(self) -> tuple[int, int, float, float] | None:
-        """The scheduled update that removes the largest fraction of the remaining links.
-
-        Returns ``(update, step, density_before, density_after)`` (``update``
-        counts from 1), or None when no update lowers the density.
-        """
-        d_prev, worst, best_frac = self.density_at(0), None, 0.0
-        for i, s in enumerate(range(self.update_every, self.total_steps, self.update_every), 1):
-            if s > self.config["update_until"] * self.total_steps:
-                break
-            d = self.density_at(s)
-            if d_prev > 0 and 1.0 - d / d_prev > best_frac + 1e-12:
-                best_frac, worst = 1.0 - d / d_prev, (i, s, d_prev, d)
-            d_prev = d
-        return worst
 
     # ------------------------------------------------------------------ public API
     def replaces_optimizer_step(self) -> bool:
@@ -478,5 +362,5 @@ class DynamicSparseTrainer(PersistenceMixin):
             rem = torch.nonzero((old & ~new).reshape(-1)).reshape(-1)
             reg = torch.nonzero((new & ~old).reshape(-1)).reshape(-1)
         lay.rewire(self.optimizer, rem, reg, new, self.config["new_weights"] == "historical")
-        lay.stats["anp"] = lay._anp()
+        lay.stats["anp"] = lay.anp()
         return bool(rem.numel() or reg.numel())

@@ -311,7 +311,7 @@ def load_sparse(model: nn.Module, optimizer: torch.optim.Optimizer, directory, *
         lay.mask.copy_(m.to(lay.mask.device))
         lay.weight.copy_(saved[id(lay.param)][lay.rows] * lay.mask.to(lay.weight.dtype))
         lay.stats["target_links"] = int(lay.mask.sum())
-        lay.stats["anp"] = lay._anp()
+        lay.stats["anp"] = lay.anp()
     dst.step_count, dst.update_count = int(meta["step"]), int(meta["updates"])
     _execution.configure(dst, requested)
     from ..metrics import ITOPTracker

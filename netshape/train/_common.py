@@ -1,6 +1,8 @@
 """Pieces shared by the MLP runner (:mod:`netshape.train._loop`) and the LM runner
 (:mod:`netshape.lm.runner`): the run directory's life cycle, checkpoint masks,
-per-layer summaries, the ``--compare`` loop and its ``compare.json``.
+per-layer summaries, one training step's backward and optimizer/topology
+steps, the config checks both runners make, the ``--compare`` loop and its
+``compare.json``.
 
 A run directory is created only once the model is built and sparsified, so
 that a refused run (a layer whose density rounds to no link, say) leaves
@@ -11,16 +13,20 @@ creating it, :func:`open_run_dir` creates it afterwards, and
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
+from .._validation import check_positive_int
 from . import _rundir as rd
 
-__all__ = ["COMPARE", "attach_snapshots", "check_fresh_run_dir", "check_layer_links",
-           "check_methods",
-           "checkpoint_masks", "layer_summary", "open_run_dir", "read_compare", "run_methods",
-           "set_threads"]
+__all__ = ["COMPARE", "attach_snapshots", "backward_and_step", "check_config_keys",
+           "check_fresh_run_dir", "check_layer_links", "check_methods", "check_seed",
+           "check_snapshot_every", "checkpoint_masks", "layer_summary", "open_run_dir",
+           "read_compare", "run_methods", "set_threads"]
 
 #: the file that marks a ``--compare`` directory: methods and the base config
 COMPARE = "compare.json"
@@ -31,9 +37,31 @@ def set_threads(threads: int | None) -> None:
     if threads is not None:
         import torch
 
-        from .._validation import check_positive_int
-
         torch.set_num_threads(check_positive_int(threads, "threads"))
+
+
+def check_config_keys(cls: type, d: dict) -> None:
+    """Refuse the keys of ``d`` that are no field of the config dataclass ``cls``
+    (a ``config.json`` of another version or runner, a typo), naming them."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ValueError(f"config has unknown keys {unknown}; allowed: {sorted(known)}")
+
+
+def check_seed(rng: Any) -> Any:
+    """``rng`` if it is a non-negative int seed (a config stores a seed, not a Generator)."""
+    if isinstance(rng, bool) or not isinstance(rng, int) or rng < 0:
+        raise ValueError(f"rng={rng!r} must be a non-negative integer seed")
+    return rng
+
+
+def check_snapshot_every(every: Any) -> Any:
+    """``snapshot_every`` checked: None (the runner's default) and 0 (no snapshots) pass
+    as they are, anything else must be a positive int."""
+    if every is not None and every != 0:
+        return check_positive_int(every, "snapshot_every")
+    return every
 
 
 def check_fresh_run_dir(output: str | os.PathLike) -> Path:
@@ -79,6 +107,38 @@ def checkpoint_masks(model, dst, include: str | None = None) -> dict:
     out = {} if dst is None else {"dst": dst.state_dict()}
     out["masks"] = layer_masks(model, dst, include=include)
     return out
+
+
+def backward_and_step(loss, opt, dst) -> tuple[bool, float]:
+    """Backpropagate ``loss``, step ``opt`` and then the topology (``dst.step()``).
+
+    The optimizer step is skipped when this iteration's topology update
+    replaces it (:meth:`~netshape.torch.DynamicSparseTrainer.replaces_optimizer_step`).
+
+    Parameters
+    ----------
+    loss : torch.Tensor
+        The batch's loss, not yet backpropagated.
+    opt : torch.optim.Optimizer
+        The optimizer of the model's weights.
+    dst : DynamicSparseTrainer or None
+        The run's trainer; None for a dense (``fc``) run.
+
+    Returns
+    -------
+    changed : bool
+        Whether the topology changed.
+    seconds : float
+        Time spent inside ``dst.step()`` (0.0 without a trainer).
+    """
+    loss.backward()
+    if dst is None or not dst.replaces_optimizer_step():
+        opt.step()
+    if dst is None:
+        return False, 0.0
+    ts = time.perf_counter()
+    changed = dst.step()
+    return changed, time.perf_counter() - ts
 
 
 def layer_summary(masks: dict) -> dict:

@@ -8,6 +8,7 @@ from typing import Any
 
 from .._validation import check_choice, check_density, check_positive_int, check_range
 from ..datasets import DATASETS
+from ._common import check_config_keys, check_seed, check_snapshot_every
 
 __all__ = ["DATASET_DEFAULTS", "TrainConfig", "methods", "resolve"]
 
@@ -79,10 +80,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"config has unknown keys {unknown}; allowed: {sorted(known)}")
+        check_config_keys(cls, d)
         d = dict(d)
         if d.get("hidden") is not None:
             d["hidden"] = tuple(d["hidden"])
@@ -117,14 +115,12 @@ def resolve(config: TrainConfig) -> TrainConfig:
     check_range(c.weight_decay, "weight_decay", 0, math.inf, hi_open=True)
     if c.zeta is not None:
         check_range(c.zeta, "zeta", 0, 1, lo_open=True, hi_open=True)
-    if isinstance(c.rng, bool) or not isinstance(c.rng, int) or c.rng < 0:
-        raise ValueError(f"rng={c.rng!r} must be a non-negative integer seed")
+    check_seed(c.rng)
     if c.steps_per_epoch is not None:
         c.steps_per_epoch = check_positive_int(c.steps_per_epoch, "steps_per_epoch")
     if c.update_every is not None:
         c.update_every = check_positive_int(c.update_every, "update_every")
-    if c.snapshot_every is not None and c.snapshot_every != 0:
-        c.snapshot_every = check_positive_int(c.snapshot_every, "snapshot_every")
+    c.snapshot_every = check_snapshot_every(c.snapshot_every)
     check_choice(c.init_scale, "init_scale", ("fan_in", "dense"))
     check_choice(c.execution, "execution", ("auto", "masked", "sparse"))
     return c

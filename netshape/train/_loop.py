@@ -243,16 +243,12 @@ def _epoch(cfg: TrainConfig, data: _Data, setup: _Setup, epoch: int, bar, postfi
         opt.zero_grad(set_to_none=True)
         out = model(xb)
         loss = F.cross_entropy(out, yb)
-        loss.backward()
-        if dst is None or not dst.replaces_optimizer_step():
-            opt.step()
-        if dst is not None:
-            ts = time.perf_counter()
-            if dst.step():
-                updates += 1
-                figs = _network_figures(dst)
-                postfix.update(_fmt_figs(figs))
-            topo_s += time.perf_counter() - ts
+        changed, seconds = common.backward_and_step(loss, opt, dst)
+        topo_s += seconds
+        if changed:
+            updates += 1
+            figs = _network_figures(dst)
+            postfix.update(_fmt_figs(figs))
         loss_sum += float(loss.detach()) * len(yb)
         correct += int((out.detach().argmax(1) == yb).sum())
         seen += len(yb)

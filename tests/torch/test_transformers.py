@@ -57,6 +57,13 @@ IDS = torch.randint(0, 64, (2, 6), generator=torch.Generator().manual_seed(0))
 SRC = torch.randn(2, 5, 16, generator=torch.Generator().manual_seed(1))
 TGT = torch.randn(2, 4, 16, generator=torch.Generator().manual_seed(2))
 
+
+def _attention(block: str, out: str = "o") -> list[tuple[str, str, str]]:
+    """The relations traced in one attention ``block`` whose projections are named
+    ``q``, ``k``, ``v`` and ``out``: query couples with key, value chains into the output."""
+    return [("couple", f"{block}.q", f"{block}.k"), ("chain", f"{block}.v", f"{block}.{out}")]
+
+
 E0, D0 = "encoder.block.0.layer", "decoder.block.0.layer"
 ENC, DEC = "encoder.layers.0", "decoder.layers.0"
 CASES = {
@@ -84,21 +91,15 @@ CASES = {
          "encoder.layer.0.attention.output.dense"),
         ("chain", "encoder.layer.0.intermediate.dense", "encoder.layer.0.output.dense")]),
     "t5": (_t5, {"input_ids": IDS, "decoder_input_ids": IDS}, [
-        ("couple", f"{E0}.0.SelfAttention.q", f"{E0}.0.SelfAttention.k"),
-        ("chain", f"{E0}.0.SelfAttention.v", f"{E0}.0.SelfAttention.o"),
+        *_attention(f"{E0}.0.SelfAttention"),
         ("chain", f"{E0}.1.DenseReluDense.wi", f"{E0}.1.DenseReluDense.wo"),
-        ("couple", f"{D0}.0.SelfAttention.q", f"{D0}.0.SelfAttention.k"),
-        ("chain", f"{D0}.0.SelfAttention.v", f"{D0}.0.SelfAttention.o"),
-        ("couple", f"{D0}.1.EncDecAttention.q", f"{D0}.1.EncDecAttention.k"),
-        ("chain", f"{D0}.1.EncDecAttention.v", f"{D0}.1.EncDecAttention.o")]),
+        *_attention(f"{D0}.0.SelfAttention"),
+        *_attention(f"{D0}.1.EncDecAttention")]),
     "nn_transformer": (_torch_transformer, (SRC, TGT), [
-        ("couple", f"{ENC}.self_attn.q", f"{ENC}.self_attn.k"),
-        ("chain", f"{ENC}.self_attn.v", f"{ENC}.self_attn.out_proj"),
+        *_attention(f"{ENC}.self_attn", "out_proj"),
         ("chain", f"{ENC}.linear1", f"{ENC}.linear2"),
-        ("couple", f"{DEC}.self_attn.q", f"{DEC}.self_attn.k"),
-        ("chain", f"{DEC}.self_attn.v", f"{DEC}.self_attn.out_proj"),
-        ("couple", f"{DEC}.multihead_attn.q", f"{DEC}.multihead_attn.k"),
-        ("chain", f"{DEC}.multihead_attn.v", f"{DEC}.multihead_attn.out_proj")]),
+        *_attention(f"{DEC}.self_attn", "out_proj"),
+        *_attention(f"{DEC}.multihead_attn", "out_proj")]),
 }
 
 CASES["llama_gqa_eager"] = CASES["llama_gqa_eager"][:2] + (CASES["llama_gqa"][2],)
