@@ -364,3 +364,39 @@ def test_kth_matches_sorting_each_row():
         before = keys.copy()
         assert np.array_equal(_kth(keys, k), expected)
         assert np.array_equal(keys, before)  # the caller's keys are not reordered
+
+
+@pytest.mark.parametrize("min_rows", [1, 7, 10**9])
+def test_degree_groups_merge_small_neighbours(min_rows, monkeypatch):
+    """Groups follow the degree order; each but the last holds at least ``min_rows`` outputs."""
+    import netshape.generators._brf_sampler as sampler
+
+    monkeypatch.setattr(sampler, "_MIN_GROUP_ROWS", min_rows)
+    k = np.random.default_rng(3).integers(0, 200, size=300)
+    g = sampler._degree_groups(k)
+    order = np.argsort(k, kind="stable")
+    assert np.all(np.diff(g[order]) >= 0)  # a group is a range of degrees
+    sizes = np.bincount(g)
+    assert np.all(sizes > 0) and np.all(sizes[:-1] >= min_rows)
+    fine = np.floor(4 * np.log2(k + 1.0))
+    if min_rows == 1:  # nothing to merge: the fine groups themselves
+        assert len(sizes) == np.unique(fine).size
+    # outputs of one fine group are never split
+    for f in np.unique(fine):
+        assert np.unique(g[fine == f]).size == 1
+
+
+@pytest.mark.parametrize("min_rows", [1, 5, 10**9])
+def test_brf_uniform_degrees_exact_under_any_grouping(min_rows, monkeypatch):
+    import netshape.generators._brf_sampler as sampler
+
+    monkeypatch.setattr(sampler, "_MIN_GROUP_ROWS", min_rows)
+    for seed in range(5):
+        A = brf(97, 160, 0.2, r=0.3, degrees="uniform", rng=seed)
+        k = np.diff(A.tocsc().indptr)
+        from netshape.generators.brf import uniform_degrees
+
+        expected = uniform_degrees(expected_links(97, 160, 0.2), 97, 160,
+                                   np.random.default_rng(seed))
+        assert np.array_equal(k, expected)
+        assert_canonical(A, (97, 160), expected_links(97, 160, 0.2))

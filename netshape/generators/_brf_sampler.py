@@ -35,6 +35,8 @@ _CHUNK_CELLS = 1 << 19  # outputs are processed in chunks of about this many key
 #: cost of one outside arrival in explicit keys (Poisson count, label search, thinning,
 #: first-arrival dedupe); measured on 4096 x 16384 at 5 %, r = 0.25
 _ARRIVAL_COST = 8.0
+#: outputs below which neighbouring degree groups are merged (see _degree_groups)
+_MIN_GROUP_ROWS = 1024
 
 
 def _offsets(n_in: int) -> tuple[np.ndarray, np.ndarray]:
@@ -240,6 +242,26 @@ def _kth(keys, k):
     return out
 
 
+def _degree_groups(k: np.ndarray) -> np.ndarray:
+    """Group label per output: degrees within a factor ``2^(1/4)``, small groups merged.
+
+    A group shares one inside window (sized for its degrees) and pays a fixed
+    cost for its tables and chunks, so neighbouring groups with few outputs
+    (uniform degrees spread the small ones thin) are merged up to
+    ``_MIN_GROUP_ROWS`` outputs.
+    """
+    fine = np.floor(4.0 * np.log2(k + 1.0)).astype(np.int64)
+    labels, counts = np.unique(fine, return_counts=True)
+    merged = np.empty(labels.size, dtype=np.int64)
+    current, rows = 0, 0
+    for i, c in enumerate(counts.tolist()):
+        if rows >= _MIN_GROUP_ROWS:  # the open group is big enough: start the next one
+            current, rows = current + 1, 0
+        merged[i] = current
+        rows += c
+    return merged[np.searchsorted(labels, fine)]
+
+
 def sample_receptive_fields(n_in: int, n_out: int, k: np.ndarray, alpha: float,
                             gen: np.random.Generator, *, half_width: int | None = None
                             ) -> tuple[np.ndarray, np.ndarray]:
@@ -271,7 +293,7 @@ def sample_receptive_fields(n_in: int, n_out: int, k: np.ndarray, alpha: float,
     out = np.empty(int(k.sum()), dtype=np.int64)
     start = np.zeros(n_out, dtype=np.int64)
     np.cumsum(k[:-1], out=start[1:])
-    group = np.floor(4.0 * np.log2(k + 1.0)).astype(np.int64)
+    group = _degree_groups(k)
     for g in np.unique(group):
         jg = np.flatnonzero(group == g)
         # outputs with the same centre fraction share inside weights: keep them adjacent
