@@ -215,7 +215,9 @@ def write_markdown(path: Path, rows: list[dict], args, sizes: dict, command: str
                      f"| {' / '.join(f'{x:.1f}' for x in topo) or '-'} |")
     lines += ["", "Validation perplexity per byte at the end of training (lower is better); "
               "`paper`: LLaMA-60M on OpenWebText (per token, so only the order compares). "
-              "FC is one dense run, shown in both columns. Seconds: one per sparsity.", "",
+              "FC is one dense run, shown in both columns. Seconds: one per sparsity, the "
+              "wall-clock time of each run (it includes any time a run was paused or shared "
+              "its core, so it is not a comparison of the methods' cost).", "",
               "## Verdict", "", *verdicts(rows, sps), "",
               "## Loss curves", "", f"![validation loss]({figure})", "",
               "Rows with every number, parameters and tokens: "
