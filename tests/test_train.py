@@ -429,3 +429,15 @@ def test_anp_of_chain_matches_peeling_on_random_chains():
         p = rng.uniform(0.05, 0.6)
         masks = [rng.random((b, a)) < p for a, b in zip(widths[:-1], widths[1:], strict=True)]
         assert anp_of_chain(masks) == pytest.approx(_anp_by_peeling(masks))
+
+
+def test_package_and_config_import_without_torch():
+    """``netshape.train`` and its config load lazily: torch is imported by the loop only."""
+    import subprocess
+    import sys
+
+    code = ("import sys, netshape.train; from netshape.train import TrainConfig, resolve; "
+            "TrainConfig(); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"

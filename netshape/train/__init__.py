@@ -11,8 +11,12 @@ learning rate), :mod:`~netshape.train._loop` (training, resuming, comparing),
 ('fc', True)
 """
 
-from ._config import DATASET_DEFAULTS, TrainConfig, resolve
-from ._loop import METHODS, compare, compare_methods_of, resume, train
+from .._lazy import lazy_exports
 
-__all__ = ["DATASET_DEFAULTS", "METHODS", "TrainConfig", "compare", "compare_methods_of",
-           "resolve", "resume", "train"]
+# the loop needs torch; the config does not: members load on first use, so
+# ``import netshape.train`` (and ``TrainConfig``) works without importing torch
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "DATASET_DEFAULTS": "_config", "TrainConfig": "_config", "resolve": "_config",
+    "METHODS": "_loop", "compare": "_loop", "compare_methods_of": "_loop",
+    "resume": "_loop", "train": "_loop",
+})
