@@ -79,6 +79,45 @@ def test_l3p_twin_is_bit_identical(kernels, ch2, monkeypatch):
         np.testing.assert_array_equal(outs[2], outs[1])
 
 
+def test_any_thread_split_is_bit_identical_to_one_serial_run(kernels):
+    # the parallel variants run the serial code on chunks of rows in threads: any number
+    # of threads (more than rows included) and any row range give the serial sums
+    serial = kernels._l3p[1]
+    for Ab in _layers(5, 25):
+        csr = sp.csr_array(Ab)
+        csc = csr.T.tocsr()
+        G, H = ch3_module._weights(Ab.astype(np.float32), False)
+        args = [np.asarray(x, np.int64) for x in (csr.indptr, csr.indices, csc.indptr,
+                                                  csc.indices)]
+        ref = np.zeros(Ab.shape, np.float32)
+        serial(*args, G, H, ref)
+        for n_threads in (2, 3, 7, 200):
+            out = np.zeros(Ab.shape, np.float32)
+            _kernels.Ranged(serial.kernel, serial.extent, n_threads)(*args, G, H, out)
+            np.testing.assert_array_equal(out, ref)
+        lo, hi = Ab.shape[0] // 3, Ab.shape[0] - Ab.shape[0] // 4
+        part = np.full(Ab.shape, -1.0, np.float32)
+        part[lo:hi] = 0.0
+        _kernels.Ranged(serial.kernel, serial.extent, 3).run((*args, G, H, part), lo, hi)
+        np.testing.assert_array_equal(part[lo:hi], ref[lo:hi])
+        assert (part[:lo] == -1.0).all() and (part[hi:] == -1.0).all()
+
+
+def test_an_error_in_a_kernel_thread_reaches_the_caller():
+    calls = []
+
+    def kernel(x, lo, hi):
+        calls.append((lo, hi))
+        if lo <= 5 < hi:
+            raise ValueError("row 5")
+
+    with pytest.raises(ValueError, match="row 5"):
+        _kernels.Ranged(kernel, lambda x: 10, 3)(None)
+    # the other threads went on with the remaining chunks: each row ran exactly once
+    rows = [r for lo, hi in calls for r in range(lo, hi)]
+    assert sorted(rows) == list(range(10))
+
+
 @pytest.mark.parametrize("ch3", [False, True], ids=["ch2", "ch3"])
 def test_dense_blas_counts_are_bit_identical_to_popcounts(kernels, ch3, monkeypatch):
     for Ab in _layers(3, 60, max_side=200):

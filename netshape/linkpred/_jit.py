@@ -109,8 +109,8 @@ def compiled(name: str, parallel: bool) -> Any:
 def pick(name: str, parallel: bool) -> Any | None:
     """The best variant ready now for a call that would like ``parallel``; None if none is.
 
-    Schedules what is missing (serial first: it compiles faster and computes the
-    same). The serial and parallel variants give identical results (rows are
+    Schedules what is missing (serial first: the parallel variant is built from
+    it). The serial and parallel variants give identical results (rows are
     independent tasks, each summed in the same order), so falling back to the
     serial one changes only the time. In eager mode the wanted variant is
     compiled here and returned.

@@ -6,11 +6,12 @@ so the numba kernels are an acceleration, never a requirement. Set the
 environment variable ``NETSHAPE_NO_NUMBA=1`` (or ``_kernels.USE_NUMBA = False``)
 to force the fallback; the test suite runs both.
 
-Each kernel is compiled for one explicit signature (:data:`SIGNATURES`), in a
-thread-parallel and a serial variant, with ``cache=True``. :func:`pick` never
-waits: it returns a variant that is compiled already or None, scheduling the
-compilation in the background (:mod:`netshape.linkpred._jit`); callers run a
-bit-identical numpy twin meanwhile.
+Each kernel is compiled once, serially, for one explicit signature
+(:data:`SIGNATURES`) with ``nogil=True`` and ``cache=True``; its parallel variant
+runs that same code on chunks of the outer loop in several threads
+(:class:`Ranged`). :func:`pick` never waits: it returns a variant that is
+compiled already or None, scheduling the compilation in the background
+(:mod:`netshape.linkpred._jit`); callers run a bit-identical numpy twin meanwhile.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+import threading
 
 import numpy as np
 
@@ -43,8 +45,8 @@ def _f(c, d, ch3):
     return num / den
 
 
-def _full_fill(X, deg, ch3):
-    for i in _prange(X.shape[0]):
+def _full_fill(X, deg, ch3, lo, hi):
+    for i in range(lo, hi):
         for j in range(X.shape[1]):
             X[i, j] = _f(X[i, j], deg[j], ch3)
 
@@ -54,13 +56,13 @@ def _popcount(x):
     return int(x).bit_count()
 
 
-def _gram_weights(B, deg, out, by_column, ch3, block):
+def _gram_weights(B, deg, out, by_column, ch3, block, lo, hi):
     # out[u, v] = f(c, deg[v] if by_column else deg[u]) with c = |N(u) ∩ N(v)| counted as
     # popcount(B[u] & B[v]) on bit-packed rows. c is symmetric: each pair is counted once
     # and both out[u, v] and out[v, u] are written.
     n, words = B.shape
     n_blocks = (n + block - 1) // block
-    for k in _prange(n_blocks):
+    for k in range(lo, hi):
         # long (early) and short (late) row blocks alternate, so equal chunks balance
         b = k // 2 if k % 2 == 0 else n_blocks - 1 - k // 2
         u0 = b * block
@@ -81,11 +83,11 @@ def _gram_weights(B, deg, out, by_column, ch3, block):
                     out[v, u] = _f(cf, deg[v], ch3)
 
 
-def _pack_columns(Ab, P):
+def _pack_columns(Ab, P, lo, hi):
     # P[j, w] bit r <- Ab[64 w + r, j]: the columns of Ab as bit rows, built from
     # contiguous reads of 64 rows at a time into one word per column
     n, m = Ab.shape
-    for w in _prange(P.shape[1]):
+    for w in range(lo, hi):
         acc = np.zeros(m, dtype=np.uint64)
         for r in range(min(64, n - 64 * w)):
             row = Ab[64 * w + r]
@@ -96,8 +98,8 @@ def _pack_columns(Ab, P):
             P[j, w] = acc[j]
 
 
-def _row_popcounts(B, out):
-    for u in _prange(B.shape[0]):
+def _row_popcounts(B, out, lo, hi):
+    for u in range(lo, hi):
         c = 0
         for w in range(B.shape[1]):
             c += _popcount(B[u, w])
@@ -119,10 +121,10 @@ def _add_data(row, indptr, indices, data, k):
         row[indices[r]] += data[r]
 
 
-def _l3p_paths(indptr, indices, t_indptr, t_indices, G, H, S):
+def _l3p_paths(indptr, indices, t_indptr, t_indices, G, H, S, lo, hi):
     # S[u, j] += G[a, j] * H[u, b] for every path u-a-b-j (u, b inputs; a, j outputs).
     # One input row per task: rows of S are disjoint, so no atomics are needed.
-    for u in _prange(indptr.size - 1):
+    for u in range(lo, hi):
         row = S[u]
         for p in range(indptr[u], indptr[u + 1]):
             Ga = G[indices[p]]
@@ -136,10 +138,11 @@ def _l3p_paths(indptr, indices, t_indptr, t_indices, G, H, S):
         _zero_links(row, indptr, indices, u)
 
 
-def _l3n_walks(indptr, indices, f_indptr, f_indices, f_data, g_indptr, g_indices, g_data, S):
+def _l3n_walks(indptr, indices, f_indptr, f_indices, f_data, g_indptr, g_indices, g_data, S,
+               lo, hi):
     # Sparse CH-L3n into a dense, zeroed S: row u gets Σ_v F[u, v] A[v, :] and
     # Σ_{k ∈ N(u)} G[k, :] (G[k, j] = F'[j, k]); rows are independent tasks.
-    for u in _prange(indptr.size - 1):
+    for u in range(lo, hi):
         row = S[u]
         for p in range(f_indptr[u], f_indptr[u + 1]):
             _add_const(row, indptr, indices, f_indices[p], f_data[p])
@@ -171,9 +174,6 @@ def pack_rows(Ab: np.ndarray) -> np.ndarray:
     return P.view(np.uint64)
 
 
-_prange = range  # replaced by numba.prange when the kernels are compiled
-
-
 def _popcount_intrinsic(nb):
     """``_popcount(x)``: LLVM's ``ctpop`` on a uint64 (one instruction, vectorised by LLVM)."""
     from numba.core import types
@@ -191,43 +191,122 @@ def _popcount_intrinsic(nb):
 
 _I64 = "int64[::1]"
 #: the one signature each kernel is compiled for (callers pass exactly these types; a
-#: dispatcher with explicit signatures compiles nothing more at call time)
+#: dispatcher with explicit signatures compiles nothing more at call time). Every kernel
+#: ends in ``lo, hi``: the part of its outer loop (rows, row blocks, words) it runs
 SIGNATURES = {
-    "fill": "void(float32[:, ::1], float32[::1], boolean)",
-    "gram": "void(uint64[:, ::1], float32[::1], float32[:, :], boolean, boolean, int64)",
-    "pack_columns": "void(boolean[:, ::1], uint64[:, ::1])",
-    "row_popcounts": "void(uint64[:, ::1], float32[::1])",
+    "fill": "void(float32[:, ::1], float32[::1], boolean, int64, int64)",
+    "gram": "void(uint64[:, ::1], float32[::1], float32[:, :], boolean, boolean, int64, "
+            "int64, int64)",
+    "pack_columns": "void(boolean[:, ::1], uint64[:, ::1], int64, int64)",
+    "row_popcounts": "void(uint64[:, ::1], float32[::1], int64, int64)",
     "l3p": f"void({_I64}, {_I64}, {_I64}, {_I64}, float32[:, ::1], float32[:, ::1], "
-           "float32[:, ::1])",
+           "float32[:, ::1], int64, int64)",
     "l3n": f"void({_I64}, {_I64}, {_I64}, {_I64}, float32[::1], {_I64}, {_I64}, float32[::1], "
-           "float32[:, ::1])",
+           "float32[:, ::1], int64, int64)",
 }
 _SOURCES = {"fill": _full_fill, "gram": _gram_weights, "pack_columns": _pack_columns,
             "row_popcounts": _row_popcounts, "l3p": _l3p_paths, "l3n": _l3n_walks}
+#: length of each kernel's outer loop, from the arguments a caller passes
+_EXTENTS = {
+    "fill": lambda X, *_: X.shape[0],
+    "gram": lambda B, deg, out, by_column, ch3, block: -(-B.shape[0] // block),
+    "pack_columns": lambda Ab, P: P.shape[1],
+    "row_popcounts": lambda B, out: B.shape[0],
+    "l3p": lambda indptr, *_: indptr.size - 1,
+    "l3n": lambda indptr, *_: indptr.size - 1,
+}
 
 
 @functools.cache
 def _numba_globals() -> dict:
-    global _prange
     import numba as nb
 
-    _prange = nb.prange
     inline = nb.njit(inline="always")
     return dict(globals(), _f=inline(_f), _popcount=_popcount_intrinsic(nb),
                 _zero_links=inline(_zero_links), _add_const=inline(_add_const),
                 _add_data=inline(_add_data))
 
 
+def threads() -> int:
+    """Threads a parallel kernel call uses: ``NUMBA_NUM_THREADS`` if set, else the usable CPUs."""
+    env = os.environ.get("NUMBA_NUM_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+#: chunks of the outer loop per thread: threads take the next chunk when done, so
+#: rows of uneven cost still spread evenly
+_CHUNKS_PER_THREAD = 4
+
+
+class Ranged:
+    """A compiled kernel run over its whole outer loop, in this thread or split over threads.
+
+    The kernels are compiled serially with ``nogil=True``; a parallel call hands
+    disjoint chunks of the outer loop (rows, row blocks) to ``n_threads`` Python
+    threads. Each outer index writes its own outputs and sums in the order a serial
+    run does, so every split gives bit-identical results. Threads rather than
+    numba's ``parallel=True``: the parallel pipeline compiles for about a second
+    more per kernel and the serial code is what both would run.
+    """
+
+    def __init__(self, kernel, extent, n_threads: int) -> None:
+        self.kernel, self.extent, self.n_threads = kernel, extent, n_threads
+
+    def __call__(self, *args) -> None:
+        self.run(args, 0, int(self.extent(*args)))
+
+    def run(self, args: tuple, lo: int, hi: int) -> None:
+        """The outer indices ``lo:hi`` only (the other outputs are left as they are)."""
+        n = hi - lo
+        n_threads = min(self.n_threads, n)
+        if n_threads <= 1:
+            self.kernel(*args, lo, hi)
+            return
+        bounds = np.linspace(lo, hi, min(n, _CHUNKS_PER_THREAD * n_threads) + 1).astype(np.int64)
+        chunks = iter(range(bounds.size - 1))  # shared: next() is atomic under the GIL
+        errors: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                for c in chunks:
+                    self.kernel(*args, int(bounds[c]), int(bounds[c + 1]))
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                errors.append(exc)
+
+        helpers = [threading.Thread(target=work, name="netshape-kernel", daemon=True)
+                   for _ in range(n_threads - 1)]
+        for t in helpers:
+            t.start()
+        work()
+        for t in helpers:
+            t.join()
+        if errors:
+            raise errors[0]
+
+
 def build(name: str, parallel: bool):
-    """Compile (or load from numba's on-disk cache) one variant of one kernel."""
+    """Compile (or load from numba's on-disk cache) one kernel; ``parallel``: its threaded run.
+
+    Both variants run the same serial machine code (the parallel one splits the
+    outer loop over threads, see :class:`Ranged`), so the parallel variant costs
+    no compilation of its own.
+    """
+    if parallel:
+        return Ranged(_jit.compiled(name, False).kernel, _EXTENTS[name], threads())
     import numba as nb
 
     fn, g = _SOURCES[name], _numba_globals()
-    # distinct names keep numba's on-disk cache entries of the two variants apart
-    qual = fn.__name__ + ("_parallel" if parallel else "_serial")
+    # a distinct name keeps numba's on-disk cache entry apart from earlier versions
+    qual = fn.__name__ + "_ranged"
     code = fn.__code__.replace(co_name=qual, co_qualname=qual)
     clone = type(fn)(code, g, qual)
-    return nb.njit(SIGNATURES[name], parallel=parallel, cache=True)(clone)
+    kernel = nb.njit(SIGNATURES[name], nogil=True, cache=True)(clone)
+    return Ranged(kernel, _EXTENTS[name], 1)
 
 
 _jit.set_builder(build)
@@ -251,17 +330,23 @@ def pick(name: str, work: int, threshold: int = PARALLEL_MIN_WORK):
     """
     if not numba_available():
         return None
-    return _jit.pick(name, work >= threshold)
+    parallel = work >= threshold
+    kernel = _jit.pick(name, parallel)
+    if kernel is not None and parallel:
+        kernel = _jit.compiled(name, True)  # no wait: it only wraps the serial code
+    return kernel
 
 
 def compiled_for(name: str, work: int, threshold: int = PARALLEL_MIN_WORK):
     """The compiled kernel for ``work``, compiling the serial variant here if none is ready.
 
-    For calls big enough that waiting for the compiler beats running a twin;
-    the parallel variant, when wanted, keeps compiling in the background.
+    For calls big enough that waiting for the compiler beats running a twin.
     """
     kernel = pick(name, work, threshold)
-    return _jit.compiled(name, False) if kernel is None else kernel
+    if kernel is None:
+        _jit.compiled(name, False)
+        kernel = _jit.compiled(name, work >= threshold)
+    return kernel
 
 
 class _Pair:

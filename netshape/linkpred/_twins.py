@@ -71,17 +71,29 @@ def l3n_walks(indptr, indices, f_indptr, f_indices, f_data, g_indptr, g_indices,
         _zero_links(S, indptr, indices, u0, u1)
 
 
-def l3p_paths(indptr, indices, t_indptr, t_indices, G, H, S):
-    """Twin of the ``l3p`` kernel: ``S[u, j] += G[a, j] H[u, b]`` over paths ``u-a-b-j``."""
+def l3p_row_terms(indptr, indices, t_indptr, t_indices) -> np.ndarray:
+    """Terms (walk steps) of each input row of the ``l3p`` kernel."""
+    deg = np.diff(indptr)
+    # per first link (u, a): Σ over b ∈ N(a) of deg(b), minus the b = u step
+    t_cum = np.concatenate([[0], np.cumsum(deg[t_indices])])
+    owners = np.repeat(np.arange(indptr.size - 1), deg)
+    per_link = t_cum[t_indptr[indices + 1]] - t_cum[t_indptr[indices]] - deg[owners]
+    return _per_row(indptr, per_link)
+
+
+def l3p_paths(indptr, indices, t_indptr, t_indices, G, H, S, lo=0, hi=None):
+    """Twin of the ``l3p`` kernel: ``S[u, j] += G[a, j] H[u, b]`` over paths ``u-a-b-j``.
+
+    Rows ``lo:hi`` only (all rows by default), as the kernel's ``lo, hi``.
+    """
+    hi = indptr.size - 1 if hi is None else hi
     n_out = S.shape[1]
     flat = S.reshape(-1)
     deg = np.diff(indptr)
     t_deg = np.diff(t_indptr)
-    # terms per first link (u, a): Σ over b ∈ N(a) of deg(b), minus the b = u step
-    t_cum = np.concatenate([[0], np.cumsum(deg[t_indices])])
     owners = np.repeat(np.arange(indptr.size - 1), deg)
-    per_link = t_cum[t_indptr[indices + 1]] - t_cum[t_indptr[indices]] - deg[owners]
-    for u0, u1 in _row_blocks(_per_row(indptr, per_link)):
+    for u0, u1 in _row_blocks(l3p_row_terms(indptr, indices, t_indptr, t_indices)[lo:hi]):
+        u0, u1 = u0 + lo, u1 + lo
         p = np.arange(indptr[u0], indptr[u1])
         a = indices[p]
         u = owners[p]
