@@ -441,3 +441,15 @@ def test_package_and_config_import_without_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_lm_config_and_shape_import_without_torch():
+    """``LMConfig`` and ``LMShape`` are plain data: building them imports no torch."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from netshape.lm import LMConfig, LMShape; "
+            "LMConfig(); LMShape().validated(); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"

@@ -17,7 +17,7 @@ from .._lazy import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "Corpus": "data", "load_corpus": "data",
-    "Decoder": "model", "LMShape": "model", "build_decoder": "model",
+    "Decoder": "model", "LMShape": "shape", "build_decoder": "model",
     "percolation_pairs": "model",
     "LMConfig": "config", "resolve": "config",
     "compare": "runner", "resume": "runner", "train": "runner",

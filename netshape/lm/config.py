@@ -16,7 +16,7 @@ from typing import Any
 
 from .._validation import check_choice, check_density, check_positive_int
 from ..train._common import check_config_keys, check_seed, check_snapshot_every
-from .model import LMShape
+from .shape import LMShape
 
 __all__ = ["FC_LR", "DST_LR", "LMConfig", "resolve"]
 
