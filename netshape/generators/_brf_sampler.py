@@ -425,4 +425,4 @@ def _extend(kj, keys, items, hor, outside, base, frac_of, alpha, n_in, gen):
         hor = new_hor
         thr = _kth(keys, kj)
         if np.all(thr <= hor):
-            return _take_k(keys, items, kj, gen)
+            return _take_k(keys, items, kj, gen, thr)
