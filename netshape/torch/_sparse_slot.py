@@ -150,9 +150,12 @@ def _set_module(model: nn.Module, name: str, module: nn.Module) -> None:
     setattr(model.get_submodule(parent) if parent else model, leaf, module)
 
 
-def to_sparse(dst, name: str) -> None:
-    """Switch layer ``name`` of ``dst`` from masked to sparse execution (weights, state kept)."""
-    lay = dst._layers[name]
+def to_sparse(lay, model: nn.Module, optimizer):
+    """The sparse-execution record of masked layer ``lay`` (weights, optimizer state kept).
+
+    Swaps the module in ``model`` and the parameter in ``optimizer``; the
+    engine keeps the returned record in place of ``lay``.
+    """
     mod, slot = lay.slot.module, lay.slot
     mask = lay.mask.clone()
     original = get_original(mod, "weight")
@@ -166,19 +169,18 @@ def to_sparse(dst, name: str) -> None:
     if mod.bias is not None:
         sp.bias = mod.bias  # the same Parameter: the optimizer keeps it
     idx = sp.indices
-    _swap_param(dst.optimizer, original, sp.values, lambda t: t.reshape(-1)[idx].clone())
+    _swap_param(optimizer, original, sp.values, lambda t: t.reshape(-1)[idx].clone())
     sp.to(original.device)
-    _set_module(dst.model, name, sp)
+    _set_module(model, slot.name, sp)
     slot.module = sp
     new = SparseSlot(slot, sp)
     new.hist, new.stats = lay.hist, lay.stats
     new.execution = "sparse"
-    dst._layers[name] = new
+    return new
 
 
-def to_masked(dst, name: str) -> None:
-    """Switch layer ``name`` of ``dst`` from sparse back to masked execution."""
-    lay = dst._layers[name]
+def to_masked(lay, model: nn.Module, optimizer):
+    """The masked-execution record of sparse layer ``lay`` (the inverse of :func:`to_sparse`)."""
     sp, slot = lay.module, lay.slot
     mask = lay.mask.clone()
     lin = sp.to_linear()
@@ -195,12 +197,12 @@ def to_masked(dst, name: str) -> None:
         out[idx] = t
         return out.view(original.shape)
 
-    _swap_param(dst.optimizer, sp.values, original, scatter)
-    _set_module(dst.model, name, lin)
+    _swap_param(optimizer, sp.values, original, scatter)
+    _set_module(model, slot.name, lin)
     slot.module = lin
     new = _Layer(slot, pm, original)
     new.hist, new.stats = lay.hist, lay.stats
     new.execution = "masked"
-    dst._layers[name] = new
+    return new
 
 

@@ -60,6 +60,7 @@ class DynamicSparseTrainer(ScheduleMixin, PersistenceMixin):
         self._layers: OrderedDict[str, _Layer] = OrderedDict()
         self._pairs = pairs
         self._slots = slots
+        self._execution = "masked"
         from ..metrics import ITOPTracker
 
         self._itop = ITOPTracker()
@@ -107,8 +108,53 @@ class DynamicSparseTrainer(ScheduleMixin, PersistenceMixin):
             lay.stats["target_links"] = int(lay.mask.sum())
         from . import execution as _execution
 
-        _execution.clear_masked_state(self)
-        _execution.configure(self, execution)
+        _execution.clear_masked_state(self.optimizer, self._layers.values())
+        self._set_execution(execution)
+        self._track_itop()
+        self._arm_capture()
+
+    def _set_execution(self, execution: str) -> None:
+        """Pick each layer's mode (:func:`~netshape.torch.execution.choose`), convert it."""
+        self._execution = execution
+        if self._pairs is None and self._slots:
+            # inferred from the module types now: a SparseLinear is not an nn.Linear
+            self._pairs = percolation_pairs(self._slots)
+        self._reselect(force=True)
+
+    def _reselect(self, force: bool = False) -> None:
+        """Re-apply the execution rule to every layer (densities move under decay).
+
+        Under ``torch.distributed`` only the initial choice is made: swapping a
+        parameter would invalidate the DDP reducer's buckets.
+        """
+        from . import execution as _execution
+
+        if not force and (self._execution != "auto" or ddp.is_distributed()):
+            return
+        decaying = self.config["schedule"] != "constant"
+        for name, lay in list(self._layers.items()):
+            self._layers[name] = _execution.reselected(lay, self._execution, decaying,
+                                                       self.model, self.optimizer)
+
+    @torch.no_grad()
+    def _adopt_topology(self, masks: dict[str, torch.Tensor], weights: dict[int, torch.Tensor],
+                        step: int, updates: int, execution: str) -> None:
+        """Continue from saved masks (:func:`~netshape.torch.load_sparse` calls this).
+
+        ``masks`` maps every layer name to its ``(out, in)`` mask, ``weights``
+        the ``id`` of each parameter to its loaded values; the layers are
+        written in masked mode, then converted to ``execution``.
+        """
+        for n, lay in self._layers.items():
+            lay.mask.copy_(masks[n].to(lay.mask.device))
+            lay.weight.copy_(weights[id(lay.param)][lay.rows] * lay.mask.to(lay.weight.dtype))
+            lay.stats["target_links"] = int(lay.mask.sum())
+            lay.stats["anp"] = lay.anp()
+        self.step_count, self.update_count = int(step), int(updates)
+        self._set_execution(execution)
+        from ..metrics import ITOPTracker
+
+        self._itop = ITOPTracker()
         self._track_itop()
         self._arm_capture()
 
@@ -126,7 +172,8 @@ class DynamicSparseTrainer(ScheduleMixin, PersistenceMixin):
     def _remask_needed(self) -> bool:
         from .execution import remask_needed
 
-        return remask_needed(self)
+        return remask_needed(self.optimizer, self._layers.values(),
+                             getattr(self, "always_remask", False))
 
     def _needs_grad(self) -> bool:
         c = self.config
@@ -201,9 +248,7 @@ class DynamicSparseTrainer(ScheduleMixin, PersistenceMixin):
         changed = False
         if self._is_update(self.step_count):
             changed = self._update()
-            from .execution import reselect
-
-            reselect(self)  # "auto": a decaying density may cross the threshold
+            self._reselect()  # "auto": a decaying density may cross the threshold
         self._arm_capture()
         return changed
 

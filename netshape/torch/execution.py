@@ -146,38 +146,22 @@ def check(slots, execution: str, decaying: bool = False) -> None:
             choose(execution, s, 0.0, w.dtype, w.device, decaying)
 
 
-def configure(dst, execution: str) -> None:
-    """Pick each layer's mode (:func:`choose`) and convert the sparse ones."""
-    from .groups import percolation_pairs
+def reselected(lay, execution: str, decaying: bool, model: nn.Module, optimizer):
+    """``lay`` in the mode the rule picks now (:func:`choose`), converted if that changed.
 
-    dst._execution = execution
-    if dst._pairs is None and dst._slots:
-        # inferred from the module types now: a SparseLinear is not an nn.Linear
-        dst._pairs = percolation_pairs(dst._slots)
-    reselect(dst, force=True)
-
-
-def reselect(dst, force: bool = False) -> None:
-    """Re-apply the rule to every layer (after an update: densities move under decay).
-
-    Under ``torch.distributed`` only the initial choice is made: swapping a
-    parameter would invalidate the DDP reducer's buckets.
+    Returns the layer record to keep: ``lay`` itself, or the record of the
+    converted layer (weights and optimizer state carried over). Its
+    ``execution_reason`` says why the mode was picked.
     """
-    from . import distributed as ddp
-
-    execution = getattr(dst, "_execution", "masked")
-    if not force and (execution != "auto" or ddp.is_distributed()):
-        return
-    for name, lay in list(dst._layers.items()):
-        density = lay.links() / (lay.slot.n_in * lay.slot.n_out)
-        p = lay.param
-        mode, why = choose(execution, lay.slot, density, p.dtype, p.device,
-                           dst.config["schedule"] != "constant")
-        if mode == "sparse" and not isinstance(lay, SparseSlot):
-            to_sparse(dst, name)
-        elif mode == "masked" and isinstance(lay, SparseSlot):
-            to_masked(dst, name)
-        dst._layers[name].execution_reason = why
+    density = lay.links() / (lay.slot.n_in * lay.slot.n_out)
+    p = lay.param
+    mode, why = choose(execution, lay.slot, density, p.dtype, p.device, decaying)
+    if mode == "sparse" and not isinstance(lay, SparseSlot):
+        lay = to_sparse(lay, model, optimizer)
+    elif mode == "masked" and isinstance(lay, SparseSlot):
+        lay = to_masked(lay, model, optimizer)
+    lay.execution_reason = why
+    return lay
 
 
 #: optimizers that keep a zero weight with zero gradient and zero state exactly zero
@@ -185,7 +169,7 @@ def reselect(dst, force: bool = False) -> None:
 SAFE_OPTIMIZERS = (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW)
 
 
-def remask_needed(dst) -> bool:
+def remask_needed(optimizer, layers, always_remask: bool = False) -> bool:
     """True when ``dst.step()`` must re-zero the masked weights of this step.
 
     The engine keeps masked weights and their optimizer state at zero and the
@@ -194,11 +178,11 @@ def remask_needed(dst) -> bool:
     another optimizer class, optimizer step hooks, or gradient hooks on the
     weight; then the weights are re-multiplied by the mask after every step,
     as a safety net. Set ``dst.always_remask = True`` to force it (e.g. when
-    the training loop writes weights itself).
+    the training loop writes weights itself). ``layers``: the engine's layer records.
     """
-    if getattr(dst, "always_remask", False):
+    if always_remask:
         return True
-    opt = dst.optimizer
+    opt = optimizer
     if type(opt) not in SAFE_OPTIMIZERS:
         return True
     from torch.optim import optimizer as _o
@@ -206,7 +190,7 @@ def remask_needed(dst) -> bool:
     if (opt._optimizer_step_pre_hooks or opt._optimizer_step_post_hooks
             or _o._global_optimizer_pre_hooks or _o._global_optimizer_post_hooks):
         return True
-    for lay in dst._layers.values():
+    for lay in layers:
         p = lay.param
         if lay.execution == "masked" and (p._backward_hooks or getattr(
                 p, "_post_accumulate_grad_hooks", None)):
@@ -214,12 +198,12 @@ def remask_needed(dst) -> bool:
     return False
 
 
-def clear_masked_state(dst) -> None:
+def clear_masked_state(optimizer, layers) -> None:
     """Zero the optimizer state of masked layers off their masks (state from before sparsify)."""
     from .masking import reset_optimizer_state
 
-    for lay in dst._layers.values():
+    for lay in layers:
         if lay.execution == "masked":
             full = torch.zeros(lay.param.shape, dtype=torch.bool, device=lay.param.device)
             full[lay.rows] = ~lay.mask
-            reset_optimizer_state(dst.optimizer, lay.param, full)
+            reset_optimizer_state(optimizer, lay.param, full)

@@ -300,25 +300,15 @@ def load_sparse(model: nn.Module, optimizer: torch.optim.Optimizer, directory, *
     # sparsify() zeroes weights off its initial masks: keep the loaded values
     saved = {id(p): p.detach().clone() for p in model.parameters()}
     dst = sparsify(model, optimizer, execution="masked", **kw)
-    if set(masks) != set(dst._layers):
+    current = dst.masks
+    if set(masks) != set(current):
         raise ValueError(f"{directory!s}: saved layers {sorted(masks)} do not match the model's "
-                         f"sparsified layers {sorted(dst._layers)}")
-    for n, lay in dst._layers.items():
-        m = masks[n]
-        if tuple(m.shape) != tuple(lay.mask.shape):
+                         f"sparsified layers {sorted(current)}")
+    for n, m in masks.items():
+        if tuple(m.shape) != tuple(current[n].shape):
             raise ValueError(f"{directory!s}: mask of {n!r} has shape {tuple(m.shape)}, the "
-                             f"layer {tuple(lay.mask.shape)}")
-        lay.mask.copy_(m.to(lay.mask.device))
-        lay.weight.copy_(saved[id(lay.param)][lay.rows] * lay.mask.to(lay.weight.dtype))
-        lay.stats["target_links"] = int(lay.mask.sum())
-        lay.stats["anp"] = lay.anp()
-    dst.step_count, dst.update_count = int(meta["step"]), int(meta["updates"])
-    _execution.configure(dst, requested)
-    from ..metrics import ITOPTracker
-
-    dst._itop = ITOPTracker()
-    dst._track_itop()
-    dst._arm_capture()
+                             f"layer {tuple(current[n].shape)}")
+    dst._adopt_topology(masks, saved, meta["step"], meta["updates"], requested)
     return dst
 
 

@@ -67,7 +67,8 @@ class PersistenceMixin:
         for n, mode in sd.get("execution", {}).items():
             lay = self._layers.get(n)
             if lay is not None and lay.execution != mode:
-                (to_sparse if mode == "sparse" else to_masked)(self, n)
+                convert = to_sparse if mode == "sparse" else to_masked
+                self._layers[n] = convert(lay, self.model, self.optimizer)
 
     def save(self, path) -> None:
         """Write :meth:`state_dict` to ``path`` atomically (``torch.save``, temp + rename)."""

@@ -14,7 +14,6 @@ from netshape.torch.execution import (  # noqa: E402
     AUTO_MAX_DENSITY,
     AUTO_MIN_SIZE,
     export_dense,
-    remask_needed,
 )
 
 
@@ -193,7 +192,7 @@ def test_export_dense_matches_sparse_outputs():
 
 def test_masked_skips_remask_only_when_safe():
     model, opt, dst, _, _ = _run("set", "masked", 30)
-    assert not remask_needed(dst)
+    assert not dst._remask_needed()
     for n, m in dst.masks.items():  # off-mask weights stayed exactly zero without re-masking
         w = model.get_submodule(n).parametrizations.weight.original
         assert bool((w[~m] == 0).all())
@@ -210,7 +209,7 @@ def test_masked_skips_remask_only_when_safe():
     opt = Noisy(model.parameters(), lr=0.01)
     dst = sparsify(model, opt, method="set", density=0.2, total_steps=10, update_every=5,
                    rng=0, execution="masked")
-    assert remask_needed(dst)
+    assert dst._remask_needed()
     x, y = _batch(0)
     nn.functional.cross_entropy(model(x), y).backward()
     opt.step()
@@ -223,9 +222,9 @@ def test_masked_skips_remask_only_when_safe():
     sgd = torch.optim.SGD(model.parameters(), lr=0.1)
     dst = sparsify(model, sgd, method="set", density=0.2, execution="masked", total_steps=10)
     handle = sgd.register_step_post_hook(lambda *a: None)
-    assert remask_needed(dst)
+    assert dst._remask_needed()
     handle.remove()
-    assert not remask_needed(dst)
+    assert not dst._remask_needed()
 
 
 def test_auto_threshold_is_the_same_for_any_thread_count():

@@ -228,12 +228,12 @@ def test_conversions_keep_hooks_training_flag_and_frozen_weight():
     handle = model[0].register_forward_hook(lambda m, a, o: seen.append(o.shape))
     model[0].parametrizations.weight.original.requires_grad_(False)
     model.eval()
-    to_sparse(dst, "0")
+    dst._layers["0"] = to_sparse(dst._layers["0"], model, opt)
     sp = model[0]
     assert isinstance(sp, SparseLinear) and not sp.training and not sp.values.requires_grad
     model(torch.randn(2, 16))
     assert seen == [(2, 24)]
-    to_masked(dst, "0")
+    dst._layers["0"] = to_masked(dst._layers["0"], model, opt)
     lin = model[0]
     assert not lin.training
     assert not lin.parametrizations.weight.original.requires_grad
