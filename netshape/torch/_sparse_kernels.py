@@ -43,34 +43,28 @@ _ENV_NO_NUMBA = "NETSHAPE_SPARSE_NO_NUMBA"
 
 
 @functools.cache
-def _numba_kernels():
-    """Compile (or load from cache) the numba kernels; None when numba is missing.
+def _numba_kernels(np_t) -> tuple | None:
+    """Compile (or load from cache) the numba kernels of one dtype; None without numba.
 
-    Returns ``{np.float32: (fwd, bwd), np.float64: (fwd, bwd)}``: one
+    Returns ``(fwd, bwd, zero)`` for ``np_t`` (numpy float32 or float64): one
     specialisation per dtype, so the dot products accumulate in the input's
-    own precision (a float64 accumulator would halve the SIMD width).
+    own precision (a float64 accumulator would halve the SIMD width). Each dtype
+    is compiled when first used: a float32 model never waits for float64 code.
     """
     try:
         import numba as nb
     except ImportError:
         return None
-    import numpy as np
 
     # reassociation and FMA contraction only (vectorised sums): no no-NaN/no-inf assumptions,
     # so NaN and inf propagate as in the dense product
     jit = functools.partial(nb.njit, cache=True, fastmath={"reassoc", "contract"}, nogil=True,
                             boundscheck=False)
-    out = {}
-    for np_t, nb_t in ((np.float32, nb.float32), (np.float64, nb.float64)):
-        idx, vec, mat = nb.int64[::1], nb_t[::1], nb_t[:, ::1]
-        zero = np_t(0)
-        out[np_t] = (
-            jit(nb.void(idx, idx, vec, mat, mat))(_fwd_py),
-            jit(nb.void(idx, idx, vec, mat, mat, mat, vec, nb.boolean, nb.boolean, nb_t))(
-                _bwd_py),
-            zero,
-        )
-    return out
+    nb_t = nb.from_dtype(np_t)
+    idx, vec, mat = nb.int64[::1], nb_t[::1], nb_t[:, ::1]
+    return (jit(nb.void(idx, idx, vec, mat, mat))(_fwd_py),
+            jit(nb.void(idx, idx, vec, mat, mat, mat, vec, nb.boolean, nb.boolean, nb_t))(_bwd_py),
+            np_t(0))
 
 
 def _fwd_py(rowptr, col, val, xt, yt):  # pragma: no cover - compiled by numba
@@ -111,15 +105,21 @@ def _np_dtypes() -> dict:
 _NP = _np_dtypes()
 
 
+@functools.cache
 def has_numba() -> bool:
-    """True when the numba kernels are available (numba installed)."""
-    return _numba_kernels() is not None
+    """True when numba is installed (checked without importing it or compiling anything)."""
+    import importlib.util
+
+    return importlib.util.find_spec("numba") is not None
 
 
 def use_numba(t: torch.Tensor) -> bool:
-    """True when the CPU numba kernels handle tensor ``t`` (else the torch path)."""
+    """True when the CPU numba kernels handle tensor ``t`` (else the torch path).
+
+    Compiles (or loads) the kernels of ``t``'s dtype on the first call for it.
+    """
     return (t.device.type == "cpu" and os.environ.get(_ENV_NO_NUMBA, "") in ("", "0")
-            and has_numba())
+            and t.dtype in _NP and has_numba() and _numba_kernels(_NP[t.dtype]) is not None)
 
 
 def forward(x2: torch.Tensor, val: torch.Tensor, rowptr: torch.Tensor, col: torch.Tensor,
@@ -128,7 +128,7 @@ def forward(x2: torch.Tensor, val: torch.Tensor, rowptr: torch.Tensor, col: torc
     if use_numba(x2):
         xt = x2.t().contiguous()  # no copy when x2 is itself a transposed view
         yt = torch.zeros(n_out, x2.shape[0], dtype=x2.dtype)
-        fwd = _numba_kernels()[_NP[x2.dtype]][0]
+        fwd = _numba_kernels(_NP[x2.dtype])[0]
         fwd(rowptr.numpy(), col.numpy(), val.numpy(), xt.numpy(), yt.numpy())
         return yt.t()
     prod = x2.index_select(1, col) * val
@@ -146,7 +146,7 @@ def backward(x2: torch.Tensor, g2: torch.Tensor, val: torch.Tensor, rowptr: torc
         gt = g2.t().contiguous()
         dxt = torch.zeros(n_in if want_x else 0, x2.shape[0], dtype=x2.dtype)
         dval = torch.empty(val.shape[0] if want_v else 0, dtype=x2.dtype)
-        _, bwd, zero = _numba_kernels()[_NP[x2.dtype]]
+        _, bwd, zero = _numba_kernels(_NP[x2.dtype])
         bwd(rowptr.numpy(), col.numpy(), val.numpy(), xt.numpy(), gt.numpy(), dxt.numpy(),
             dval.numpy(), want_x, want_v, zero)
         return (dxt.t() if want_x else None), (dval if want_v else None)
