@@ -246,3 +246,14 @@ def test_a_kernel_that_cannot_compile_stays_refused(monkeypatch):
         with pytest.raises(TypeError, match="no such signature"):
             _jit.compiled("probe", False)
     assert calls == ["probe"]
+
+
+def test_kernel_threads_follow_numba_num_threads(monkeypatch):
+    import os
+
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    monkeypatch.setenv("NUMBA_NUM_THREADS", "3")
+    assert _kernels.threads() == 3
+    for unset in ("", "0", "two"):
+        monkeypatch.setenv("NUMBA_NUM_THREADS", unset)
+        assert _kernels.threads() == max(1, usable)
