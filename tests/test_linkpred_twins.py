@@ -62,15 +62,19 @@ def test_l3n_twin_is_bit_identical(kernels, ch3, monkeypatch):
         np.testing.assert_array_equal(outs[2], outs[1])
 
 
+def _l3p_args(Ab, ch2):
+    csr = sp.csr_array(Ab)
+    csc = csr.T.tocsr()
+    G, H = ch3_module._weights(Ab.astype(np.float32), ch2)
+    return [np.asarray(x, np.int64) for x in (csr.indptr, csr.indices, csc.indptr,
+                                              csc.indices)], G, H
+
+
 @pytest.mark.parametrize("ch2", [False, True], ids=["ch3", "ch2"])
 def test_l3p_twin_is_bit_identical(kernels, ch2, monkeypatch):
     monkeypatch.setattr(_twins, "_BLOCK_TERMS", 113)
     for Ab in _layers(2, 60):
-        csr = sp.csr_array(Ab)
-        csc = csr.T.tocsr()
-        G, H = ch3_module._weights(Ab.astype(np.float32), ch2)
-        args = [np.asarray(x, np.int64) for x in (csr.indptr, csr.indices, csc.indptr,
-                                                  csc.indices)]
+        args, G, H = _l3p_args(Ab, ch2)
         outs = [np.zeros(Ab.shape, np.float32) for _ in range(3)]
         _twins.l3p_paths(*args, G, H, outs[0])
         kernels._l3p[1](*args, G, H, outs[1])
@@ -84,11 +88,7 @@ def test_any_thread_split_is_bit_identical_to_one_serial_run(kernels):
     # of threads (more than rows included) and any row range give the serial sums
     serial = kernels._l3p[1]
     for Ab in _layers(5, 25):
-        csr = sp.csr_array(Ab)
-        csc = csr.T.tocsr()
-        G, H = ch3_module._weights(Ab.astype(np.float32), False)
-        args = [np.asarray(x, np.int64) for x in (csr.indptr, csr.indices, csc.indptr,
-                                                  csc.indices)]
+        args, G, H = _l3p_args(Ab, False)
         ref = np.zeros(Ab.shape, np.float32)
         serial(*args, G, H, ref)
         for n_threads in (2, 3, 7, 200):

@@ -431,25 +431,17 @@ def test_anp_of_chain_matches_peeling_on_random_chains():
         assert anp_of_chain(masks) == pytest.approx(_anp_by_peeling(masks))
 
 
-def test_package_and_config_import_without_torch():
-    """``netshape.train`` and its config load lazily: torch is imported by the loop only."""
+@pytest.mark.parametrize("code", [
+    # netshape.train and its config load lazily: torch is imported by the loop only
+    "import netshape.train; from netshape.train import TrainConfig, resolve; TrainConfig()",
+    # LMConfig and LMShape are plain data
+    "from netshape.lm import LMConfig, LMShape; LMConfig(); LMShape().validated()",
+], ids=["train", "lm"])
+def test_configs_import_without_torch(code):
     import subprocess
     import sys
 
-    code = ("import sys, netshape.train; from netshape.train import TrainConfig, resolve; "
-            "TrainConfig(); print('torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
-    assert out.stdout.strip() == "False"
-
-
-def test_lm_config_and_shape_import_without_torch():
-    """``LMConfig`` and ``LMShape`` are plain data: building them imports no torch."""
-    import subprocess
-    import sys
-
-    code = ("import sys; from netshape.lm import LMConfig, LMShape; "
-            "LMConfig(); LMShape().validated(); print('torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", f"import sys; {code}; "
+                          "print('torch' in sys.modules)"], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
