@@ -11,6 +11,16 @@ import math
 import numpy as np
 
 
+def random_layers(seed: int, count: int, max_side: int, max_density: float = 0.7):
+    """``count`` random boolean layers of random shapes up to ``max_side`` and densities."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(count):
+        n_in, n_out = rng.integers(1, max_side, size=2)
+        out.append(rng.random((n_in, n_out)) < rng.uniform(0.005, max_density))
+    return out
+
+
 def _sets(A):
     A = np.asarray(A) != 0
     n_in, n_out = A.shape

@@ -3,6 +3,7 @@
 The first calls of a process run numpy twins while numba compiles in the
 background (netshape.linkpred._jit); these tests pin that the choice can never
 change a result, and that the engine rules do not depend on what is compiled.
+(The ch3_l3p walk needs no numba: tests/test_linkpred_l3p_walk.py.)
 """
 
 from __future__ import annotations
@@ -12,20 +13,26 @@ import importlib
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from test_linkpred_reference import random_layers
 
-from netshape.linkpred import _dense, _jit, _kernels, _sparse, _twins, ch2_l3n, ch3_l3p, choose_path
+from netshape.linkpred import (
+    _dense,
+    _jit,
+    _kernels,
+    _sparse,
+    _threads,
+    _twins,
+    ch2_l3n,
+    ch3_l3p,
+    choose_path,
+)
 from netshape.linkpred._ch3_l3p import choose_engine
 
 ch3_module = importlib.import_module("netshape.linkpred._ch3_l3p")
 
 
 def _layers(seed: int, count: int, max_side: int = 90):
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(count):
-        n_in, n_out = rng.integers(1, max_side, size=2)
-        out.append(rng.random((n_in, n_out)) < rng.uniform(0.005, 0.7))
-    return out
+    return random_layers(seed, count, max_side)
 
 
 @pytest.fixture(scope="module")
@@ -62,47 +69,6 @@ def test_l3n_twin_is_bit_identical(kernels, ch3, monkeypatch):
         np.testing.assert_array_equal(outs[2], outs[1])
 
 
-def _l3p_args(Ab, ch2):
-    csr = sp.csr_array(Ab)
-    csc = csr.T.tocsr()
-    G, H = ch3_module._weights(Ab.astype(np.float32), ch2)
-    return [np.asarray(x, np.int64) for x in (csr.indptr, csr.indices, csc.indptr,
-                                              csc.indices)], G, H
-
-
-@pytest.mark.parametrize("ch2", [False, True], ids=["ch3", "ch2"])
-def test_l3p_twin_is_bit_identical(kernels, ch2, monkeypatch):
-    monkeypatch.setattr(_twins, "_BLOCK_TERMS", 113)
-    for Ab in _layers(2, 60):
-        args, G, H = _l3p_args(Ab, ch2)
-        outs = [np.zeros(Ab.shape, np.float32) for _ in range(3)]
-        _twins.l3p_paths(*args, G, H, outs[0])
-        kernels._l3p[1](*args, G, H, outs[1])
-        kernels._l3p[0](*args, G, H, outs[2])
-        np.testing.assert_array_equal(outs[0], outs[1])
-        np.testing.assert_array_equal(outs[2], outs[1])
-
-
-def test_any_thread_split_is_bit_identical_to_one_serial_run(kernels):
-    # the parallel variants run the serial code on chunks of rows in threads: any number
-    # of threads (more than rows included) and any row range give the serial sums
-    serial = kernels._l3p[1]
-    for Ab in _layers(5, 25):
-        args, G, H = _l3p_args(Ab, False)
-        ref = np.zeros(Ab.shape, np.float32)
-        serial(*args, G, H, ref)
-        for n_threads in (2, 3, 7, 200):
-            out = np.zeros(Ab.shape, np.float32)
-            _kernels.Ranged(serial.kernel, serial.extent, n_threads)(*args, G, H, out)
-            np.testing.assert_array_equal(out, ref)
-        lo, hi = Ab.shape[0] // 3, Ab.shape[0] - Ab.shape[0] // 4
-        part = np.full(Ab.shape, -1.0, np.float32)
-        part[lo:hi] = 0.0
-        _kernels.Ranged(serial.kernel, serial.extent, 3).run((*args, G, H, part), lo, hi)
-        np.testing.assert_array_equal(part[lo:hi], ref[lo:hi])
-        assert (part[:lo] == -1.0).all() and (part[hi:] == -1.0).all()
-
-
 def test_an_error_in_a_kernel_thread_reaches_the_caller():
     calls = []
 
@@ -112,7 +78,7 @@ def test_an_error_in_a_kernel_thread_reaches_the_caller():
             raise ValueError("row 5")
 
     with pytest.raises(ValueError, match="row 5"):
-        _kernels.Ranged(kernel, lambda x: 10, 3)(None)
+        _threads.Ranged(kernel, lambda x: 10, 3)(None)
     # the other threads went on with the remaining chunks: each row ran exactly once
     rows = [r for lo, hi in calls for r in range(lo, hi)]
     assert sorted(rows) == list(range(10))
@@ -155,7 +121,7 @@ def test_public_results_do_not_depend_on_what_is_compiled(kernels, monkeypatch):
     calls = [lambda A: ch2_l3n(A, method="dense"), lambda A: ch2_l3n(A, method="sparse"),
              lambda A: ch3_l3p(A, engine="numba")]
     for key in [("gram", False), ("pack_columns", False), ("row_popcounts", False),
-                ("l3n", False), ("l3p", False)]:
+                ("l3n", False)]:
         _jit.compiled(*key)
     warm = [[f(A) for f in calls] for A in layers]
     monkeypatch.setattr(_kernels, "pick", lambda *a, **k: None)
@@ -253,7 +219,7 @@ def test_kernel_threads_follow_numba_num_threads(monkeypatch):
 
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     monkeypatch.setenv("NUMBA_NUM_THREADS", "3")
-    assert _kernels.threads() == 3
+    assert _threads.threads() == 3
     for unset in ("", "0", "two"):
         monkeypatch.setenv("NUMBA_NUM_THREADS", unset)
-        assert _kernels.threads() == max(1, usable)
+        assert _threads.threads() == max(1, usable)

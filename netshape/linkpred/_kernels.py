@@ -9,9 +9,11 @@ to force the fallback; the test suite runs both.
 Each kernel is compiled once, serially, for one explicit signature
 (:data:`SIGNATURES`) with ``nogil=True`` and ``cache=True``; its parallel variant
 runs that same code on chunks of the outer loop in several threads
-(:class:`Ranged`). :func:`pick` never waits: it returns a variant that is
-compiled already or None, scheduling the compilation in the background
-(:mod:`netshape.linkpred._jit`); callers run a bit-identical numpy twin meanwhile.
+(:class:`~netshape.linkpred._threads.Ranged`). :func:`pick` never waits: it
+returns a variant that is compiled already or None, scheduling the compilation
+in the background (:mod:`netshape.linkpred._jit`); callers run a bit-identical
+numpy twin meanwhile. The ``ch3_l3p`` path walk, which has no fast twin, is
+built without numba (:mod:`netshape.linkpred._l3p_walk`).
 """
 
 from __future__ import annotations
@@ -19,11 +21,11 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
-import threading
 
 import numpy as np
 
 from . import _jit
+from ._threads import Ranged, threads
 
 #: switched off by NETSHAPE_NO_NUMBA=1 or by tests that exercise the fallback
 USE_NUMBA = os.environ.get("NETSHAPE_NO_NUMBA", "") in ("", "0")
@@ -121,23 +123,6 @@ def _add_data(row, indptr, indices, data, k):
         row[indices[r]] += data[r]
 
 
-def _l3p_paths(indptr, indices, t_indptr, t_indices, G, H, S, lo, hi):
-    # S[u, j] += G[a, j] * H[u, b] for every path u-a-b-j (u, b inputs; a, j outputs).
-    # One input row per task: rows of S are disjoint, so no atomics are needed.
-    for u in range(lo, hi):
-        row = S[u]
-        for p in range(indptr[u], indptr[u + 1]):
-            Ga = G[indices[p]]
-            a = indices[p]
-            for q in range(t_indptr[a], t_indptr[a + 1]):
-                b = t_indices[q]
-                if b != u:
-                    h = H[u, b]
-                    for r in range(indptr[b], indptr[b + 1]):
-                        row[indices[r]] += Ga[indices[r]] * h
-        _zero_links(row, indptr, indices, u)
-
-
 def _l3n_walks(indptr, indices, f_indptr, f_indices, f_data, g_indptr, g_indices, g_data, S,
                lo, hi):
     # Sparse CH-L3n into a dense, zeroed S: row u gets Σ_v F[u, v] A[v, :] and
@@ -199,20 +184,17 @@ SIGNATURES = {
             "int64, int64)",
     "pack_columns": "void(boolean[:, ::1], uint64[:, ::1], int64, int64)",
     "row_popcounts": "void(uint64[:, ::1], float32[::1], int64, int64)",
-    "l3p": f"void({_I64}, {_I64}, {_I64}, {_I64}, float32[:, ::1], float32[:, ::1], "
-           "float32[:, ::1], int64, int64)",
     "l3n": f"void({_I64}, {_I64}, {_I64}, {_I64}, float32[::1], {_I64}, {_I64}, float32[::1], "
            "float32[:, ::1], int64, int64)",
 }
 _SOURCES = {"fill": _full_fill, "gram": _gram_weights, "pack_columns": _pack_columns,
-            "row_popcounts": _row_popcounts, "l3p": _l3p_paths, "l3n": _l3n_walks}
+            "row_popcounts": _row_popcounts, "l3n": _l3n_walks}
 #: length of each kernel's outer loop, from the arguments a caller passes
 _EXTENTS = {
     "fill": lambda X, *_: X.shape[0],
     "gram": lambda B, deg, out, by_column, ch3, block: -(-B.shape[0] // block),
     "pack_columns": lambda Ab, P: P.shape[1],
     "row_popcounts": lambda B, out: B.shape[0],
-    "l3p": lambda indptr, *_: indptr.size - 1,
     "l3n": lambda indptr, *_: indptr.size - 1,
 }
 
@@ -227,74 +209,12 @@ def _numba_globals() -> dict:
                 _add_data=inline(_add_data))
 
 
-def threads() -> int:
-    """Threads a parallel kernel call uses: ``NUMBA_NUM_THREADS`` if set, else the usable CPUs."""
-    env = os.environ.get("NUMBA_NUM_THREADS", "").strip()
-    if env.isdigit() and int(env) > 0:
-        return int(env)
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
-#: chunks of the outer loop per thread: threads take the next chunk when done, so
-#: rows of uneven cost still spread evenly
-_CHUNKS_PER_THREAD = 4
-
-
-class Ranged:
-    """A compiled kernel run over its whole outer loop, in this thread or split over threads.
-
-    The kernels are compiled serially with ``nogil=True``; a parallel call hands
-    disjoint chunks of the outer loop (rows, row blocks) to ``n_threads`` Python
-    threads. Each outer index writes its own outputs and sums in the order a serial
-    run does, so every split gives bit-identical results. Threads rather than
-    numba's ``parallel=True``: the parallel pipeline compiles for about a second
-    more per kernel and the serial code is what both would run.
-    """
-
-    def __init__(self, kernel, extent, n_threads: int) -> None:
-        self.kernel, self.extent, self.n_threads = kernel, extent, n_threads
-
-    def __call__(self, *args) -> None:
-        self.run(args, 0, int(self.extent(*args)))
-
-    def run(self, args: tuple, lo: int, hi: int) -> None:
-        """The outer indices ``lo:hi`` only (the other outputs are left as they are)."""
-        n = hi - lo
-        n_threads = min(self.n_threads, n)
-        if n_threads <= 1:
-            self.kernel(*args, lo, hi)
-            return
-        bounds = np.linspace(lo, hi, min(n, _CHUNKS_PER_THREAD * n_threads) + 1).astype(np.int64)
-        chunks = iter(range(bounds.size - 1))  # shared: next() is atomic under the GIL
-        errors: list[BaseException] = []
-
-        def work() -> None:
-            try:
-                for c in chunks:
-                    self.kernel(*args, int(bounds[c]), int(bounds[c + 1]))
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-                errors.append(exc)
-
-        helpers = [threading.Thread(target=work, name="netshape-kernel", daemon=True)
-                   for _ in range(n_threads - 1)]
-        for t in helpers:
-            t.start()
-        work()
-        for t in helpers:
-            t.join()
-        if errors:
-            raise errors[0]
-
-
 def build(name: str, parallel: bool):
     """Compile (or load from numba's on-disk cache) one kernel; ``parallel``: its threaded run.
 
     Both variants run the same serial machine code (the parallel one splits the
-    outer loop over threads, see :class:`Ranged`), so the parallel variant costs
-    no compilation of its own.
+    outer loop over threads, see :class:`~netshape.linkpred._threads.Ranged`), so
+    the parallel variant costs no compilation of its own.
     """
     if parallel:
         return Ranged(_jit.compiled(name, False).kernel, _EXTENTS[name], threads())
@@ -364,7 +284,6 @@ class _Kernels:
 
     _gram = _Pair("gram")
     _fill = _Pair("fill")
-    _l3p = _Pair("l3p")
     _l3n = _Pair("l3n")
     _pack_columns = _Pair("pack_columns")
 
@@ -374,9 +293,6 @@ class _Kernels:
 
     def full_fill(self, X, deg, ch3):
         self._pick(self._fill, X.size)(X, deg, ch3)
-
-    def l3p_paths(self, work, *args):
-        self._pick(self._l3p, work)(*args)
 
     def l3n_walks(self, work, *args):
         self._pick(self._l3n, work)(*args)

@@ -1,11 +1,10 @@
-"""Numpy twins of the walking kernels: the same float32 sums in the same order, no compilation.
+"""Numpy twin of the walking kernel: the same float32 sums in the same order, no compilation.
 
-The numba kernels :func:`~netshape.linkpred._kernels._l3n_walks` and
-:func:`~netshape.linkpred._kernels._l3p_paths` add, for each input row, a
-sequence of float32 terms into the row's entries. ``np.add.at`` applies
+The numba kernel :func:`~netshape.linkpred._kernels._l3n_walks` adds, for each
+input row, a sequence of float32 terms into the row's entries. ``np.add.at`` applies
 unbuffered additions in the order of its index array, so listing the very same
-terms in the very same order gives bit-identical sums: these twins stand in for
-a kernel that is still compiling (see :mod:`netshape.linkpred._jit`) at the
+terms in the very same order gives bit-identical sums: the twin stands in for
+the kernel while it compiles (see :mod:`netshape.linkpred._jit`) at the
 cost of materialising the terms, a block of rows at a time.
 """
 
@@ -68,45 +67,4 @@ def l3n_walks(indptr, indices, f_indptr, f_indices, f_data, g_indptr, g_indices,
         owner = np.repeat(np.repeat(np.arange(u0, u1), np.diff(indptr[u0:u1 + 1])), n)
         r = _ragged(g_indptr[k], n)
         np.add.at(flat, owner * n_out + g_indices[r], g_data[r])
-        _zero_links(S, indptr, indices, u0, u1)
-
-
-def l3p_row_terms(indptr, indices, t_indptr, t_indices) -> np.ndarray:
-    """Terms (walk steps) of each input row of the ``l3p`` kernel."""
-    deg = np.diff(indptr)
-    # per first link (u, a): Σ over b ∈ N(a) of deg(b), minus the b = u step
-    t_cum = np.concatenate([[0], np.cumsum(deg[t_indices])])
-    owners = np.repeat(np.arange(indptr.size - 1), deg)
-    per_link = t_cum[t_indptr[indices + 1]] - t_cum[t_indptr[indices]] - deg[owners]
-    return _per_row(indptr, per_link)
-
-
-def l3p_paths(indptr, indices, t_indptr, t_indices, G, H, S, lo=0, hi=None):
-    """Twin of the ``l3p`` kernel: ``S[u, j] += G[a, j] H[u, b]`` over paths ``u-a-b-j``.
-
-    Rows ``lo:hi`` only (all rows by default), as the kernel's ``lo, hi``.
-    """
-    hi = indptr.size - 1 if hi is None else hi
-    n_out = S.shape[1]
-    flat = S.reshape(-1)
-    deg = np.diff(indptr)
-    t_deg = np.diff(t_indptr)
-    owners = np.repeat(np.arange(indptr.size - 1), deg)
-    for u0, u1 in _row_blocks(l3p_row_terms(indptr, indices, t_indptr, t_indices)[lo:hi]):
-        u0, u1 = u0 + lo, u1 + lo
-        p = np.arange(indptr[u0], indptr[u1])
-        a = indices[p]
-        u = owners[p]
-        q = _ragged(t_indptr[a], t_deg[a])  # (u, a, b) in the kernel's order
-        ua = np.repeat(np.arange(p.size), t_deg[a])
-        b = t_indices[q]
-        keep = b != u[ua]
-        ua, b = ua[keep], b[keep]
-        uu, aa = u[ua], a[ua]
-        h = H[uu, b]
-        n = deg[b]
-        r = _ragged(indptr[b], n)
-        j = indices[r]
-        step = np.repeat(np.arange(b.size), n)
-        np.add.at(flat, uu[step] * n_out + j, G[aa[step], j] * h[step])
         _zero_links(S, indptr, indices, u0, u1)

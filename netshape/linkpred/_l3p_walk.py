@@ -1,0 +1,206 @@
+"""The CH-L3p path walk as machine code built with llvmlite, ready in milliseconds.
+
+Every other compiled kernel of :mod:`netshape.linkpred` is numba code with a
+fast numpy twin to run while numba compiles (:mod:`netshape.linkpred._jit`).
+The path walk has no such twin: materialising its terms costs about 15x the
+walk, while a fresh process pays about a second before a numba kernel runs
+(``import numba``, starting its compiler, compiling). So this one loop nest is
+written as LLVM IR and built with llvmlite, numba's own LLVM binding (installed
+with the ``fast`` extra): importing it and building the kernel take about
+0.1 s, and nothing is cached on disk. The kernel is the loop of the definition,
+for the input rows ``lo:hi``::
+
+    for u in range(lo, hi):
+        for p in range(indptr[u], indptr[u + 1]):          # first link u - a
+            a = indices[p]
+            for q in range(t_indptr[a], t_indptr[a + 1]):  # second link a - b
+                b = t_indices[q]
+                if b != u:
+                    h = H[u, b]
+                    for r in range(indptr[b], indptr[b + 1]):  # third link b - j
+                        j = indices[r]
+                        S[u, j] += G[a, j] * h
+        S[u, indices[indptr[u]:indptr[u + 1]]] = 0       # existing links score 0
+
+with IEEE float32 products and sums in exactly this order (no fused
+multiply-add, no reassociation), so a plain Python loop over ``np.float32``
+values gives the same bits. The call releases the GIL: rows run on several
+threads (:class:`~netshape.linkpred._threads.Ranged`) with the same result.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import importlib.util
+import threading
+
+import numpy as np
+
+from . import _kernels
+from ._threads import Ranged, threads
+
+_lock = threading.Lock()
+_built: list = []  # [(execution engine, ctypes function)] once built; the engine keeps the code
+
+
+def available() -> bool:
+    """Whether the compiled walk can be used: llvmlite installed, compiled kernels not disabled."""
+    return _kernels.USE_NUMBA and _has_llvmlite()
+
+
+@functools.cache
+def _has_llvmlite() -> bool:
+    return importlib.util.find_spec("llvmlite") is not None
+
+
+def _loop(b, ir, start, stop, body, name: str) -> None:
+    """Emit ``for i in range(start, stop): body(b, i)`` at the builder's position."""
+    i64 = ir.IntType(64)
+    before = b.block
+    head = b.append_basic_block(name + ".head")
+    inner = b.append_basic_block(name + ".body")
+    after = b.append_basic_block(name + ".end")
+    b.branch(head)
+    b.position_at_end(head)
+    i = b.phi(i64, name)
+    i.add_incoming(start, before)
+    b.cbranch(b.icmp_signed("<", i, stop), inner, after)
+    b.position_at_end(inner)
+    body(b, i)
+    i.add_incoming(b.add(i, ir.Constant(i64, 1)), b.block)
+    b.branch(head)
+    b.position_at_end(after)
+
+
+def _module_ir() -> str:
+    """The walk as LLVM IR text: ``l3p_walk(indptr, indices, t_indptr, t_indices, G, H, S,
+    n_in, n_out, lo, hi)``, every array a pointer to C-contiguous data."""
+    from llvmlite import ir
+
+    i64, f32 = ir.IntType(64), ir.FloatType()
+    p64, pf = i64.as_pointer(), f32.as_pointer()
+    module = ir.Module(name="netshape_l3p_walk")
+    signature = ir.FunctionType(ir.VoidType(), [p64, p64, p64, p64, pf, pf, pf, i64, i64, i64,
+                                                i64])
+    fn = ir.Function(module, signature, name="l3p_walk")
+    indptr, indices, t_indptr, t_indices, G, H, S, n_in, n_out, lo, hi = fn.args
+    S.add_attribute("noalias")  # the caller's fresh output: no other argument points into it
+    one = ir.Constant(i64, 1)
+
+    def at(b, ptr, i):
+        return b.load(b.gep(ptr, [i], inbounds=True))
+
+    def row(b, u):
+        S_u = b.gep(S, [b.mul(u, n_out)], inbounds=True)
+        H_u = b.gep(H, [b.mul(u, n_in)], inbounds=True)
+        p0, p1 = at(b, indptr, u), at(b, indptr, b.add(u, one))
+
+        def first_link(b, p):
+            a = at(b, indices, p)
+            G_a = b.gep(G, [b.mul(a, n_out)], inbounds=True)
+
+            def second_link(b, q):
+                v = at(b, t_indices, q)
+                walk, skip = b.append_basic_block("walk"), b.append_basic_block("skip")
+                b.cbranch(b.icmp_signed("!=", v, u), walk, skip)
+                b.position_at_end(walk)
+                h = at(b, H_u, v)
+
+                def third_link(b, r):
+                    j = at(b, indices, r)
+                    s = b.gep(S_u, [j], inbounds=True)
+                    b.store(b.fadd(b.load(s), b.fmul(at(b, G_a, j), h)), s)
+
+                _loop(b, ir, at(b, indptr, v), at(b, indptr, b.add(v, one)), third_link, "r")
+                b.branch(skip)
+                b.position_at_end(skip)
+
+            _loop(b, ir, at(b, t_indptr, a), at(b, t_indptr, b.add(a, one)), second_link, "q")
+
+        _loop(b, ir, p0, p1, first_link, "p")
+
+        def zero(b, p):
+            b.store(ir.Constant(f32, 0.0), b.gep(S_u, [at(b, indices, p)], inbounds=True))
+
+        _loop(b, ir, p0, p1, zero, "z")
+
+    builder = ir.IRBuilder(fn.append_basic_block("entry"))
+    _loop(builder, ir, lo, hi, row, "u")
+    builder.ret_void()
+    return str(module)
+
+
+def _build():
+    import llvmlite.binding as llvm
+
+    try:
+        llvm.initialize()  # needed before llvmlite 0.44; later versions raise instead
+    except RuntimeError:
+        pass
+    llvm.initialize_native_target()
+    llvm.initialize_native_asmprinter()
+    try:
+        features = llvm.get_host_cpu_features().flatten()
+    except RuntimeError:  # not reported on some platforms: generic code for the CPU name
+        features = ""
+    machine = llvm.Target.from_default_triple().create_target_machine(
+        cpu=llvm.get_host_cpu_name(), features=features, opt=3)
+    module = llvm.parse_assembly(_module_ir())
+    module.verify()
+    engine = llvm.create_mcjit_compiler(module, machine)
+    engine.finalize_object()
+    address = engine.get_function_address("l3p_walk")
+    P, I = ctypes.c_void_p, ctypes.c_int64
+    # CFUNCTYPE (not PYFUNCTYPE): ctypes releases the GIL for the call
+    return engine, ctypes.CFUNCTYPE(None, P, P, P, P, P, P, P, I, I, I, I)(address)
+
+
+def kernel():
+    """The compiled walk (built in this thread on the first call, then reused)."""
+    if not _built:
+        with _lock:
+            if not _built:
+                _built.append(_build())
+    return _built[0][1]
+
+
+def _check(indptr, indices, t_indptr, t_indices, G, H, S) -> tuple[int, int]:
+    """Refuse arrays the machine code would read or write out of bounds: ``(n_in, n_out)``."""
+    n_in, n_out = S.shape
+    for name, x in (("indptr", indptr), ("indices", indices), ("t_indptr", t_indptr),
+                    ("t_indices", t_indices)):
+        if x.dtype != np.int64 or x.ndim != 1 or not x.flags.c_contiguous:
+            raise ValueError(f"{name} must be a contiguous 1-D int64 array")
+    for name, x, shape in (("G", G, (n_out, n_out)), ("H", H, (n_in, n_in)),
+                           ("S", S, (n_in, n_out))):
+        if x.dtype != np.float32 or x.shape != shape or not x.flags.c_contiguous:
+            raise ValueError(f"{name} must be a C-contiguous float32 array of shape {shape}")
+    if not S.flags.writeable:
+        raise ValueError("S must be writeable")
+    for name, ptr, idx, size, bound in (("indptr", indptr, indices, n_in, n_out),
+                                        ("t_indptr", t_indptr, t_indices, n_out, n_in)):
+        if ptr.size != size + 1 or ptr[0] != 0 or (size and np.any(np.diff(ptr) < 0)):
+            raise ValueError(f"{name} must be a CSR row pointer of {size} rows")
+        nnz = int(ptr[-1])
+        if idx.size < nnz or (nnz and not 0 <= idx[:nnz].min() <= idx[:nnz].max() < bound):
+            raise ValueError(f"the indices of {name} must lie in [0, {bound})")
+    return n_in, n_out
+
+
+def raw_args(indptr, indices, t_indptr, t_indices, G, H, S) -> tuple:
+    """The kernel's arguments before ``lo, hi``: array addresses and ``n_in, n_out`` (checked)."""
+    n_in, n_out = _check(indptr, indices, t_indptr, t_indices, G, H, S)
+    return (*(x.ctypes.data for x in (indptr, indices, t_indptr, t_indices, G, H, S)),
+            n_in, n_out)
+
+
+def walk(indptr, indices, t_indptr, t_indices, G, H, S, parallel: bool) -> None:
+    """``S[u, j] += G[a, j] H[u, b]`` over every path ``u - a - b - j``; then 0 on the links.
+
+    ``indptr, indices``: the layer's CSR (inputs x outputs), ``t_*`` that of its
+    transpose; ``S`` zeroed by the caller. ``parallel``: rows on
+    :func:`~netshape.linkpred._threads.threads` threads, bit-identical to one thread.
+    """
+    args = raw_args(indptr, indices, t_indptr, t_indices, G, H, S)
+    Ranged(kernel(), lambda *a: a[7], threads() if parallel else 1)(*args)
