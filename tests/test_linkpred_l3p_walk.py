@@ -102,6 +102,13 @@ def test_arrays_the_kernel_would_overrun_are_refused():
         ("indptr must", 0, indptr[:-1]),
         (r"indices of indptr must lie in \[0, 5\)", 1, indices + 5),
         (r"indices of t_indptr must lie in \[0, 7\)", 3, t_indices - 1),
+        ("H must", 5, np.zeros((6, 6), np.float32)),
+        ("indptr must be a CSR", 0, np.concatenate([[1], indptr[1:]])),
+        ("indptr must be a CSR", 0, indptr[::-1].copy()),
+        # differences of these extremes wrap around to non-negative values
+        ("indptr must be a CSR", 0, np.array([0, 2**63 - 1, -2**63, -1, 3, 3, 3, 3])),
+        ("lie in", 1, indices[:-1]),  # shorter than indptr[-1]
+        ("S must not share memory with H", 6, H.reshape(-1)[:35].reshape(7, 5)),
     ]
     for match, i, value in bad_cases:
         args = list(good)
@@ -114,12 +121,48 @@ def test_arrays_the_kernel_would_overrun_are_refused():
         _l3p_walk.walk(*good[:6], frozen, parallel=False)
 
 
+def _spy_routes(monkeypatch):
+    taken = []
+    for route, name in (("walk", "_walk_paths"), ("products", "_paths_numpy")):
+        real = getattr(ch3_module, name)
+
+        def spy(*args, _real=real, _route=route):
+            taken.append(_route)
+            return _real(*args)
+
+        monkeypatch.setattr(ch3_module, name, spy)
+    return taken
+
+
 def test_without_llvmlite_auto_takes_the_products(monkeypatch):
     A = np.random.default_rng(1).random((40, 50)) < 0.05
     walked = ch3_l3p(A, method="numba")
+    taken = _spy_routes(monkeypatch)
+    assert ch3_l3p(A) is not None and taken == ["walk"]
     monkeypatch.setattr(_l3p_walk, "available", lambda: False)
     np.testing.assert_allclose(ch3_l3p(A), walked, rtol=1e-5, atol=1e-7)
+    assert taken == ["walk", "products"]
     with pytest.raises(ImportError, match="fast"):
+        ch3_l3p(A, method="numba")
+
+
+def test_a_walk_that_cannot_be_built_leaves_auto_on_the_products(monkeypatch):
+    def broken():
+        raise RuntimeError("no JIT on this platform")
+
+    monkeypatch.setattr(_l3p_walk, "_build", broken)
+    monkeypatch.setattr(_l3p_walk, "_built", [])
+    monkeypatch.setattr(_l3p_walk, "_failed", [])
+    A = np.random.default_rng(2).random((40, 50)) < 0.05
+    taken = _spy_routes(monkeypatch)
+    with pytest.warns(RuntimeWarning, match="could not build.*no JIT on this platform"):
+        S = ch3_l3p(A)
+    assert taken == ["walk", "products"] and not _l3p_walk.available()
+    np.testing.assert_allclose(S, ch3_l3p(A, method="numpy"), rtol=1e-5, atol=1e-7)
+    assert taken == ["walk", "products", "products"]
+    ch3_l3p(A)  # the failure is remembered: no second attempt, no second warning
+    assert taken[-1] == "products"
+    with pytest.raises(_l3p_walk.BuildError, match="no JIT"):
         ch3_l3p(A, method="numba")
 
 

@@ -6,8 +6,8 @@ The path walk has no such twin: materialising its terms costs about 15x the
 walk, while a fresh process pays about a second before a numba kernel runs
 (``import numba``, starting its compiler, compiling). So this one loop nest is
 written as LLVM IR and built with llvmlite, numba's own LLVM binding (installed
-with the ``fast`` extra): importing it and building the kernel take about
-0.1 s, and nothing is cached on disk. The kernel is the loop of the definition,
+with the ``fast`` extra): building the kernel takes about 0.03 s, importing
+llvmlite about 0.06 s, and nothing is cached on disk. The kernel is the loop of the definition,
 for the input rows ``lo:hi``::
 
     for u in range(lo, hi):
@@ -42,11 +42,26 @@ from ._threads import Ranged, threads
 
 _lock = threading.Lock()
 _built: list = []  # [(execution engine, ctypes function)] once built; the engine keeps the code
+_failed: list[BaseException] = []  # the error of a build that failed: not tried again
+
+
+class BuildError(ImportError):
+    """llvmlite is installed but could not build the walk on this platform."""
 
 
 def available() -> bool:
-    """Whether the compiled walk can be used: llvmlite installed, compiled kernels not disabled."""
-    return _kernels.USE_NUMBA and _has_llvmlite()
+    """Whether the compiled walk can be used: llvmlite installed, compiled kernels not
+    disabled, and no earlier build in this process failed."""
+    return _kernels.USE_NUMBA and _has_llvmlite() and not _failed
+
+
+def require() -> None:
+    """Raise the ImportError that says why the compiled walk cannot be used, if it cannot."""
+    if _failed:
+        raise BuildError(f"llvmlite could not build the CH-L3p walk: {_failed[0]}")
+    if not available():
+        raise ImportError("method='numba' needs numba (its llvmlite builds the walk); "
+                          "install it with: pip install 'netshape[fast]'")
 
 
 @functools.cache
@@ -134,19 +149,27 @@ def _module_ir() -> str:
 def _build():
     import llvmlite.binding as llvm
 
-    try:
-        llvm.initialize()  # needed before llvmlite 0.44; later versions raise instead
-    except RuntimeError:
-        pass
+    initialize = getattr(llvm, "initialize", None)
+    if initialize is not None:  # needed by older llvmlite; from 0.45 it raises instead
+        try:
+            initialize()
+        except RuntimeError:
+            pass
     llvm.initialize_native_target()
     llvm.initialize_native_asmprinter()
     try:
         features = llvm.get_host_cpu_features().flatten()
     except RuntimeError:  # not reported on some platforms: generic code for the CPU name
         features = ""
-    machine = llvm.Target.from_default_triple().create_target_machine(
-        cpu=llvm.get_host_cpu_name(), features=features, opt=3)
+    target = llvm.Target.from_triple(llvm.get_process_triple())
+    # the options numba's own JIT uses: x86 needs static relocation for MCJIT
+    reloc = "static" if target.name.startswith("x86") else (
+        "pic" if target.name.startswith("ppc") else "default")
+    machine = target.create_target_machine(cpu=llvm.get_host_cpu_name(), features=features,
+                                           opt=3, reloc=reloc, codemodel="jitdefault")
     module = llvm.parse_assembly(_module_ir())
+    module.triple = llvm.get_process_triple()
+    module.data_layout = str(machine.target_data)
     module.verify()
     engine = llvm.create_mcjit_compiler(module, machine)
     engine.finalize_object()
@@ -157,11 +180,21 @@ def _build():
 
 
 def kernel():
-    """The compiled walk (built in this thread on the first call, then reused)."""
+    """The compiled walk (built in this thread on the first call, then reused).
+
+    Raises :class:`BuildError` if llvmlite cannot build it (then :func:`available`
+    turns False, so ``method="auto"`` takes the numpy route from then on).
+    """
     if not _built:
         with _lock:
+            require()
             if not _built:
-                _built.append(_build())
+                try:
+                    _built.append(_build())
+                except Exception as exc:
+                    _failed.append(exc)
+                    raise BuildError(f"llvmlite could not build the CH-L3p walk: {exc}") \
+                        from exc
     return _built[0][1]
 
 
@@ -170,17 +203,25 @@ def _check(indptr, indices, t_indptr, t_indices, G, H, S) -> tuple[int, int]:
     n_in, n_out = S.shape
     for name, x in (("indptr", indptr), ("indices", indices), ("t_indptr", t_indptr),
                     ("t_indices", t_indices)):
-        if x.dtype != np.int64 or x.ndim != 1 or not x.flags.c_contiguous:
-            raise ValueError(f"{name} must be a contiguous 1-D int64 array")
+        if x.dtype != np.int64 or x.ndim != 1 or not (x.flags.c_contiguous and x.flags.aligned):
+            raise ValueError(f"{name} must be a contiguous, aligned 1-D int64 array")
     for name, x, shape in (("G", G, (n_out, n_out)), ("H", H, (n_in, n_in)),
                            ("S", S, (n_in, n_out))):
-        if x.dtype != np.float32 or x.shape != shape or not x.flags.c_contiguous:
-            raise ValueError(f"{name} must be a C-contiguous float32 array of shape {shape}")
+        if x.dtype != np.float32 or x.shape != shape or not (x.flags.c_contiguous
+                                                               and x.flags.aligned):
+            raise ValueError(f"{name} must be a C-contiguous, aligned float32 array of shape "
+                             f"{shape}")
     if not S.flags.writeable:
         raise ValueError("S must be writeable")
+    # the kernel reads every other argument while it writes S (declared noalias)
+    for name, x in (("indptr", indptr), ("indices", indices), ("t_indptr", t_indptr),
+                    ("t_indices", t_indices), ("G", G), ("H", H)):
+        if np.may_share_memory(S, x):
+            raise ValueError(f"S must not share memory with {name}")
     for name, ptr, idx, size, bound in (("indptr", indptr, indices, n_in, n_out),
                                         ("t_indptr", t_indptr, t_indices, n_out, n_in)):
-        if ptr.size != size + 1 or ptr[0] != 0 or (size and np.any(np.diff(ptr) < 0)):
+        # compared, not differenced: a difference of extreme values wraps around
+        if ptr.size != size + 1 or ptr[0] != 0 or np.any(ptr[1:] < ptr[:-1]):
             raise ValueError(f"{name} must be a CSR row pointer of {size} rows")
         nnz = int(ptr[-1])
         if idx.size < nnz or (nnz and not 0 <= idx[:nnz].min() <= idx[:nnz].max() < bound):
