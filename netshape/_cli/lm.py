@@ -11,8 +11,6 @@ import json
 import sys
 from pathlib import Path
 
-from . import _precompile
-
 __all__ = ["LM_FLAGS", "MLP_ONLY_FLAGS", "add_arguments", "is_lm_run", "refuse_lm_flags", "run"]
 
 #: attribute name -> LMConfig field of the options only ``--task lm`` takes
@@ -129,12 +127,10 @@ def run(args) -> int:
             if (Path(target) / "compare.json").exists():
                 raise ValueError(f"--output={target!r} already holds a comparison; continue "
                                  "it with --resume or choose another --output")
-            _precompile.start(methods)
             summaries = runner.compare(methods, cfg, target, progress=progress,
                                        threads=args.threads, print_fn=None)
             return _report_compare(target, summaries)
         target = args.output or f"runs/lm-{corpus}-{cfg.method}"
-        _precompile.start([cfg.method])
         return _report_run(target, runner.train(cfg, target, progress=progress,
                                                 threads=args.threads))
     except KeyboardInterrupt:

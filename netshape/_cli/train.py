@@ -7,7 +7,6 @@ import json
 import sys
 
 from ..datasets import DATASETS
-from . import _precompile
 from ._common import add_rng, check_output_dir
 
 #: flags that define a run; with --resume they come from RUN_DIR/config.json instead
@@ -182,12 +181,10 @@ def run(args) -> int:
             methods = [m.strip() for m in args.compare.split(",") if m.strip()]
             target = args.output or f"runs/{cfg.dataset}-compare"
             _refuse_existing_compare(target)
-            _precompile.start(methods)
             summaries = tr.compare(methods, cfg, target, progress=progress,
                                    threads=args.threads, print_fn=None)
             return _report_compare(target, summaries, comparison_rows, format_text)
         target = args.output or f"runs/{cfg.dataset}-{cfg.method}"
-        _precompile.start([cfg.method])
         summary = tr.train(cfg, target, progress=progress, threads=args.threads)
         return _report_run(target, summary)
     except KeyboardInterrupt:
