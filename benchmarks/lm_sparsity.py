@@ -44,7 +44,7 @@ import torch
 
 from netshape._fs import atomic_path, atomic_write_text
 from netshape.lm import LMConfig, resume, train
-from netshape.lm.runner import METRIC_COLUMNS
+from netshape.torch._lm_runner import METRIC_COLUMNS
 from netshape.train import _rundir as rd
 
 #: paper Table 3, LLaMA-60M validation perplexity: {method: {sparsity: ppl}}; FC has one value

@@ -160,7 +160,7 @@ def test_density_one_trains_every_link(adapter):
 
 @pytest.mark.parametrize("value", IN_RANGE + OUT_OF_RANGE)
 def test_cli_train_shares_the_rule(adapter, tmp_path, capsys, monkeypatch, value):
-    import netshape.lm.runner as lm_runner
+    import netshape.torch._lm_runner as lm_runner
     import netshape.train as tr
     from netshape.lm.config import resolve as resolve_lm
 

@@ -14,8 +14,8 @@ torch = pytest.importorskip("torch")
 from netshape._validation import link_count  # noqa: E402
 from netshape.lm import LMConfig, LMShape, build_decoder, load_corpus, resume, train  # noqa: E402
 from netshape.lm.data import default_corpus_dir, is_validation  # noqa: E402
-from netshape.lm.model import percolation_pairs  # noqa: E402
-from netshape.lm.runner import METRIC_COLUMNS  # noqa: E402
+from netshape.torch._lm_model import percolation_pairs  # noqa: E402
+from netshape.torch._lm_runner import METRIC_COLUMNS  # noqa: E402
 from netshape.train import METHODS  # noqa: E402
 from netshape.train import _rundir as rd  # noqa: E402
 from tests.run_checks import assert_same_state, strip_timings  # noqa: E402
@@ -310,7 +310,7 @@ def test_decoder_is_causal_and_deterministic():
 
 
 def test_rotary_scores_depend_on_relative_position_only():
-    from netshape.lm.model import _rotary_tables, _rotate
+    from netshape.torch._lm_model import _rotary_tables, _rotate
 
     cos, sin = _rotary_tables(32, 8, 10000.0)
     gen = torch.Generator().manual_seed(2)

@@ -240,7 +240,7 @@ def test_zeta_and_overrides_reach_the_adapter(tmp_path):
 
 def test_fan_in_rescaling_of_initial_weights():
     from netshape.torch import get_original, sparsify
-    from netshape.train._loop import _rescale_to_fan_in
+    from netshape.torch._train_loop import _rescale_to_fan_in
 
     model = build_mlp(30, [20, 10], 3, seed=0)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -260,7 +260,7 @@ def test_fan_in_rescaling_of_initial_weights():
 
 def test_fan_in_rescaling_in_sparse_execution():
     from netshape.torch import get_original, sparsify
-    from netshape.train._loop import _rescale_to_fan_in
+    from netshape.torch._train_loop import _rescale_to_fan_in
 
     weights = {}
     for execution in ("masked", "sparse"):

@@ -93,7 +93,7 @@ def _config(args):
 
 def run(args) -> int:
     """``netshape train --task lm ...`` (or ``--resume`` of an LM run directory)."""
-    from ..lm import runner
+    from ..torch import _lm_runner as runner
     from ..train._common import read_compare
 
     progress = not args.quiet
@@ -156,7 +156,7 @@ def _report_run(target, s: dict) -> int:
 
 
 def _report_compare(target, summaries) -> int:
-    from ..lm.runner import TABLE_COLUMNS, table_rows
+    from ..torch._lm_runner import TABLE_COLUMNS, table_rows
     from ..train._table import format_text
 
     print(format_text(table_rows(summaries), TABLE_COLUMNS))

@@ -1,6 +1,6 @@
 """Language modelling with dynamic sparse training: ``netshape train --task lm``.
 
-A byte-level LLaMA-style decoder (:mod:`netshape.lm.model`) trained on any
+A byte-level LLaMA-style decoder (:mod:`netshape.torch._lm_model`) trained on any
 directory of text files, by default the running interpreter's own
 standard-library sources (:mod:`netshape.lm.data`), dense (``fc``) or with a
 DST preset, with the paper's Table 6 recipe scaled down
@@ -17,8 +17,9 @@ from .._lazy import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "Corpus": "data", "load_corpus": "data",
-    "Decoder": "model", "LMShape": "shape", "build_decoder": "model",
-    "percolation_pairs": "model",
+    "Decoder": "..torch._lm_model", "LMShape": "shape", "build_decoder": "..torch._lm_model",
+    "percolation_pairs": "..torch._lm_model",
     "LMConfig": "config", "resolve": "config",
-    "compare": "runner", "resume": "runner", "train": "runner",
+    "compare": "..torch._lm_runner", "resume": "..torch._lm_runner",
+    "train": "..torch._lm_runner",
 })

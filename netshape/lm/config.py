@@ -34,7 +34,7 @@ class LMConfig:
     density : fraction of links kept in every sparsified layer (0.3: 70 % sparsity)
     steps : optimizer steps of the run
     batch_size, context : sequences per step and tokens (bytes) per sequence
-    d_model, n_layers, n_heads, n_kv_heads, ffn : the decoder (see :mod:`netshape.lm.model`);
+    d_model, n_layers, n_heads, n_kv_heads, ffn : the decoder (see :mod:`netshape.torch._lm_model`);
         ``n_kv_heads`` below ``n_heads`` gives grouped-query attention
     lr : peak learning rate (default 3e-3, 1e-3 for ``fc``)
     warmup : noam warm-up steps (default 10 % of ``steps``)

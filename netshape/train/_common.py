@@ -1,5 +1,5 @@
-"""Pieces shared by the MLP runner (:mod:`netshape.train._loop`) and the LM runner
-(:mod:`netshape.lm.runner`): the run directory's life cycle, checkpoint masks,
+"""Pieces shared by the MLP runner (:mod:`netshape.torch._train_loop`) and the LM runner
+(:mod:`netshape.torch._lm_runner`): the run directory's life cycle, checkpoint masks,
 per-layer summaries, one training step's backward and optimizer/topology
 steps, the config checks both runners make, the ``--compare`` loop and its
 ``compare.json``.

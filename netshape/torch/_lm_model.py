@@ -19,7 +19,7 @@ token embedding ``embed`` and the output head ``head`` stay dense.
 Examples
 --------
 >>> import torch
->>> from netshape.lm.model import LMShape, build_decoder
+>>> from netshape.lm import LMShape, build_decoder
 >>> m = build_decoder(LMShape(d_model=32, n_layers=2, n_heads=4, ffn=64, context=16), seed=0)
 >>> m(torch.zeros(3, 16, dtype=torch.long)).shape
 torch.Size([3, 16, 256])
@@ -36,7 +36,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .shape import LMShape
+from ..lm.shape import LMShape
 
 __all__ = ["VOCAB", "Decoder", "LMShape", "build_decoder", "percolation_pairs"]
 

@@ -37,11 +37,11 @@ import torch
 from torch.nn import functional as F
 
 from ..datasets import load as load_dataset
-from . import _common as common
-from . import _rundir as rd
-from ._config import DATASET_DEFAULTS, TrainConfig, methods, resolve
-from ._model import anp_of_chain, build_mlp, epoch_order, evaluate, layer_masks, linear_lr
-from ._table import comparison_rows, format_text, write_comparison
+from ..train import _common as common
+from ..train import _rundir as rd
+from ..train._config import DATASET_DEFAULTS, TrainConfig, methods, resolve
+from ..train._model import anp_of_chain, build_mlp, epoch_order, evaluate, layer_masks, linear_lr
+from ..train._table import comparison_rows, format_text, write_comparison
 
 __all__ = ["DATASET_DEFAULTS", "METHODS", "TrainConfig", "compare", "resolve", "resume", "train"]
 
@@ -108,7 +108,7 @@ def train(config: TrainConfig, output: str | os.PathLike, *, progress: bool = Tr
     (:func:`netshape.lm.train`; its hook ``on_eval`` in place of ``on_epoch_end``).
     """
     if getattr(config, "task", "mlp") == "lm":
-        from ..lm import runner as lm
+        from . import _lm_runner as lm
 
         return lm.train(config, output, progress=progress, threads=threads, on_step=on_step,
                         on_eval=on_epoch_end)
@@ -136,7 +136,7 @@ def resume(run_dir: str | os.PathLike, *, progress: bool = True, threads: int | 
         raise NotADirectoryError(f"resume={str(run_dir)!r} is not a directory")
     saved = rd.read_json(run / rd.CONFIG)
     if saved.get("task") == "lm":
-        from ..lm import runner as lm
+        from . import _lm_runner as lm
 
         return lm.resume(run, progress=progress, threads=threads, on_step=on_step,
                          on_eval=on_epoch_end)
@@ -275,7 +275,7 @@ def _snapshot_every(cfg: TrainConfig) -> int:
 def _sparsify(cfg, model, opt, data, total, spe):
     if cfg.method == "fc":
         return None
-    from ..torch import sparsify
+    from . import sparsify
 
     kwargs = dict(cfg.overrides)
     if cfg.zeta is not None:
@@ -289,7 +289,7 @@ def _sparsify(cfg, model, opt, data, total, spe):
 
 def _rescale_to_fan_in(model, dst) -> None:
     """Scale row j of each masked weight by sqrt(n_in / fan_in_j) (see TrainConfig)."""
-    from ..torch import SparseLinear, get_original
+    from . import SparseLinear, get_original
 
     with torch.no_grad():
         for name, mask in dst.masks.items():
@@ -339,7 +339,7 @@ def compare(methods: Sequence[str], config: TrainConfig, output: str | os.PathLi
     An :class:`netshape.lm.LMConfig` compares language models (:func:`netshape.lm.compare`).
     """
     if getattr(config, "task", "mlp") == "lm":
-        from ..lm import runner as lm
+        from . import _lm_runner as lm
 
         return lm.compare(methods, config, output, progress=progress, threads=threads,
                           print_fn=print_fn)

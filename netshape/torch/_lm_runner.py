@@ -48,13 +48,13 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from ..lm.config import LMConfig, resolve
+from ..lm.data import Corpus, load_corpus
 from ..train import _common as common
 from ..train import _rundir as rd
 from ..train._model import layer_masks
 from ..train._table import format_text, write_comparison
-from .config import LMConfig, resolve
-from .data import Corpus, load_corpus
-from .model import VOCAB, build_decoder, percolation_pairs
+from ._lm_model import VOCAB, build_decoder, percolation_pairs
 
 __all__ = ["METRIC_COLUMNS", "SPLIT", "TABLE_COLUMNS", "batch", "compare", "resume", "train"]
 
@@ -190,7 +190,7 @@ def _snapshot_every(cfg: LMConfig) -> int:
 def _sparsify(cfg: LMConfig, model, opt, corpus: Corpus):
     if cfg.method == "fc":
         return None
-    from ..torch import sparsify
+    from . import sparsify
 
     kwargs = dict(cfg.overrides)
     if cfg.zeta is not None:
@@ -203,7 +203,7 @@ def _sparsify(cfg: LMConfig, model, opt, corpus: Corpus):
 
 
 def _scheduler(cfg: LMConfig, opt, dst):
-    from ..torch.lr import INoamLR, NoamLR
+    from .lr import INoamLR, NoamLR
 
     if dst is None:
         return NoamLR(opt, cfg.warmup)
