@@ -1,14 +1,16 @@
 """Cold start: the first call of a fresh process against the warm call, fresh and warm caches.
 
-Every measurement runs in its own Python process with its own numba cache
-directory (``NUMBA_CACHE_DIR``):
+Every measurement runs in its own Python process with its own cache directory
+for compiled code (``NUMBA_CACHE_DIR``; netshape's kernels are built in memory
+by llvmlite and cache nothing on disk, so the directory only catches anything
+else that would):
 
 * **fresh cache** — an empty directory, as after a fresh install;
 * **warm cache** — a directory a previous process filled (the second and later
   processes after an install).
 
-Inside each process the first call is timed (it includes ``import numba``,
-loading or compiling kernels, first-touch allocations), then the process
+Inside each process the first call is timed (it includes importing llvmlite,
+building kernels, first-touch allocations), then the process
 waits for the background compilation to finish and times the warm call
 (median of a few) — the reference, measured in the same process. Reported:
 first - warm, per case, and for the README's main command the wall time of
@@ -43,7 +45,8 @@ ROOT = HERE.parent
 RESULTS = HERE / "results"
 #: the code whose speed the results describe (benchmarks/results/fingerprints.json)
 MEASURED = ["benchmarks/cold_start.py", "netshape/linkpred", "netshape/generators",
-            "netshape/_random.py", "netshape/torch", "netshape/train", "netshape/_cli"]
+            "netshape/_random.py", "netshape/_llvm.py", "netshape/torch", "netshape/train",
+            "netshape/_cli"]
 README_COMMAND = ["netshape", "train", "--compare", "fc,chts"]
 TARGET_CALL_S, GOAL_CALL_S, TARGET_README_S = 1.0, 0.3, 2.0
 
@@ -189,7 +192,8 @@ def write(rows: list[dict], readme: dict | None, stem: Path, argv: list[str],
     md = ["# Cold start: first call of a fresh process", "",
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python "
           f"{platform.python_version()}, numpy {np.__version__}; load average {load:.1f} at "
-          f"the end. Each process has its own numba cache directory: *fresh* is empty (a "
+          f"the end. Each process has its own cache directory (`NUMBA_CACHE_DIR`): *fresh* "
+          f"is empty (a "
           f"fresh install), *warm cache* was filled by the process before. `warm` is the "
           f"median warm call in the same processes (after background compilation); "
           f"`excess` = first - warm. Medians of {rows[0]['repeats']} process pairs.", "",

@@ -41,7 +41,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 #: the code whose speed the results describe (benchmarks/results/fingerprints.json)
 MEASURED = ["benchmarks/dst_overhead.py", "netshape/torch", "netshape/linkpred",
             "netshape/generators", "netshape/percolation", "netshape/schedules.py",
-            "netshape/_random.py"]
+            "netshape/_random.py", "netshape/_llvm.py"]
 
 
 def load_data(n: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, str]:

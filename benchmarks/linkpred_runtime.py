@@ -28,7 +28,7 @@ from netshape.cli import main
 ROOT = Path(__file__).resolve().parent.parent
 #: the code whose speed the results describe (benchmarks/results/fingerprints.json)
 MEASURED = ["benchmarks/linkpred_runtime.py", "netshape/linkpred", "netshape/bench",
-            "netshape/generators/er.py", "netshape/_random.py"]
+            "netshape/generators/er.py", "netshape/_random.py", "netshape/_llvm.py"]
 
 
 def _output(args: list[str]) -> Path:

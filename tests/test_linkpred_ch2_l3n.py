@@ -12,7 +12,7 @@ from netshape.linkpred import _jit, _kernels, ch2_l3n, ch3_l3n, choose_path
 
 @pytest.fixture(params=[True, False], ids=["numba", "no-numba"])
 def numba_mode(request, monkeypatch):
-    monkeypatch.setattr(_kernels, "USE_NUMBA", request.param)
+    monkeypatch.setattr(_kernels, "USE_COMPILED", request.param)
     return request.param
 
 
@@ -78,7 +78,7 @@ def test_torch_dense_agrees_on_larger_layers(seed, torch):
 def test_numba_and_fallback_agree_bitwise_on_counts(monkeypatch):
     A = np.random.default_rng(7).random((120, 80)) < 0.1
     fast = ch2_l3n(A, method="dense")
-    monkeypatch.setattr(_kernels, "USE_NUMBA", False)
+    monkeypatch.setattr(_kernels, "USE_COMPILED", False)
     np.testing.assert_allclose(ch2_l3n(A, method="dense"), fast, rtol=1e-6)
 
 
@@ -216,7 +216,7 @@ def test_array_api_dense_path_runs_on_numpy(small_layers, budget):
 
 
 def _kernels_or_skip():
-    k = _kernels.numba_kernels()
+    k = _kernels.compiled_kernels()
     if k is None:
         pytest.skip("numba is not installed: the bit-packed Gram path does not exist")
     return k

@@ -44,7 +44,7 @@ def test_engines_agree_on_larger_layers(seed):
 
 
 def test_auto_without_numba_uses_fallback(monkeypatch):
-    monkeypatch.setattr(_kernels, "USE_NUMBA", False)
+    monkeypatch.setattr(_kernels, "USE_COMPILED", False)
     np.testing.assert_allclose(ch3_l3p(TINY), ch_path(TINY), rtol=1e-6)
     with pytest.raises(ImportError, match="fast"):
         ch3_l3p(TINY, method="numba")

@@ -37,7 +37,7 @@ def _layers(seed: int, count: int, max_side: int = 90):
 
 @pytest.fixture(scope="module")
 def kernels():
-    k = _kernels.numba_kernels()
+    k = _kernels.compiled_kernels()
     if k is None:
         pytest.skip("numba is not installed: there is no compiled kernel to agree with")
     return k
@@ -143,10 +143,10 @@ def test_background_compilation_makes_kernels_ready(kernels):
 
 
 def test_nothing_is_picked_without_numba(monkeypatch):
-    monkeypatch.setattr(_kernels, "USE_NUMBA", False)
-    assert not _kernels.numba_available()
+    monkeypatch.setattr(_kernels, "USE_COMPILED", False)
+    assert not _kernels.compiled_available()
     assert _kernels.pick("l3n", 1 << 30) is None
-    assert _kernels.numba_kernels() is None
+    assert _kernels.compiled_kernels() is None
 
 
 def test_engine_rules_are_unchanged():

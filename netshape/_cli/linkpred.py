@@ -39,7 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help=argparse.SUPPRESS)  # deprecated spelling of --predictor
     p.add_argument("--path", default="auto", choices=_paths(),
                    help="computation route, the predictor's method= (default auto): dense or "
-                        "sparse for ch2_l3n/ch3_l3n, numba or numpy for ch3_l3p/ch2_l3p")
+                        "sparse for ch2_l3n/ch3_l3n, numba (the compiled walk) or numpy for "
+                        "ch3_l3p/ch2_l3p")
     p.add_argument("--layer", default=None, metavar="NAME",
                    help="score only this layer of a network file (default: every layer)")
     p.add_argument("-o", "--output", required=True, metavar="S.npz", help="scores file")

@@ -18,8 +18,8 @@ calls; the time of one ``n × n`` float32 matrix product, measured in the same
 worker right before each timed call (median), is the hardware reference
 (``gemm_seconds``): on a shared machine the ratio is far steadier than either
 time. Peak memory is the peak of the allocations :mod:`tracemalloc` sees during
-one extra call (numpy reports its buffers to it; BLAS workspaces and numba's own
-arrays are not included).
+one extra call (numpy reports its buffers to it; BLAS workspaces and the compiled
+kernels' own arrays are not included).
 
 >>> rows = run(sizes=(32,), densities=(0.1,), predictors=("ch2_l3n:dense",), repeats=1,
 ...            progress=False)

@@ -100,7 +100,7 @@ def _measure(task: dict, send) -> None:
             out[path] = "timeout"
             continue
         if first < 1.0:
-            # the warm-up call may carry one-time costs (loading numba's cached
+            # the warm-up call may carry one-time costs (building the compiled
             # kernels): an untimed probe call sets the number of repeats instead
             send(("call", ("probe", path)))
             t0 = time.perf_counter()

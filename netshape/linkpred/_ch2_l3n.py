@@ -18,9 +18,9 @@ METHODS = ("auto", "dense", "sparse")
 
 #: time model of the two paths, fitted on the benchmark machine (2 shared cores,
 #: OpenBLAS, 2 threads; benchmarks/results/linkpred_runtime.md), keyed by whether
-#: numba is present: seconds per multiply-add of the dense product
-#: ``n_in n_out (n_in + n_out)`` (with numba, the bit-packed route: one BLAS product;
-#: without, four products) and per call; seconds per sparse walk step (without numba
+#: the compiled kernels are present: seconds per multiply-add of the dense product
+#: ``n_in n_out (n_in + n_out)`` (with them, the bit-packed route: one BLAS product;
+#: without, four products) and per call; seconds per sparse walk step (without them
 #: scipy builds a sparse result, ~10x slower), per dense result entry and per call
 DENSE_S_PER_MAC = {True: 12e-12, False: 60e-12}
 DENSE_S_FIXED = 0.0006
@@ -48,12 +48,12 @@ def choose_path(n_in: int, n_out: int, nnz: int) -> str:
 
     - dense: ``0.6 ms + 12 ps * n_in n_out (n_in + n_out)`` — the
       multiply-adds of the final product, whatever the density (60 ps
-      without numba, where four products run);
+      without the compiled kernels, where four products run);
     - sparse: ``0.5 ms + 2 ns * W + 3 ns * n_in n_out`` — one step per
       length-3 walk, ``W ≈`` :func:`_expected_walk_work` (25 ns per step
-      without numba), plus filling the dense result.
+      without them), plus filling the dense result.
 
-    Auto takes the cheaper one. With numba, on square layers that is sparse
+    Auto takes the cheaper one. With the compiled kernels, on square layers that is sparse
     below about 2.7 % density at 256, 2.2 % at 512, 1.8 % at 1024, 1.5 % at
     2048 and 1.2 % at 4096.
 
@@ -62,10 +62,10 @@ def choose_path(n_in: int, n_out: int, nnz: int) -> str:
     """
     if nnz == 0:
         return "sparse"
-    from ._kernels import numba_available
+    from ._kernels import compiled_available
 
     cells = n_in * n_out
-    fast = numba_available()
+    fast = compiled_available()
     dense = DENSE_S_FIXED + DENSE_S_PER_MAC[fast] * cells * (n_in + n_out)
     sparse = SPARSE_S_FIXED + SPARSE_S_PER_STEP[fast] * _expected_walk_work(n_in, n_out, nnz) \
         + SPARSE_S_PER_ENTRY * cells
@@ -133,11 +133,11 @@ def ch2_l3n(A: Any, *, method: str = "auto", memory_budget: int | None = None) -
         columns its outputs (``nn.Linear.weight`` is ``(out, in)``: pass
         ``mask.T``). Any nonzero entry is a link; NaN/inf raise.
     method : {"auto", "dense", "sparse"}
-        ``"dense"``: the matrix form. With numba, host input (numpy, scipy,
+        ``"dense"``: the matrix form. With the ``fast`` extra, host input (numpy, scipy,
         CPU torch) has its common-neighbour counts computed exactly by
         popcount on bit-packed rows and both halves summed in one float32
         BLAS product ``[F | A] @ [A ; F'ᵀ]``;
-        otherwise (CUDA torch or CuPy on their device, no numba, or beyond
+        otherwise (CUDA torch or CuPy on their device, no ``fast`` extra, or beyond
         ``memory_budget``) four float32 products, two of them symmetric
         rank-k updates, row-tiled to fit the budget.
         ``"sparse"``: scipy.sparse (cupyx for CuPy) products whose cost follows

@@ -164,8 +164,8 @@ def ch3_l3p(A: Any, *, method: str = "auto", engine: str | None = None) -> Any:
     method : {"auto", "numba", "numpy"}
         The computation route (scipy's ``method="auto"`` convention; the scores
         are the same). ``"numba"``: a compiled, thread-parallel kernel that walks the paths of
-        each input (the ``fast`` extra: built with numba's llvmlite in about 0.03 s, no
-        numba compilation). ``"numpy"``: the pure-numpy fallback,
+        each input (the ``fast`` extra: built with llvmlite in about 0.03 s; the name
+        is kept from when it was numba code). ``"numpy"``: the pure-numpy fallback,
         dense products over chunks of links (cost ~ ``nnz * n_in * n_out``
         multiply-adds, but at BLAS speed). ``"auto"`` walks when the ``fast`` extra
         is installed and the density is below about 14 %, the products otherwise.

@@ -11,16 +11,16 @@ Counts are integers below 2**24, hence exact in float32.
 
 ``C`` and ``C'`` are products of a matrix with its own transpose, which numpy
 hands to BLAS as a symmetric rank-k update (``ssyrk``, half the work of a
-general product); the weights are filled in place (numba kernel, or ufuncs with
+general product); the weights are filled in place (compiled kernel, or ufuncs with
 ``out=``); ``F A`` is written straight into the result and ``A F'ᵀ`` is
 accumulated into it a block of rows at a time. The whole computation holds the
 result, one square buffer at a time and a float32 copy of ``A``. (scipy's own
 ``ssyrk`` was slower here: scipy ships a second OpenBLAS whose thread pool
 fights numpy's.) torch and CuPy run the same tiled products on their device.
 
-With numba (the ``fast`` extra) and when everything fits the budget, the numpy
-path takes a shorter road, :func:`_bitgram_numpy`. ``A`` is binary, so ``C``
-and ``C'`` are Gram matrices of bit vectors: with the rows packed 64 to a
+With the compiled kernels (llvmlite, the ``fast`` extra) and when everything
+fits the budget, the numpy path takes a shorter road, :func:`_bitgram_numpy`.
+``A`` is binary, so ``C`` and ``C'`` are Gram matrices of bit vectors: with the rows packed 64 to a
 word, ``C[u, v] = popcount(a_u & a_v)`` summed over ``n_out / 64`` words, each
 pair counted once for both triangles, and the weights written as the counts
 come out. That costs about 0.1-0.25 of one float32 product where OpenBLAS's
@@ -126,8 +126,8 @@ def _bitgram_numpy(Ab: np.ndarray, ch3: bool) -> np.ndarray:
 
 
 def bitgram_ready(n_in: int, n_out: int, budget: int) -> bool:
-    """Whether :func:`dense_numpy` takes the bit-packed route (numba, and within budget)."""
-    return _k.numba_available() and bitgram_bytes(n_in, n_out) <= budget
+    """Whether :func:`dense_numpy` takes the bit-packed route (compiled kernels, within budget)."""
+    return _k.compiled_available() and bitgram_bytes(n_in, n_out) <= budget
 
 
 def dense_numpy(Ab: np.ndarray, *, ch3: bool = False, budget: int = DEFAULT_BUDGET) -> np.ndarray:
@@ -147,7 +147,7 @@ def dense_numpy(Ab: np.ndarray, *, ch3: bool = False, budget: int = DEFAULT_BUDG
 
 
 def dense_xp(xp: Any, Ab: Any, *, ch3: bool = False, budget: int = DEFAULT_BUDGET) -> Any:
-    """Dense scores with any numpy-compatible namespace (CuPy, or numpy without numba)."""
+    """Dense scores with any numpy-compatible namespace (CuPy, or numpy without kernels)."""
     A = Ab.astype(xp.float32)
     deg_in = A.sum(axis=1, dtype=xp.float32)
     deg_out = A.sum(axis=0, dtype=xp.float32)

@@ -1,22 +1,23 @@
-"""Compiling the numba kernels without making the first call wait.
+"""Building the compiled kernels without making the first call wait.
 
-Compiling a numba kernel costs seconds (a fresh install, or a process whose
-on-disk cache is empty) where running it costs milliseconds, and even loading a
-cached kernel needs ``import numba`` (a few tenths of a second). So the link
-predictors never wait for numba by default: the first request for a kernel
-schedules it on a background thread, and until it is compiled the caller runs
-the kernel's numpy twin (:mod:`netshape.linkpred._twins`, or BLAS counts for the
-dense route), which gives **bit-identical** results — the choice changes the
-time a call takes, never what it returns. Each kernel is compiled for one
-explicit signature with ``cache=True``, so later processes load it from disk.
+Building a kernel with llvmlite (:mod:`netshape.linkpred._native`) takes a few
+hundredths of a second per kernel, and the first one also imports llvmlite and
+sets up its target machine. The link predictors do not wait for that by
+default: the first request for a kernel schedules it on a background thread
+(llvmlite releases the GIL while LLVM works), and until it is built the caller
+runs the kernel's numpy twin (:mod:`netshape.linkpred._twins`, or BLAS counts
+for the dense route), which gives **bit-identical** results — the choice
+changes the time a call takes, never what it returns. Nothing is cached on
+disk: every process builds its own kernels, so a fresh install is as fast as
+a warm one.
 
-``NETSHAPE_JIT=eager`` compiles in the calling thread instead (a call then
+``NETSHAPE_JIT=eager`` builds in the calling thread instead (a call then
 always runs the compiled kernel); :func:`wait_compiled` blocks until every
 scheduled kernel is ready (benchmarks time warm kernels after it).
 
-Forking while the background thread holds numba's compiler lock leaves the
-child unable to compile: netshape never forks, and the thread exits as soon as
-its queue is empty.
+Forking while the background thread holds LLVM's lock leaves the child unable
+to build: netshape never forks, and the thread exits as soon as its queue is
+empty.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ _thread: threading.Thread | None = None
 
 
 def set_builder(builder: Callable[[str, bool], Any]) -> None:
-    """Register the function that compiles (or loads from cache) one kernel variant."""
+    """Register the function that builds one kernel variant."""
     global _builder
     _builder = builder
 
@@ -91,7 +92,7 @@ def schedule(*keys: tuple[str, bool]) -> None:
             return
         _queue[:0] = new  # the latest request is the one a caller is waiting to use
         if _thread is None:
-            _thread = threading.Thread(target=_worker, name="netshape-numba-compile",
+            _thread = threading.Thread(target=_worker, name="netshape-kernel-build",
                                        daemon=True)
             _thread.start()
 

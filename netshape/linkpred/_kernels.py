@@ -1,139 +1,38 @@
-"""Elementwise kernels shared by the link predictors: numba when present, numpy otherwise.
+"""Elementwise kernels shared by the link predictors: compiled when llvmlite is present.
 
-numba is the optional ``fast`` extra. Every kernel here has a pure array-API
+llvmlite is the optional ``fast`` extra. Every kernel here has a pure array-API
 fallback written with ufuncs and ``out=`` (which numpy and CuPy both accept),
-so the numba kernels are an acceleration, never a requirement. Set the
-environment variable ``NETSHAPE_NO_NUMBA=1`` (or ``_kernels.USE_NUMBA = False``)
+so the compiled kernels are an acceleration, never a requirement. Set the
+environment variable ``NETSHAPE_NO_COMPILE=1`` (or ``_kernels.USE_COMPILED = False``)
 to force the fallback; the test suite runs both.
 
-Each kernel is compiled once, serially, for one explicit signature
-(:data:`SIGNATURES`) with ``nogil=True`` and ``cache=True``; its parallel variant
-runs that same code on chunks of the outer loop in several threads
+Each kernel is LLVM IR (:mod:`netshape.linkpred._native`) built once per process,
+serially, in a few hundredths of a second; its parallel variant runs that same
+code on chunks of the outer loop in several threads
 (:class:`~netshape.linkpred._threads.Ranged`). :func:`pick` never waits: it
-returns a variant that is compiled already or None, scheduling the compilation
-in the background (:mod:`netshape.linkpred._jit`); callers run a bit-identical
-numpy twin meanwhile. The ``ch3_l3p`` path walk, which has no fast twin, is
-built without numba (:mod:`netshape.linkpred._l3p_walk`).
+returns a variant that is built already or None, scheduling the build in the
+background (:mod:`netshape.linkpred._jit`); callers run a bit-identical numpy
+twin meanwhile. The ``ch3_l3p`` path walk is built the same way
+(:mod:`netshape.linkpred._l3p_walk`).
 """
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import os
 
 import numpy as np
 
-from . import _jit
+from .. import _llvm
+from . import _jit, _native
 from ._threads import Ranged, threads
 
-#: switched off by NETSHAPE_NO_NUMBA=1 or by tests that exercise the fallback
-USE_NUMBA = os.environ.get("NETSHAPE_NO_NUMBA", "") in ("", "0")
+#: switched off by NETSHAPE_NO_COMPILE=1 or by tests that exercise the fallback
+USE_COMPILED = os.environ.get("NETSHAPE_NO_COMPILE", "") in ("", "0")
 
 
 #: below this much work (entries or walk steps) a kernel runs on one thread: waking a
 #: thread pool costs more than it saves, and on a busy machine much more
 PARALLEL_MIN_WORK = 1 << 20
-
-
-def _f(c, d, ch3):
-    # CH2: (1 + di*) / (1 + de*), di* = c, de* = d - c - 1; clamped: N(v) ⊆ N(u) gives 0
-    if c <= 0.0:
-        return np.float32(0.0)
-    den = d - c
-    if den < 1.0:
-        den = np.float32(1.0)
-    num = np.float32(1.0) if ch3 else c + np.float32(1.0)
-    return num / den
-
-
-def _full_fill(X, deg, ch3, lo, hi):
-    for i in range(lo, hi):
-        for j in range(X.shape[1]):
-            X[i, j] = _f(X[i, j], deg[j], ch3)
-
-
-def _popcount(x):
-    # pure-Python twin of the ctpop intrinsic that replaces it in the compiled kernels
-    return int(x).bit_count()
-
-
-def _gram_weights(B, deg, out, by_column, ch3, block, lo, hi):
-    # out[u, v] = f(c, deg[v] if by_column else deg[u]) with c = |N(u) ∩ N(v)| counted as
-    # popcount(B[u] & B[v]) on bit-packed rows. c is symmetric: each pair is counted once
-    # and both out[u, v] and out[v, u] are written.
-    n, words = B.shape
-    n_blocks = (n + block - 1) // block
-    for k in range(lo, hi):
-        # long (early) and short (late) row blocks alternate, so equal chunks balance
-        b = k // 2 if k % 2 == 0 else n_blocks - 1 - k // 2
-        u0 = b * block
-        u1 = min(n, u0 + block)
-        for v in range(u0, n):
-            Bv = B[v]
-            for u in range(u0, min(u1, v + 1)):
-                Bu = B[u]
-                c = 0
-                for w in range(words):
-                    c += _popcount(Bu[w] & Bv[w])
-                cf = np.float32(c)
-                if by_column:
-                    out[u, v] = _f(cf, deg[v], ch3)
-                    out[v, u] = _f(cf, deg[u], ch3)
-                else:
-                    out[u, v] = _f(cf, deg[u], ch3)
-                    out[v, u] = _f(cf, deg[v], ch3)
-
-
-def _pack_columns(Ab, P, lo, hi):
-    # P[j, w] bit r <- Ab[64 w + r, j]: the columns of Ab as bit rows, built from
-    # contiguous reads of 64 rows at a time into one word per column
-    n, m = Ab.shape
-    for w in range(lo, hi):
-        acc = np.zeros(m, dtype=np.uint64)
-        for r in range(min(64, n - 64 * w)):
-            row = Ab[64 * w + r]
-            shift = np.uint64(r)
-            for j in range(m):
-                acc[j] |= np.uint64(row[j]) << shift
-        for j in range(m):
-            P[j, w] = acc[j]
-
-
-def _row_popcounts(B, out, lo, hi):
-    for u in range(lo, hi):
-        c = 0
-        for w in range(B.shape[1]):
-            c += _popcount(B[u, w])
-        out[u] = c
-
-
-def _zero_links(row, indptr, indices, u):
-    for p in range(indptr[u], indptr[u + 1]):
-        row[indices[p]] = 0.0
-
-
-def _add_const(row, indptr, indices, v, w):
-    for r in range(indptr[v], indptr[v + 1]):
-        row[indices[r]] += w
-
-
-def _add_data(row, indptr, indices, data, k):
-    for r in range(indptr[k], indptr[k + 1]):
-        row[indices[r]] += data[r]
-
-
-def _l3n_walks(indptr, indices, f_indptr, f_indices, f_data, g_indptr, g_indices, g_data, S,
-               lo, hi):
-    # Sparse CH-L3n into a dense, zeroed S: row u gets Σ_v F[u, v] A[v, :] and
-    # Σ_{k ∈ N(u)} G[k, :] (G[k, j] = F'[j, k]); rows are independent tasks.
-    for u in range(lo, hi):
-        row = S[u]
-        for p in range(f_indptr[u], f_indptr[u + 1]):
-            _add_const(row, indptr, indices, f_indices[p], f_data[p])
-        for p in range(indptr[u], indptr[u + 1]):
-            _add_data(row, g_indptr, g_indices, g_data, indices[p])
-        _zero_links(row, indptr, indices, u)
 
 
 #: rows per task of the bit-packed Gram kernel (their packed rows stay in L1)
@@ -159,36 +58,6 @@ def pack_rows(Ab: np.ndarray) -> np.ndarray:
     return P.view(np.uint64)
 
 
-def _popcount_intrinsic(nb):
-    """``_popcount(x)``: LLVM's ``ctpop`` on a uint64 (one instruction, vectorised by LLVM)."""
-    from numba.core import types
-    from numba.extending import intrinsic
-
-    @intrinsic
-    def _popcount(typingctx, x):
-        def codegen(context, builder, signature, args):
-            return builder.ctpop(args[0])
-
-        return types.uint64(types.uint64), codegen
-
-    return _popcount
-
-
-_I64 = "int64[::1]"
-#: the one signature each kernel is compiled for (callers pass exactly these types; a
-#: dispatcher with explicit signatures compiles nothing more at call time). Every kernel
-#: ends in ``lo, hi``: the part of its outer loop (rows, row blocks, words) it runs
-SIGNATURES = {
-    "fill": "void(float32[:, ::1], float32[::1], boolean, int64, int64)",
-    "gram": "void(uint64[:, ::1], float32[::1], float32[:, :], boolean, boolean, int64, "
-            "int64, int64)",
-    "pack_columns": "void(boolean[:, ::1], uint64[:, ::1], int64, int64)",
-    "row_popcounts": "void(uint64[:, ::1], float32[::1], int64, int64)",
-    "l3n": f"void({_I64}, {_I64}, {_I64}, {_I64}, float32[::1], {_I64}, {_I64}, float32[::1], "
-           "float32[:, ::1], int64, int64)",
-}
-_SOURCES = {"fill": _full_fill, "gram": _gram_weights, "pack_columns": _pack_columns,
-            "row_popcounts": _row_popcounts, "l3n": _l3n_walks}
 #: length of each kernel's outer loop, from the arguments a caller passes
 _EXTENTS = {
     "fill": lambda X, *_: X.shape[0],
@@ -199,47 +68,25 @@ _EXTENTS = {
 }
 
 
-@functools.cache
-def _numba_globals() -> dict:
-    import numba as nb
-
-    inline = nb.njit(inline="always")
-    return dict(globals(), _f=inline(_f), _popcount=_popcount_intrinsic(nb),
-                _zero_links=inline(_zero_links), _add_const=inline(_add_const),
-                _add_data=inline(_add_data))
-
-
 def build(name: str, parallel: bool):
-    """Compile (or load from numba's on-disk cache) one kernel; ``parallel``: its threaded run.
+    """Build one kernel with llvmlite (:mod:`netshape.linkpred._native`); ``parallel``: its
+    threaded run.
 
     Both variants run the same serial machine code (the parallel one splits the
     outer loop over threads, see :class:`~netshape.linkpred._threads.Ranged`), so
-    the parallel variant costs no compilation of its own.
+    the parallel variant costs no build of its own.
     """
     if parallel:
         return Ranged(_jit.compiled(name, False).kernel, _EXTENTS[name], threads())
-    import numba as nb
-
-    fn, g = _SOURCES[name], _numba_globals()
-    # a distinct name keeps numba's on-disk cache entry apart from earlier versions
-    qual = fn.__name__ + "_ranged"
-    code = fn.__code__.replace(co_name=qual, co_qualname=qual)
-    clone = type(fn)(code, g, qual)
-    kernel = nb.njit(SIGNATURES[name], nogil=True, cache=True)(clone)
-    return Ranged(kernel, _EXTENTS[name], 1)
+    return Ranged(_native.kernel(name), _EXTENTS[name], 1)
 
 
 _jit.set_builder(build)
 
 
-def numba_available() -> bool:
-    """Whether the compiled kernels can be used (numba installed and not disabled); no import."""
-    return USE_NUMBA and _has_numba()
-
-
-@functools.cache
-def _has_numba() -> bool:
-    return importlib.util.find_spec("numba") is not None
+def compiled_available() -> bool:
+    """Whether the compiled kernels can be used (llvmlite installed, not disabled); no import."""
+    return USE_COMPILED and _llvm.installed()
 
 
 def pick(name: str, work: int, threshold: int = PARALLEL_MIN_WORK):
@@ -248,7 +95,7 @@ def pick(name: str, work: int, threshold: int = PARALLEL_MIN_WORK):
     Thread-parallel at or above ``threshold`` work, serial below; a serial
     variant stands in for a parallel one still compiling (same results).
     """
-    if not numba_available():
+    if not compiled_available():
         return None
     parallel = work >= threshold
     kernel = _jit.pick(name, parallel)
@@ -337,13 +184,9 @@ def gram_weights(B, deg, out, by_column, ch3, kernel) -> None:
            _GRAM_BLOCK)
 
 
-def numba_kernels() -> _Kernels | None:
-    """The compiled kernels (compiled here when first used), or None without numba."""
-    if not numba_available():
-        return None
-    try:
-        _numba_globals()
-    except ImportError:
+def compiled_kernels() -> _Kernels | None:
+    """The compiled kernels (compiled here when first used), or None without llvmlite."""
+    if not compiled_available():
         return None
     return _Kernels()
 
@@ -375,7 +218,7 @@ _FILL_BLOCK_ENTRIES = 1 << 16
 
 
 def fill(C: np.ndarray, deg: np.ndarray, ch3: bool) -> np.ndarray:
-    """Numpy ``fill_xp`` through the numba kernel when it is compiled (identical results)."""
+    """Numpy ``fill_xp`` through the compiled kernel when it is built (identical results)."""
     kernel = pick("fill", C.size) if C.flags.c_contiguous and C.dtype == np.float32 else None
     if kernel is not None:
         kernel(C, np.ascontiguousarray(deg, dtype=np.float32), bool(ch3))

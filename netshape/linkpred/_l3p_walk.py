@@ -1,13 +1,11 @@
 """The CH-L3p path walk as machine code built with llvmlite, ready in milliseconds.
 
-Every other compiled kernel of :mod:`netshape.linkpred` is numba code with a
-fast numpy twin to run while numba compiles (:mod:`netshape.linkpred._jit`).
-The path walk has no such twin: materialising its terms costs about 15x the
-walk, while a fresh process pays about a second before a numba kernel runs
-(``import numba``, starting its compiler, compiling). So this one loop nest is
-written as LLVM IR and built with llvmlite, numba's own LLVM binding (installed
-with the ``fast`` extra): building the kernel takes about 0.03 s, importing
-llvmlite about 0.06 s, and nothing is cached on disk. The kernel is the loop of the definition,
+Like the other compiled kernels of :mod:`netshape.linkpred`
+(:mod:`netshape.linkpred._native`), the walk is LLVM IR built by
+:mod:`netshape._llvm`. Unlike them it has no fast numpy twin to run while it is
+built (materialising its terms costs about 15x the walk), so it is built in the
+calling thread on first use: about 0.03 s, plus about 0.06 s to import llvmlite.
+The kernel is the loop of the definition,
 for the input rows ``lo:hi``::
 
     for u in range(lo, hi):
@@ -31,17 +29,16 @@ threads (:class:`~netshape.linkpred._threads.Ranged`) with the same result.
 from __future__ import annotations
 
 import ctypes
-import functools
-import importlib.util
 import threading
 
 import numpy as np
 
+from .. import _llvm
 from . import _kernels
 from ._threads import Ranged, threads
 
 _lock = threading.Lock()
-_built: list = []  # [(execution engine, ctypes function)] once built; the engine keeps the code
+_built: list = []  # [the built module] once built
 _failed: list[BaseException] = []  # the error of a build that failed: not tried again
 
 
@@ -52,7 +49,7 @@ class BuildError(ImportError):
 def available() -> bool:
     """Whether the compiled walk can be used: llvmlite installed, compiled kernels not
     disabled, and no earlier build in this process failed."""
-    return _kernels.USE_NUMBA and _has_llvmlite() and not _failed
+    return _kernels.USE_COMPILED and _llvm.installed() and not _failed
 
 
 def require() -> None:
@@ -60,42 +57,17 @@ def require() -> None:
     if _failed:
         raise BuildError(f"llvmlite could not build the CH-L3p walk: {_failed[0]}")
     if not available():
-        raise ImportError("method='numba' needs numba (its llvmlite builds the walk); "
+        raise ImportError("method='numba' needs llvmlite, which builds the walk; "
                           "install it with: pip install 'netshape[fast]'")
 
 
-@functools.cache
-def _has_llvmlite() -> bool:
-    return importlib.util.find_spec("llvmlite") is not None
-
-
-def _loop(b, ir, start, stop, body, name: str) -> None:
-    """Emit ``for i in range(start, stop): body(b, i)`` at the builder's position."""
-    i64 = ir.IntType(64)
-    before = b.block
-    head = b.append_basic_block(name + ".head")
-    inner = b.append_basic_block(name + ".body")
-    after = b.append_basic_block(name + ".end")
-    b.branch(head)
-    b.position_at_end(head)
-    i = b.phi(i64, name)
-    i.add_incoming(start, before)
-    b.cbranch(b.icmp_signed("<", i, stop), inner, after)
-    b.position_at_end(inner)
-    body(b, i)
-    i.add_incoming(b.add(i, ir.Constant(i64, 1)), b.block)
-    b.branch(head)
-    b.position_at_end(after)
-
-
-def _module_ir() -> str:
-    """The walk as LLVM IR text: ``l3p_walk(indptr, indices, t_indptr, t_indices, G, H, S,
+def _emit(module) -> None:
+    """The walk as LLVM IR: ``l3p_walk(indptr, indices, t_indptr, t_indices, G, H, S,
     n_in, n_out, lo, hi)``, every array a pointer to C-contiguous data."""
     from llvmlite import ir
 
     i64, f32 = ir.IntType(64), ir.FloatType()
     p64, pf = i64.as_pointer(), f32.as_pointer()
-    module = ir.Module(name="netshape_l3p_walk")
     signature = ir.FunctionType(ir.VoidType(), [p64, p64, p64, p64, pf, pf, pf, i64, i64, i64,
                                                 i64])
     fn = ir.Function(module, signature, name="l3p_walk")
@@ -103,80 +75,56 @@ def _module_ir() -> str:
     S.add_attribute("noalias")  # the caller's fresh output: no other argument points into it
     one = ir.Constant(i64, 1)
 
-    def at(b, ptr, i):
-        return b.load(b.gep(ptr, [i], inbounds=True))
-
     def row(b, u):
         S_u = b.gep(S, [b.mul(u, n_out)], inbounds=True)
         H_u = b.gep(H, [b.mul(u, n_in)], inbounds=True)
-        p0, p1 = at(b, indptr, u), at(b, indptr, b.add(u, one))
+        p0, p1 = _llvm.at(b, indptr, u), _llvm.at(b, indptr, b.add(u, one))
 
         def first_link(b, p):
-            a = at(b, indices, p)
+            a = _llvm.at(b, indices, p)
             G_a = b.gep(G, [b.mul(a, n_out)], inbounds=True)
 
             def second_link(b, q):
-                v = at(b, t_indices, q)
+                v = _llvm.at(b, t_indices, q)
                 walk, skip = b.append_basic_block("walk"), b.append_basic_block("skip")
                 b.cbranch(b.icmp_signed("!=", v, u), walk, skip)
                 b.position_at_end(walk)
-                h = at(b, H_u, v)
+                h = _llvm.at(b, H_u, v)
 
                 def third_link(b, r):
-                    j = at(b, indices, r)
+                    j = _llvm.at(b, indices, r)
                     s = b.gep(S_u, [j], inbounds=True)
-                    b.store(b.fadd(b.load(s), b.fmul(at(b, G_a, j), h)), s)
+                    b.store(b.fadd(b.load(s), b.fmul(_llvm.at(b, G_a, j), h)), s)
 
-                _loop(b, ir, at(b, indptr, v), at(b, indptr, b.add(v, one)), third_link, "r")
+                _llvm.loop(b, _llvm.at(b, indptr, v), _llvm.at(b, indptr, b.add(v, one)),
+                           third_link, "r")
                 b.branch(skip)
                 b.position_at_end(skip)
 
-            _loop(b, ir, at(b, t_indptr, a), at(b, t_indptr, b.add(a, one)), second_link, "q")
+            _llvm.loop(b, _llvm.at(b, t_indptr, a), _llvm.at(b, t_indptr, b.add(a, one)),
+                       second_link, "q")
 
-        _loop(b, ir, p0, p1, first_link, "p")
+        _llvm.loop(b, p0, p1, first_link, "p")
 
         def zero(b, p):
-            b.store(ir.Constant(f32, 0.0), b.gep(S_u, [at(b, indices, p)], inbounds=True))
+            b.store(ir.Constant(f32, 0.0), b.gep(S_u, [_llvm.at(b, indices, p)], inbounds=True))
 
-        _loop(b, ir, p0, p1, zero, "z")
+        _llvm.loop(b, p0, p1, zero, "z")
 
     builder = ir.IRBuilder(fn.append_basic_block("entry"))
-    _loop(builder, ir, lo, hi, row, "u")
+    _llvm.loop(builder, lo, hi, row, "u")
     builder.ret_void()
-    return str(module)
 
 
 def _build():
-    import llvmlite.binding as llvm
+    from llvmlite import ir
 
-    initialize = getattr(llvm, "initialize", None)
-    if initialize is not None:  # needed by older llvmlite; from 0.45 it raises instead
-        try:
-            initialize()
-        except RuntimeError:
-            pass
-    llvm.initialize_native_target()
-    llvm.initialize_native_asmprinter()
-    try:
-        features = llvm.get_host_cpu_features().flatten()
-    except RuntimeError:  # not reported on some platforms: generic code for the CPU name
-        features = ""
-    target = llvm.Target.from_triple(llvm.get_process_triple())
-    # the options numba's own JIT uses: x86 needs static relocation for MCJIT
-    reloc = "static" if target.name.startswith("x86") else (
-        "pic" if target.name.startswith("ppc") else "default")
-    machine = target.create_target_machine(cpu=llvm.get_host_cpu_name(), features=features,
-                                           opt=3, reloc=reloc, codemodel="jitdefault")
-    module = llvm.parse_assembly(_module_ir())
-    module.triple = llvm.get_process_triple()
-    module.data_layout = str(machine.target_data)
-    module.verify()
-    engine = llvm.create_mcjit_compiler(module, machine)
-    engine.finalize_object()
-    address = engine.get_function_address("l3p_walk")
+    module = ir.Module(name="netshape_l3p_walk")
+    _emit(module)
     P, I = ctypes.c_void_p, ctypes.c_int64
-    # CFUNCTYPE (not PYFUNCTYPE): ctypes releases the GIL for the call
-    return engine, ctypes.CFUNCTYPE(None, P, P, P, P, P, P, P, I, I, I, I)(address)
+    # the walk as written: LLVM's optimiser would not speed up its indirect loads
+    return _llvm.build(module, {"l3p_walk": (P, P, P, P, P, P, P, I, I, I, I)},
+                       optimise=False)
 
 
 def kernel():
@@ -195,7 +143,7 @@ def kernel():
                     _failed.append(exc)
                     raise BuildError(f"llvmlite could not build the CH-L3p walk: {exc}") \
                         from exc
-    return _built[0][1]
+    return _built[0]["l3p_walk"]
 
 
 def _check(indptr, indices, t_indptr, t_indices, G, H, S) -> tuple[int, int]:

@@ -15,8 +15,8 @@ import scipy.sparse as sp
 from . import _kernels, _twins
 
 #: walk steps above which a call waits for the compiled kernel rather than run the twin
-#: (the twin costs ~20-50 ns a step against ~2 ns compiled; compiling costs ~1-3 s)
-TWIN_MAX_WORK = 1 << 25
+#: (the twin costs ~20-50 ns a step against ~2 ns compiled; building costs ~0.05 s)
+TWIN_MAX_WORK = 1 << 21
 
 
 def _weigh(C, deg_of_entry, ch3: bool, xp) -> None:
@@ -64,14 +64,14 @@ def sparse_numpy(csr: sp.csr_array, *, ch3: bool = False) -> sp.csr_array:
 def sparse_to_dense(csr: sp.csr_array, *, ch3: bool = False) -> np.ndarray:
     """Host sparse path with a dense float32 result.
 
-    With numba, the walks are accumulated straight into the dense rows of the
-    result (one task per input row), which skips building a sparse result whose
-    size, not the arithmetic, dominates scipy's cost; without numba it densifies
-    :func:`sparse_numpy`. Until the kernel is compiled (see
+    With the compiled kernels, the walks are accumulated straight into the dense
+    rows of the result (one task per input row), which skips building a sparse
+    result whose size, not the arithmetic, dominates scipy's cost; without them it
+    densifies :func:`sparse_numpy`. Until the kernel is built (see
     :mod:`netshape.linkpred._jit`) small layers run its numpy twin, which sums
     the same terms in the same order: identical results.
     """
-    if not _kernels.numba_available():
+    if not _kernels.compiled_available():
         return sparse_numpy(csr, ch3=ch3).toarray()
     A = sp.csr_matrix(csr, dtype=np.float32)
     A.data[:] = 1.0
@@ -92,6 +92,6 @@ def sparse_to_dense(csr: sp.csr_array, *, ch3: bool = False) -> np.ndarray:
     args += [G.data.astype(np.float32, copy=False), S]
     walk = _kernels.pick("l3n", work)
     if walk is None and work > TWIN_MAX_WORK:
-        walk = _kernels.compiled_for("l3n", work)  # too big for the twin: worth the wait
+        walk = _kernels.compiled_for("l3n", work)  # too big for the twin: worth the build
     (_twins.l3n_walks if walk is None else walk)(*args)
     return S

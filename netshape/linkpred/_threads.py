@@ -1,10 +1,9 @@
 """Running a compiled kernel's outer loop in chunks on several threads.
 
 Every compiled kernel of :mod:`netshape.linkpred` ends in ``lo, hi``: the part
-of its outer loop (rows, row blocks, words) it runs. Compiled without the GIL
-(numba's ``nogil=True``, or a plain machine-code function called through
-ctypes), one kernel runs on disjoint chunks of that loop in several Python
-threads at once.
+of its outer loop (rows, row blocks, words) it runs. Machine code built with
+llvmlite and called through ctypes runs without the GIL, so one kernel runs on
+disjoint chunks of that loop in several Python threads at once.
 """
 
 from __future__ import annotations
@@ -34,12 +33,10 @@ _CHUNKS_PER_THREAD = 4
 class Ranged:
     """A compiled kernel run over its whole outer loop, in this thread or split over threads.
 
-    The kernels are compiled serially with ``nogil=True``; a parallel call hands
+    The kernels are serial loops that release the GIL; a parallel call hands
     disjoint chunks of the outer loop (rows, row blocks) to ``n_threads`` Python
     threads. Each outer index writes its own outputs and sums in the order a serial
-    run does, so every split gives bit-identical results. Threads rather than
-    numba's ``parallel=True``: the parallel pipeline compiles for about a second
-    more per kernel and the serial code is what both would run.
+    run does, so every split gives bit-identical results.
     """
 
     def __init__(self, kernel, extent, n_threads: int) -> None:

@@ -1,10 +1,10 @@
 """Numpy twin of the walking kernel: the same float32 sums in the same order, no compilation.
 
-The numba kernel :func:`~netshape.linkpred._kernels._l3n_walks` adds, for each
+The compiled ``l3n`` kernel (:mod:`netshape.linkpred._native`) adds, for each
 input row, a sequence of float32 terms into the row's entries. ``np.add.at`` applies
 unbuffered additions in the order of its index array, so listing the very same
 terms in the very same order gives bit-identical sums: the twin stands in for
-the kernel while it compiles (see :mod:`netshape.linkpred._jit`) at the
+the kernel while it is built (see :mod:`netshape.linkpred._jit`) at the
 cost of materialising the terms, a block of rows at a time.
 """
 

@@ -4,7 +4,7 @@ A layer of shape ``(out, in)`` keeps ``nnz`` values in row-major (CSR) order:
 link ``k`` joins input ``col[k]`` to output ``row[k]``, rows ``o`` span
 ``rowptr[o]:rowptr[o + 1]``.
 
-CPU (numba)
+CPU (compiled with llvmlite, the ``fast`` extra)
     The batch runs in the innermost loop. Inputs and output gradients are
     used transposed, ``xᵀ`` of shape ``(in, B)`` and ``gᵀ`` of shape
     ``(out, B)``, so each link does one contiguous AXPY or dot product of
@@ -16,13 +16,16 @@ CPU (numba)
         \\nabla x^T_{c_k,:} \\mathrel{+}= w_k\\, g^T_{o,:}, \\qquad
         \\nabla w_k = \\langle g^T_{o,:}, x^T_{c_k,:} \\rangle.
 
-    The backward products are two passes over the links, each a branch-free
-    loop that LLVM vectorises over the batch. The outputs are returned as transposed views, so a
+    The loops are LLVM IR built by :mod:`netshape._llvm` (a few hundredths of
+    a second per dtype, nothing cached on disk); the batch loops allow
+    reassociation and fused multiply-add only, so LLVM vectorises them while NaN
+    and inf propagate as in the dense product. The backward products are two
+    passes over the links. The outputs are returned as transposed views, so a
     chain of sparse layers (with element-wise activations in between, which
-    keep strides) never copies activations. Single-threaded (``parallel=False``):
-    the input-gradient scatter has write conflicts between rows, and the
-    kernels are memory-bound at the batch sizes of DST.
-torch (CUDA tensors, or CPU without numba)
+    keep strides) never copies activations. Single-threaded: the input-gradient
+    scatter has write conflicts between rows, and the kernels are memory-bound
+    at the batch sizes of DST.
+torch (CUDA tensors, or CPU without llvmlite)
     Gather/scatter with ``index_select`` and ``index_add_``; cost and
     temporary memory grow with ``B × nnz``.
 
@@ -31,105 +34,150 @@ All arithmetic is in float32 (float64 for float64 inputs); the callers cast.
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import os
 
 import torch
 
-__all__ = ["backward", "forward", "has_numba", "use_numba"]
+from .. import _llvm
 
-#: set NETSHAPE_SPARSE_NO_NUMBA=1 to force the pure-torch path (tests use it)
-_ENV_NO_NUMBA = "NETSHAPE_SPARSE_NO_NUMBA"
+__all__ = ["backward", "forward", "has_compiled", "use_compiled"]
+
+#: set NETSHAPE_SPARSE_NO_COMPILE=1 to force the pure-torch path (tests use it)
+_ENV_NO_COMPILE = "NETSHAPE_SPARSE_NO_COMPILE"
+
+#: the batch loops may be reassociated and contracted (vectorised sums, FMA); no
+#: no-NaN/no-inf assumption, so NaN and inf propagate
+_FAST = ("reassoc", "contract")
+
+
+def _emit(module, ir, ft) -> None:
+    """``forward``, ``grad_values`` and ``grad_inputs`` for one float type ``ft``."""
+    i64 = ir.IntType(64)
+    p64, pf = i64.as_pointer(), ft.as_pointer()
+    zero, one = ir.Constant(i64, 0), ir.Constant(i64, 1)
+
+    def function(name, n_arrays, written):
+        fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [p64, p64] + [pf] * n_arrays
+                                                 + [i64, i64]), name=name)
+        for k in written:
+            fn.args[k].add_attribute("noalias")  # a fresh output the caller allocated
+        return fn, ir.IRBuilder(fn.append_basic_block("entry"))
+
+    def links(b, rowptr, n_out, body):
+        # for o in range(n_out): for k in range(rowptr[o], rowptr[o + 1]): body(b, o, k)
+        _llvm.loop(b, zero, n_out, lambda b, o: _llvm.loop(
+            b, _llvm.at(b, rowptr, o), _llvm.at(b, rowptr, b.add(o, one)),
+            lambda b, k: body(b, o, k), "k"), "o")
+
+    def axpy(b, dst, src, v, batch):  # dst[:] += v * src[:]
+        def step(b, i):
+            d = b.gep(dst, [i], inbounds=True)
+            prod = _llvm.fast(b.fmul(v, _llvm.at(b, src, i)), *_FAST)
+            b.store(_llvm.fast(b.fadd(b.load(d), prod), *_FAST), d)
+
+        _llvm.loop(b, zero, batch, step, "b")
+
+    # forward(rowptr, col, val, xt, yt, n_out, batch): yt[o] += val[k] xt[col[k]]
+    fn, b = function("forward", 3, written=[4])
+    rowptr, col, val, xt, yt, n_out, batch = fn.args
+    links(b, rowptr, n_out, lambda b, o, k: axpy(
+        b, b.gep(yt, [b.mul(o, batch)], inbounds=True),
+        b.gep(xt, [b.mul(_llvm.at(b, col, k), batch)], inbounds=True), _llvm.at(b, val, k),
+        batch))
+    b.ret_void()
+
+    # grad_values(rowptr, col, xt, gt, dval, n_out, batch): dval[k] = <gt[o], xt[col[k]]>
+    fn, b = function("grad_values", 3, written=[4])
+    rowptr, col, xt, gt, dval, n_out, batch = fn.args
+    with b.goto_entry_block():
+        acc = b.alloca(ft)
+
+    def dot(b, o, k):
+        g = b.gep(gt, [b.mul(o, batch)], inbounds=True)
+        x = b.gep(xt, [b.mul(_llvm.at(b, col, k), batch)], inbounds=True)
+        b.store(ir.Constant(ft, 0.0), acc)
+
+        def step(b, i):
+            prod = _llvm.fast(b.fmul(_llvm.at(b, g, i), _llvm.at(b, x, i)), *_FAST)
+            b.store(_llvm.fast(b.fadd(b.load(acc), prod), *_FAST), acc)
+
+        _llvm.loop(b, zero, batch, step, "b")
+        b.store(b.load(acc), b.gep(dval, [k], inbounds=True))
+
+    links(b, rowptr, n_out, dot)
+    b.ret_void()
+
+    # grad_inputs(rowptr, col, val, gt, dxt, n_out, batch): dxt[col[k]] += val[k] gt[o]
+    fn, b = function("grad_inputs", 3, written=[4])
+    rowptr, col, val, gt, dxt, n_out, batch = fn.args
+    links(b, rowptr, n_out, lambda b, o, k: axpy(
+        b, b.gep(dxt, [b.mul(_llvm.at(b, col, k), batch)], inbounds=True),
+        b.gep(gt, [b.mul(o, batch)], inbounds=True), _llvm.at(b, val, k), batch))
+    b.ret_void()
 
 
 @functools.cache
-def _numba_kernels(np_t) -> tuple | None:
-    """Compile (or load from cache) the numba kernels of one dtype; None without numba.
+def _compiled(dtype: torch.dtype):
+    """Build the kernels of one dtype (float32 or float64) on first use.
 
-    Returns ``(fwd, bwd, zero)`` for ``np_t`` (numpy float32 or float64): one
-    specialisation per dtype, so the dot products accumulate in the input's
-    own precision (a float64 accumulator would halve the SIMD width). Each dtype
-    is compiled when first used: a float32 model never waits for float64 code.
+    One build per dtype, so the dot products accumulate in the input's own
+    precision (a float64 accumulator would halve the SIMD width), and a float32
+    model never waits for float64 code.
     """
-    try:
-        import numba as nb
-    except ImportError:
-        return None
+    from llvmlite import ir
 
-    # reassociation and FMA contraction only (vectorised sums): no no-NaN/no-inf assumptions,
-    # so NaN and inf propagate as in the dense product
-    jit = functools.partial(nb.njit, cache=True, fastmath={"reassoc", "contract"}, nogil=True,
-                            boundscheck=False)
-    nb_t = nb.from_dtype(np_t)
-    idx, vec, mat = nb.int64[::1], nb_t[::1], nb_t[:, ::1]
-    return (jit(nb.void(idx, idx, vec, mat, mat))(_fwd_py),
-            jit(nb.void(idx, idx, vec, mat, mat, mat, vec, nb.boolean, nb.boolean, nb_t))(_bwd_py),
-            np_t(0))
+    module = ir.Module(name=f"netshape_sparse_linear_{str(dtype).split('.')[-1]}")
+    _emit(module, ir, ir.FloatType() if dtype == torch.float32 else ir.DoubleType())
+    P, I = ctypes.c_void_p, ctypes.c_int64
+    signature = (P, P, P, P, P, I, I)
+    return _llvm.build(module, dict.fromkeys(("forward", "grad_values", "grad_inputs"),
+                                             signature))
 
 
-def _fwd_py(rowptr, col, val, xt, yt):  # pragma: no cover - compiled by numba
-    batch = xt.shape[1]
-    for o in range(rowptr.shape[0] - 1):
-        for k in range(rowptr[o], rowptr[o + 1]):
-            v = val[k]
-            c = col[k]
-            for b in range(batch):
-                yt[o, b] += v * xt[c, b]
-
-
-def _bwd_py(rowptr, col, val, xt, gt, dxt, dval, want_x, want_v, zero):  # pragma: no cover
-    batch = xt.shape[1]
-    if want_v:
-        for o in range(rowptr.shape[0] - 1):
-            for k in range(rowptr[o], rowptr[o + 1]):
-                c = col[k]
-                s = zero
-                for b in range(batch):
-                    s += gt[o, b] * xt[c, b]
-                dval[k] = s
-    if want_x:
-        for o in range(rowptr.shape[0] - 1):
-            for k in range(rowptr[o], rowptr[o + 1]):
-                v = val[k]
-                c = col[k]
-                for b in range(batch):
-                    dxt[c, b] += v * gt[o, b]
-
-
-def _np_dtypes() -> dict:
-    import numpy as np
-
-    return {torch.float32: np.float32, torch.float64: np.float64}
-
-
-_NP = _np_dtypes()
+_DTYPES = (torch.float32, torch.float64)
 
 
 @functools.cache
-def has_numba() -> bool:
-    """True when numba is installed (checked without importing it or compiling anything)."""
-    import importlib.util
-
-    return importlib.util.find_spec("numba") is not None
+def has_compiled() -> bool:
+    """True when llvmlite is installed (checked without importing it or building anything)."""
+    return _llvm.installed()
 
 
-def use_numba(t: torch.Tensor) -> bool:
-    """True when the CPU numba kernels handle tensor ``t`` (else the torch path).
+def use_compiled(t: torch.Tensor) -> bool:
+    """True when the compiled CPU kernels handle tensor ``t`` (else the torch path)."""
+    return (t.device.type == "cpu" and os.environ.get(_ENV_NO_COMPILE, "") in ("", "0")
+            and t.dtype in _DTYPES and has_compiled())
 
-    Compiles (or loads) the kernels of ``t``'s dtype on the first call for it.
-    """
-    return (t.device.type == "cpu" and os.environ.get(_ENV_NO_NUMBA, "") in ("", "0")
-            and t.dtype in _NP and has_numba() and _numba_kernels(_NP[t.dtype]) is not None)
+
+def _values(val: torch.Tensor, x2: torch.Tensor, rowptr: torch.Tensor, n_out: int
+            ) -> torch.Tensor:
+    """``val`` contiguous, checked against the input and the row pointer the kernels read."""
+    if val.dtype != x2.dtype or val.dim() != 1 or rowptr.shape != (n_out + 1,):
+        raise ValueError(f"val must be 1-D {x2.dtype} and rowptr of length {n_out + 1}, got "
+                         f"{val.dtype} {tuple(val.shape)} and {tuple(rowptr.shape)}")
+    return val.contiguous()
+
+
+def _index(name: str, t: torch.Tensor) -> int:
+    if t.dtype != torch.int64 or t.dim() != 1 or not t.is_contiguous():
+        raise ValueError(f"{name} must be a contiguous 1-D int64 tensor, got {t.dtype} "
+                         f"of shape {tuple(t.shape)}")
+    return t.data_ptr()
 
 
 def forward(x2: torch.Tensor, val: torch.Tensor, rowptr: torch.Tensor, col: torch.Tensor,
             row: torch.Tensor, n_out: int) -> torch.Tensor:
     """``x2 @ Wᵀ`` for ``x2`` of shape ``(B, in)`` (float32/64, same dtype as ``val``)."""
-    if use_numba(x2):
+    if use_compiled(x2):
         xt = x2.t().contiguous()  # no copy when x2 is itself a transposed view
+        vals = _values(val, x2, rowptr, n_out)  # kept alive through the call
         yt = torch.zeros(n_out, x2.shape[0], dtype=x2.dtype)
-        fwd = _numba_kernels(_NP[x2.dtype])[0]
-        fwd(rowptr.numpy(), col.numpy(), val.numpy(), xt.numpy(), yt.numpy())
+        if x2.shape[0] and val.shape[0]:
+            _compiled(x2.dtype)["forward"](
+                _index("rowptr", rowptr), _index("col", col), vals.data_ptr(), xt.data_ptr(),
+                yt.data_ptr(), n_out, x2.shape[0])
         return yt.t()
     prod = x2.index_select(1, col) * val
     return torch.zeros(x2.shape[0], n_out, dtype=x2.dtype, device=x2.device).index_add_(
@@ -141,15 +189,27 @@ def backward(x2: torch.Tensor, g2: torch.Tensor, val: torch.Tensor, rowptr: torc
              ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """Gradients w.r.t. ``x2`` ``(B, in)`` and ``val`` ``(nnz,)`` from ``g2`` ``(B, out)``."""
     n_in = x2.shape[1]
-    if use_numba(x2):
+    if use_compiled(x2):
         xt = x2.t().contiguous()
         gt = g2.t().contiguous()
-        dxt = torch.zeros(n_in if want_x else 0, x2.shape[0], dtype=x2.dtype)
-        dval = torch.empty(val.shape[0] if want_v else 0, dtype=x2.dtype)
-        _, bwd, zero = _numba_kernels(_NP[x2.dtype])
-        bwd(rowptr.numpy(), col.numpy(), val.numpy(), xt.numpy(), gt.numpy(), dxt.numpy(),
-            dval.numpy(), want_x, want_v, zero)
-        return (dxt.t() if want_x else None), (dval if want_v else None)
+        vals = _values(val, x2, rowptr, g2.shape[1])
+        batch = x2.shape[0]
+        kernels = _compiled(x2.dtype)
+        dx = dval = None
+        if want_v:
+            dval = torch.zeros(val.shape[0], dtype=x2.dtype)
+            if batch:
+                kernels["grad_values"](_index("rowptr", rowptr), _index("col", col),
+                                       xt.data_ptr(), gt.data_ptr(), dval.data_ptr(),
+                                       rowptr.shape[0] - 1, batch)
+        if want_x:
+            dxt = torch.zeros(n_in, batch, dtype=x2.dtype)
+            if batch:
+                kernels["grad_inputs"](_index("rowptr", rowptr), _index("col", col),
+                                       vals.data_ptr(), gt.data_ptr(),
+                                       dxt.data_ptr(), rowptr.shape[0] - 1, batch)
+            dx = dxt.t()
+        return dx, dval
     gr = g2.index_select(1, row)
     dval = (gr * x2.index_select(1, col)).sum(0) if want_v else None
     dx = None

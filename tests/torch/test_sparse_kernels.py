@@ -1,4 +1,4 @@
-"""Sparse linear kernels against the dense masked product (numba, torch fallback, CUDA)."""
+"""Sparse linear kernels against the dense masked product (compiled, torch fallback, CUDA)."""
 
 from __future__ import annotations
 
@@ -50,19 +50,19 @@ def _shapes(seed, n):
         yield rng, n_out, n_in, density, batch, bool(rng.random() < 0.5)
 
 
-@pytest.fixture(params=["numba", "torch"])
+@pytest.fixture(params=["compiled", "torch"])
 def path(request, monkeypatch):
-    if request.param == "numba":
-        if not kernels.has_numba():
-            pytest.skip("numba not installed")
-        monkeypatch.delenv(kernels._ENV_NO_NUMBA, raising=False)
+    if request.param == "compiled":
+        if not kernels.has_compiled():
+            pytest.skip("llvmlite (the fast extra) is not installed")
+        monkeypatch.delenv(kernels._ENV_NO_COMPILE, raising=False)
     else:
-        monkeypatch.setenv(kernels._ENV_NO_NUMBA, "1")
+        monkeypatch.setenv(kernels._ENV_NO_COMPILE, "1")
     return request.param
 
 
 def test_path_selection(path):
-    assert kernels.use_numba(torch.zeros(1)) == (path == "numba")
+    assert kernels.use_compiled(torch.zeros(1)) == (path == "compiled")
 
 
 def test_random_shapes_match_dense(path):
