@@ -81,7 +81,7 @@ def _versions() -> str:
 
     parts = [f"python={platform.python_version()}", f"numpy={np.__version__}",
              f"scipy={scipy.__version__}"]
-    for mod in ("numba", "torch"):
+    for mod in ("llvmlite", "torch"):
         try:
             parts.append(f"{mod}={__import__(mod).__version__}")
         except ImportError:
