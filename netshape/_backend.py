@@ -30,7 +30,7 @@ _EXTRA_OF = {
     "igraph": "igraph",
     "cupy": "gpu",
     "cupyx": "gpu",
-    "numba": "fast",
+    "llvmlite": "fast",
     "sklearn": "train",
 }
 

@@ -24,6 +24,9 @@ import threading
 from collections.abc import Callable, Sequence
 
 _lock = threading.Lock()  # one module at a time through LLVM's global state
+#: every module built in this process: its machine code is never freed, so a function
+#: pointer handed out once stays valid whatever happens to the object that returned it
+_kept: list = []
 
 
 @functools.cache
@@ -33,7 +36,7 @@ def installed() -> bool:
 
 
 @functools.cache
-def _target_machine():
+def _initialise() -> None:
     import llvmlite.binding as llvm
 
     initialize = getattr(llvm, "initialize", None)
@@ -44,6 +47,13 @@ def _target_machine():
             pass
     llvm.initialize_native_target()
     llvm.initialize_native_asmprinter()
+
+
+def _target_machine():
+    """A new target machine for the host CPU: the engine it is given to owns (and frees) it."""
+    import llvmlite.binding as llvm
+
+    _initialise()
     try:
         features = llvm.get_host_cpu_features().flatten()
     except RuntimeError:  # not reported on some platforms: generic code for the CPU name
@@ -57,8 +67,6 @@ def _target_machine():
 
 
 def _optimise(llvm, module, machine) -> None:
-    if not hasattr(llvm, "create_pass_builder"):  # llvmlite < 0.44: the code runs unoptimised
-        return
     tuning = llvm.PipelineTuningOptions(speed_level=3)
     tuning.loop_vectorization = True
     tuning.slp_vectorization = True
@@ -99,7 +107,9 @@ def build(module, signatures: dict[str, Sequence], optimise: bool = True) -> Com
         # CFUNCTYPE (not PYFUNCTYPE): ctypes releases the GIL for the call
         functions = {name: ctypes.CFUNCTYPE(None, *types)(engine.get_function_address(name))
                      for name, types in signatures.items()}
-    return Compiled(engine, functions)
+        compiled = Compiled(engine, functions)
+        _kept.append(compiled)
+    return compiled
 
 
 def loop(b, start, stop, body: Callable, name: str) -> None:

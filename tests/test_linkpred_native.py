@@ -233,3 +233,43 @@ def test_building_the_kernels_never_imports_numba():
             "ch2_l3n(A, method='dense'); ch2_l3n(A, method='sparse'); "
             "assert 'numba' not in sys.modules, 'numba was imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_any_nonzero_byte_of_a_bool_array_is_one_link():
+    rng = np.random.default_rng(6)
+    for Ab in random_layers(7, 10, 150):
+        Ab = np.ascontiguousarray(Ab.astype(bool))
+        raw = Ab.view(np.uint8) * rng.integers(1, 256, size=Ab.shape).astype(np.uint8)
+        odd = raw.view(bool)  # True stored as bytes other than 1
+        n, m = Ab.shape
+        P = np.empty((m, max(1, -(-n // 64))), np.uint64)
+        _split("pack_columns", (odd, P), 2)
+        np.testing.assert_array_equal(P, _kernels.pack_rows(Ab.T))
+
+
+def test_kernels_refuse_an_outer_range_outside_the_loop():
+    fill = _native.kernel("fill")
+    X, deg = np.zeros((3, 4), np.float32), np.ones(4, np.float32)
+    for lo, hi in ((0, 4), (-1, 2), (2, 1)):
+        with pytest.raises(ValueError, match="must satisfy 0 <= lo <= hi <= 3"):
+            fill(X, deg, False, lo, hi)
+    with pytest.raises(ValueError, match="block must be a positive number of rows, got 0"):
+        _native.kernel("gram")(np.zeros((3, 1), np.uint64), np.ones(3, np.float32),
+                               np.zeros((3, 3), np.float32), False, False, 0, 0, 1)
+
+
+def test_modules_built_and_dropped_leave_later_builds_working():
+    # each engine owns its own target machine: dropping one must not break the next build
+    code = ("import gc; from llvmlite import ir; from netshape import _llvm; "
+            "from netshape.linkpred import _native; "
+            "mods = []\n"
+            "for _ in range(3):\n"
+            "    m = ir.Module(); _native._fill(m)\n"
+            "    mods.append(_llvm.build(m, {'fill': [_native.P] * 2 + [_native.I] * 4}))\n"
+            "del mods; _llvm._kept.clear(); gc.collect()\n"
+            "import numpy as np; X = np.full((2, 3), 2.0, np.float32)\n"
+            "m = ir.Module(); _native._fill(m)\n"
+            "f = _llvm.build(m, {'fill': [_native.P] * 2 + [_native.I] * 4})['fill']\n"
+            "f(X.ctypes.data, np.ones(3, np.float32).ctypes.data, 0, 3, 0, 2)\n"
+            "assert (X == 3.0).all(), X")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -247,7 +247,7 @@ class _Worker:
         overran and the worker was killed, or ``("error", message)`` (also when
         the worker process died)."""
         if self.proc is None:
-            ctx = mp.get_context("spawn")  # fork after BLAS/numba threads start can deadlock
+            ctx = mp.get_context("spawn")  # fork after BLAS threads start can deadlock
             self.conn, child = ctx.Pipe()
             self.proc = ctx.Process(target=self.target, args=(child,), daemon=True)
             with _quiet_thread_pools(), _sigint_ignored():

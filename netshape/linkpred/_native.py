@@ -6,8 +6,10 @@ Each kernel is the loop written beside it in :mod:`netshape.linkpred._kernels`
 arithmetic in the same order, so it returns the same bits as those loops and
 as the numpy twins. Every kernel ends in ``lo, hi``, the part of its outer loop
 it runs, and is called with numpy arrays: :func:`kernel` wraps the machine code
-in a function that checks dtypes, shapes and layout (the callers build the
-index arrays from validated CSR matrices) and passes the addresses.
+in a function that checks dtypes, shapes, layout and the ``lo, hi`` range, and
+passes the addresses. The contents of the ``l3n`` index arrays are not
+checked (an O(nnz) pass on every call): its callers build them from canonical
+scipy CSR products.
 """
 
 from __future__ import annotations
@@ -158,7 +160,9 @@ def _pack_columns(module) -> None:
 
             def column(b, j):
                 a = b.gep(acc, [j], inbounds=True)
-                bit = b.shl(b.zext(_llvm.at(b, row, j), i64), r)
+                # any nonzero byte is True (a bool array may hold other bytes than 0 and 1)
+                set_ = b.icmp_unsigned("!=", _llvm.at(b, row, j), ir.Constant(ir.IntType(8), 0))
+                bit = b.shl(b.zext(set_, i64), r)
                 b.store(b.or_(b.load(a), bit), a)
 
             _llvm.loop(b, zero, m, column, "j")
@@ -228,6 +232,11 @@ def _require(name: str, x: np.ndarray, dtype, ndim: int, contiguous: bool = True
                          f"{ndim}-D {np.dtype(dtype).name} array")
 
 
+def _span(lo, hi, extent: int) -> None:
+    if not 0 <= lo <= hi <= extent:
+        raise ValueError(f"lo, hi = {lo}, {hi}: must satisfy 0 <= lo <= hi <= {extent}")
+
+
 def _caller(name: str, fn):
     """``fn`` (machine code) as a function of numpy arrays ending in ``lo, hi``."""
     f32, u64, i64 = np.float32, np.uint64, np.int64
@@ -237,6 +246,7 @@ def _caller(name: str, fn):
             _require("deg", deg, f32, 1)
             if deg.size != X.shape[1] or not X.flags.writeable:
                 raise ValueError("deg must have one entry per column of a writeable X")
+            _span(lo, hi, X.shape[0])
             fn(X.ctypes.data, deg.ctypes.data, int(bool(ch3)), X.shape[1], lo, hi)
     elif name == "gram":
         def call(B, deg, out, by_column, ch3, block, lo, hi):
@@ -248,6 +258,9 @@ def _caller(name: str, fn):
                     or not out.flags.writeable or np.may_share_memory(out, B):
                 raise ValueError("out must be a writeable (n, n) float32 array apart from B, "
                                  "with deg of length n")
+            if int(block) < 1:
+                raise ValueError(f"block must be a positive number of rows, got {block}")
+            _span(lo, hi, -(-n // int(block)))
             fn(B.ctypes.data, n, B.shape[1], deg.ctypes.data, out.ctypes.data,
                out.strides[0] // 4, out.strides[1] // 4, int(bool(by_column)), int(bool(ch3)),
                int(block), lo, hi)
@@ -258,6 +271,7 @@ def _caller(name: str, fn):
             n, m = Ab.shape
             if Pw.shape != (m, max(1, -(-n // 64))) or not Pw.flags.writeable:
                 raise ValueError("P must be a writeable (m, ceil(n / 64)) uint64 array")
+            _span(lo, hi, Pw.shape[1])
             acc = np.empty(m, dtype=u64)  # this call's scratch: calls run on several threads
             fn(Ab.ctypes.data, n, m, Pw.ctypes.data, Pw.shape[1], acc.ctypes.data, lo, hi)
     elif name == "row_popcounts":
@@ -266,6 +280,7 @@ def _caller(name: str, fn):
             _require("out", out, f32, 1)
             if out.size != B.shape[0] or not out.flags.writeable:
                 raise ValueError("out must be a writeable float32 array of one entry per row")
+            _span(lo, hi, B.shape[0])
             fn(B.ctypes.data, B.shape[1], out.ctypes.data, lo, hi)
     else:
         def call(indptr, indices, f_indptr, f_indices, f_data, g_indptr, g_indices, g_data, S,
@@ -280,6 +295,7 @@ def _caller(name: str, fn):
             if indptr.size != S.shape[0] + 1 or f_indptr.size != S.shape[0] + 1 \
                     or g_indptr.size != S.shape[1] + 1 or not S.flags.writeable:
                 raise ValueError("the row pointers must have one entry per row of S, plus one")
+            _span(lo, hi, S.shape[0])
             fn(*(x.ctypes.data for x in (indptr, indices, f_indptr, f_indices, f_data, g_indptr,
                                          g_indices, g_data, S)), S.shape[1], lo, hi)
     call.__name__ = name

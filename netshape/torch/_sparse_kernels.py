@@ -37,6 +37,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
+import threading
 
 import torch
 
@@ -118,14 +119,27 @@ def _emit(module, ir, ft) -> None:
     b.ret_void()
 
 
-@functools.cache
+_built: dict = {}
+_build_lock = threading.Lock()
+
+
 def _compiled(dtype: torch.dtype):
-    """Build the kernels of one dtype (float32 or float64) on first use.
+    """The kernels of one dtype (float32 or float64), built once on first use.
 
     One build per dtype, so the dot products accumulate in the input's own
     precision (a float64 accumulator would halve the SIMD width), and a float32
     model never waits for float64 code.
     """
+    kernels = _built.get(dtype)
+    if kernels is None:
+        with _build_lock:  # two threads' first calls: one builds, the other waits
+            kernels = _built.get(dtype)
+            if kernels is None:
+                kernels = _built[dtype] = _build(dtype)
+    return kernels
+
+
+def _build(dtype: torch.dtype):
     from llvmlite import ir
 
     module = ir.Module(name=f"netshape_sparse_linear_{str(dtype).split('.')[-1]}")
@@ -154,16 +168,18 @@ def use_compiled(t: torch.Tensor) -> bool:
 def _values(val: torch.Tensor, x2: torch.Tensor, rowptr: torch.Tensor, n_out: int
             ) -> torch.Tensor:
     """``val`` contiguous, checked against the input and the row pointer the kernels read."""
-    if val.dtype != x2.dtype or val.dim() != 1 or rowptr.shape != (n_out + 1,):
-        raise ValueError(f"val must be 1-D {x2.dtype} and rowptr of length {n_out + 1}, got "
-                         f"{val.dtype} {tuple(val.shape)} and {tuple(rowptr.shape)}")
+    if val.dtype != x2.dtype or val.dim() != 1 or rowptr.shape != (n_out + 1,) \
+            or val.device != x2.device:
+        raise ValueError(f"val must be 1-D {x2.dtype} on {x2.device} and rowptr of length "
+                         f"{n_out + 1}, got {val.dtype} {tuple(val.shape)} on {val.device} and "
+                         f"{tuple(rowptr.shape)}")
     return val.contiguous()
 
 
 def _index(name: str, t: torch.Tensor) -> int:
-    if t.dtype != torch.int64 or t.dim() != 1 or not t.is_contiguous():
-        raise ValueError(f"{name} must be a contiguous 1-D int64 tensor, got {t.dtype} "
-                         f"of shape {tuple(t.shape)}")
+    if t.dtype != torch.int64 or t.dim() != 1 or not t.is_contiguous() or t.device.type != "cpu":
+        raise ValueError(f"{name} must be a contiguous 1-D int64 CPU tensor, got {t.dtype} "
+                         f"of shape {tuple(t.shape)} on {t.device}")
     return t.data_ptr()
 
 
@@ -194,6 +210,9 @@ def backward(x2: torch.Tensor, g2: torch.Tensor, val: torch.Tensor, rowptr: torc
         gt = g2.t().contiguous()
         vals = _values(val, x2, rowptr, g2.shape[1])
         batch = x2.shape[0]
+        if g2.dtype != x2.dtype or g2.shape[0] != batch or g2.device != x2.device:
+            raise ValueError(f"the output gradient must be {x2.dtype} of batch {batch} on "
+                             f"{x2.device}, got {g2.dtype} {tuple(g2.shape)} on {g2.device}")
         kernels = _compiled(x2.dtype)
         dx = dval = None
         if want_v:

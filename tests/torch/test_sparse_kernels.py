@@ -164,3 +164,23 @@ def test_cuda_matches_dense():
         x = torch.from_numpy(rng.standard_normal((*batch, n_in))).float().cuda()
         bias = torch.randn(n_out, device="cuda") if with_bias else None
         _check(x, W, mask, idx, bias, atol=1e-4)
+
+
+@pytest.mark.skipif(not kernels.has_compiled(), reason="llvmlite (the fast extra) is not installed")
+def test_compiled_kernels_refuse_what_they_cannot_read(monkeypatch):
+    monkeypatch.delenv(kernels._ENV_NO_COMPILE, raising=False)
+    x = torch.randn(4, 3)
+    rowptr = torch.tensor([0, 1, 2], dtype=torch.int64)
+    col = torch.tensor([0, 2], dtype=torch.int64)
+    row = torch.tensor([0, 1], dtype=torch.int64)
+    val = torch.randn(2)
+    assert torch.allclose(kernels.forward(x, val, rowptr, col, row, 2),
+                          torch.stack([x[:, 0] * val[0], x[:, 2] * val[1]], 1))
+    with pytest.raises(ValueError, match="col must be a contiguous 1-D int64 CPU tensor"):
+        kernels.forward(x, val, rowptr, col.to("meta"), row, 2)
+    with pytest.raises(ValueError, match="col must be a contiguous 1-D int64 CPU tensor"):
+        kernels.forward(x, val, rowptr, col.int(), row, 2)
+    with pytest.raises(ValueError, match="rowptr of length 3"):
+        kernels.forward(x, val, rowptr[:2], col, row, 2)
+    with pytest.raises(ValueError, match="the output gradient must be torch.float32 of batch 4"):
+        kernels.backward(x, torch.randn(5, 2), val, rowptr, col, row, True, True)
